@@ -1,0 +1,50 @@
+"""Exceptions raised by the engine.
+
+Evaluation itself never raises on a validated configuration: it returns a
+:class:`~fader_engine.result.Resolution` with reason ``ERROR``. Exceptions are for *loading*::
+
+    FaderEngineError                 catch to handle any engine failure at once
+    └── ConfigurationError           a document was rejected; `.problems` lists every issue
+        └── UnknownFormatError       the document is neither Fader's format nor flagd's
+
+Catch :class:`ConfigurationError` where a user supplies a document (API, CLI, file watcher) and
+show every :class:`Problem`: each names the flag, the rule and the field, and says what to change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a document.
+
+    `path` is a JSON-pointer-like location (``/flags/new-checkout/rules/0/clauses/1/op``), so an
+    editor or API client can highlight the field; `message` says why and how to fix it.
+    """
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path or '/'}: {self.message}"
+
+
+class FaderEngineError(Exception):
+    """Root of every exception the engine raises."""
+
+
+class ConfigurationError(FaderEngineError):
+    """A flag document failed validation; nothing of it was loaded."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        count = len(self.problems)
+        head = f"invalid flag configuration ({count} problem{'s' if count != 1 else ''})"
+        super().__init__(head + "".join(f"\n  {p}" for p in self.problems))
+
+
+class UnknownFormatError(ConfigurationError):
+    """The document's format could not be recognised (neither Fader nor flagd)."""

@@ -1,0 +1,149 @@
+"""Fader's own configuration model: validated, immutable values.
+
+Instances are produced by :mod:`fader_engine.parse` (the only code that knows the JSON shape)
+and consumed by :mod:`fader_engine.compile` and :mod:`fader_engine.serialize`. Anything held
+here has passed validation: variant names resolve, weights sum to 100%, regular expressions
+compile, prerequisites and segment references are acyclic. Downstream code may rely on that and
+does not re-check. The format is documented in ``docs/flag-format.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from fader_engine.bucketing import BucketingAlgorithm
+from fader_engine.result import ValueType
+
+FORMAT_ID = "fader/v1"
+PERCENT_SCALE = 1000
+"""Weights are stored in thousandths of a percent: 0.001% granularity, 100% = 100_000."""
+TOTAL_WEIGHT = 100 * PERCENT_SCALE
+
+
+class FlagKind(StrEnum):
+    RELEASE = "release"
+    EXPERIMENT = "experiment"
+    OPS = "ops"
+    PERMISSION = "permission"
+
+
+class Operator(StrEnum):
+    """Clause operators; their semantics live in one table in :mod:`fader_engine.operators`."""
+
+    IN = "in"
+    STARTS_WITH = "starts_with"
+    ENDS_WITH = "ends_with"
+    CONTAINS = "contains"
+    MATCHES = "matches"
+    LT = "lt"
+    LTE = "lte"
+    GT = "gt"
+    GTE = "gte"
+    SEMVER_EQ = "semver_eq"
+    SEMVER_LT = "semver_lt"
+    SEMVER_LTE = "semver_lte"
+    SEMVER_GT = "semver_gt"
+    SEMVER_GTE = "semver_gte"
+    BEFORE = "before"
+    AFTER = "after"
+    IN_SEGMENT = "in_segment"
+    EXISTS = "exists"
+
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Clause:
+    """One condition. `attribute` is a path into the context (empty for `in_segment`)."""
+
+    attribute: tuple[str, ...]
+    op: Operator
+    values: tuple[Any, ...]
+    negate: bool = False
+
+    @property
+    def attribute_name(self) -> str:
+        return ".".join(self.attribute)
+
+
+@dataclass(frozen=True, slots=True)
+class WeightedVariant:
+    variant: str
+    weight: int
+    """Thousandths of a percent (see :data:`PERCENT_SCALE`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """A percentage rollout; `by` is the seed attribute path, or empty for the targeting key."""
+
+    weights: tuple[WeightedVariant, ...]
+    by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Serve:
+    """What a rule or the default serves: exactly one of a variant or a split."""
+
+    variant: str | None = None
+    split: Split | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    clauses: tuple[Clause, ...]
+    serve: Serve
+    id: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Prerequisite:
+    flag: str
+    variants: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    key: str
+    type: ValueType
+    variants: Mapping[str, Any]
+    off_variant: str
+    default: Serve
+    enabled: bool = True
+    rules: tuple[Rule, ...] = ()
+    prerequisites: tuple[Prerequisite, ...] = ()
+    name: str | None = None
+    description: str | None = None
+    kind: FlagKind | None = None
+    tags: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default=_EMPTY)
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRule:
+    clauses: tuple[Clause, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    key: str
+    included: frozenset[str] = frozenset()
+    excluded: frozenset[str] = frozenset()
+    rules: tuple[SegmentRule, ...] = ()
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One environment's configuration."""
+
+    flags: Mapping[str, Flag]
+    segments: Mapping[str, Segment] = field(default=_EMPTY)
+    bucketing: BucketingAlgorithm = BucketingAlgorithm.V2
+    metadata: Mapping[str, Any] = field(default=_EMPTY)
