@@ -49,7 +49,7 @@ class CompiledFlag:
     value_type: ValueType | None
     """``None`` for flagd flags, whose variants may mix types (checked at resolution)."""
     evaluate: FlagFunction
-    metadata: Mapping[str, Any] = field(default=EMPTY_METADATA)
+    metadata: Mapping[str, Any] = field(default_factory=lambda: EMPTY_METADATA)
 
 
 def _not_found(flag_key: str) -> Resolution:

@@ -122,7 +122,7 @@ class Flag:
     description: str | None = None
     kind: FlagKind | None = None
     tags: tuple[str, ...] = ()
-    metadata: Mapping[str, Any] = field(default=_EMPTY)
+    metadata: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +144,6 @@ class Document:
     """One environment's configuration."""
 
     flags: Mapping[str, Flag]
-    segments: Mapping[str, Segment] = field(default=_EMPTY)
+    segments: Mapping[str, Segment] = field(default_factory=lambda: _EMPTY)
     bucketing: BucketingAlgorithm = BucketingAlgorithm.V2
-    metadata: Mapping[str, Any] = field(default=_EMPTY)
+    metadata: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)

@@ -80,7 +80,7 @@ class Resolution:
     reason: Reason
     error_code: ErrorCode | None = None
     error_message: str | None = None
-    flag_metadata: Mapping[str, Any] = field(default=EMPTY_METADATA)
+    flag_metadata: Mapping[str, Any] = field(default_factory=lambda: EMPTY_METADATA)
 
     @property
     def is_error(self) -> bool:
