@@ -18,8 +18,8 @@ from fader_engine.result import (
     EMPTY_METADATA,
     ErrorCode,
     Reason,
-    ResolvedType,
     Resolution,
+    ResolvedType,
     ValueType,
 )
 
@@ -53,8 +53,13 @@ class CompiledFlag:
 
 
 def _not_found(flag_key: str) -> Resolution:
-    return Resolution(None, None, Reason.ERROR, ErrorCode.FLAG_NOT_FOUND,
-                      f"flag {flag_key!r} is not defined in this configuration")
+    return Resolution(
+        None,
+        None,
+        Reason.ERROR,
+        ErrorCode.FLAG_NOT_FOUND,
+        f"flag {flag_key!r} is not defined in this configuration",
+    )
 
 
 def _type_of(value: Any) -> str:
@@ -115,8 +120,14 @@ class Engine:
         result = _not_found(flag_key) if flag is None else flag.evaluate(context, self._env)
         value = result.value
         if result.error_code is not None:
-            return Resolution(default, None, Reason.ERROR, result.error_code,
-                              result.error_message, result.flag_metadata)
+            return Resolution(
+                default,
+                None,
+                Reason.ERROR,
+                result.error_code,
+                result.error_message,
+                result.flag_metadata,
+            )
         if value is None:
             # No variant applies (e.g. flagd's "no default variant"): the code default is used.
             return Resolution(default, None, result.reason, None, None, result.flag_metadata)
@@ -129,21 +140,27 @@ class Engine:
             ok = cls is int
         elif as_type is ResolvedType.FLOAT:
             if cls is int:
-                return Resolution(float(value), result.variant, result.reason, None, None,
-                                  result.flag_metadata)
+                return Resolution(
+                    float(value), result.variant, result.reason, None, None, result.flag_metadata
+                )
             ok = cls is float
         else:
             ok = cls is dict or cls is list
         if ok:
             return result
         return Resolution(
-            default, None, Reason.ERROR, ErrorCode.TYPE_MISMATCH,
+            default,
+            None,
+            Reason.ERROR,
+            ErrorCode.TYPE_MISMATCH,
             f"flag {flag_key!r} resolved to a {_type_of(value)} value, "
             f"but a {as_type.value} was requested",
             result.flag_metadata,
         )
 
-    def resolve_boolean(self, flag_key: str, context: Mapping[str, Any], default: bool) -> Resolution:
+    def resolve_boolean(
+        self, flag_key: str, context: Mapping[str, Any], default: bool
+    ) -> Resolution:
         """Fast path for the most common call: a boolean flag."""
         flag = self._flags.get(flag_key)
         if flag is not None:
@@ -155,10 +172,14 @@ class Engine:
     def resolve_string(self, flag_key: str, context: Mapping[str, Any], default: str) -> Resolution:
         return self.resolve(flag_key, context, default, ResolvedType.STRING)
 
-    def resolve_integer(self, flag_key: str, context: Mapping[str, Any], default: int) -> Resolution:
+    def resolve_integer(
+        self, flag_key: str, context: Mapping[str, Any], default: int
+    ) -> Resolution:
         return self.resolve(flag_key, context, default, ResolvedType.INTEGER)
 
-    def resolve_float(self, flag_key: str, context: Mapping[str, Any], default: float) -> Resolution:
+    def resolve_float(
+        self, flag_key: str, context: Mapping[str, Any], default: float
+    ) -> Resolution:
         return self.resolve(flag_key, context, default, ResolvedType.FLOAT)
 
     def resolve_object(self, flag_key: str, context: Mapping[str, Any], default: Any) -> Resolution:

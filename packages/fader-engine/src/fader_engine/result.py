@@ -26,7 +26,7 @@ class Reason(StrEnum):
     SPLIT = "SPLIT"
     """A weighted split (percentage rollout) chose the variant."""
     DEFAULT = "DEFAULT"
-    """Targeting exists but nothing matched: the default (fallthrough) variant, or the code default."""
+    """Targeting exists but nothing matched: the default variant, or the code default."""
     DISABLED = "DISABLED"
     """The flag is switched off: the off variant, or the code default."""
     ERROR = "ERROR"

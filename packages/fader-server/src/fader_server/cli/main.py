@@ -1,0 +1,25 @@
+"""The `fader` command: one Typer app; each command group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from fader_server.cli.eval import eval_command
+
+app = typer.Typer(
+    name="fader",
+    help="Fader: feature flags and progressive delivery.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("eval")(eval_command)
+
+
+@app.callback()
+def _root() -> None:
+    """Fader: feature flags and progressive delivery."""
+
+
+def main() -> None:
+    app()
