@@ -21,7 +21,8 @@ from typing import Any
 import mmh3
 
 from fader_engine.bucketing import BucketingAlgorithm, hash_v3
-from fader_engine.evaluate import CompiledFlag, Engine, EvaluationEnv, FlagFunction
+from fader_engine.codegen import generate_flag_function
+from fader_engine.evaluate import CompiledFlag, Engine, FlagFunction
 from fader_engine.model import (
     TOTAL_WEIGHT,
     Clause,
@@ -58,7 +59,7 @@ def lookup(ctx: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     return value
 
 
-class _Compiler:
+class Compiler:
     """Holds what one document's flags share: segments (memoised) and the flag table."""
 
     def __init__(self, doc: Document) -> None:
@@ -86,7 +87,7 @@ class _Compiler:
                 return lambda ctx: (ctx.get(name) is not None) is not negate
             return lambda ctx: (lookup(ctx, path) is not None) is not negate
 
-        fast = _fast_clause(clause)
+        fast = fast_clause(clause)
         if fast is not None:
             return fast
         test = OPERATORS[clause.op](clause.values)
@@ -183,6 +184,7 @@ class _Compiler:
                 point = (_hash(flag_key + key, 0, False) * total) >> 32
                 return results[bisect_right(bounds, point)]
 
+            serve_v2.inline_v2 = (flag_key, bounds, results, missing)  # type: ignore[attr-defined]
             return serve_v2
 
         def serve_by(ctx: Mapping[str, Any]) -> Resolution:
@@ -215,39 +217,10 @@ class _Compiler:
         if not has_targeting and isinstance(default, Resolution):
             constant = default
             return lambda ctx, env: constant
-
-        rules = tuple(
-            (self.clauses(rule.clauses), self.serve(flag, rule.serve, Reason.TARGETING_MATCH))
-            for rule in flag.rules
-        )
-        prerequisites = tuple((p.flag, frozenset(p.variants)) for p in flag.prerequisites)
-        flags = self.flags  # late-bound: prerequisites may be compiled after this flag
-        key = flag.key
-
-        def evaluate(ctx: Mapping[str, Any], env: EvaluationEnv) -> Resolution:
-            try:
-                for prerequisite, allowed in prerequisites:
-                    outcome = flags[prerequisite].evaluate(ctx, env)
-                    if outcome.reason is Reason.DISABLED or outcome.variant not in allowed:
-                        return off
-                for matches, served in rules:
-                    if matches(ctx):
-                        return served if served.__class__ is Resolution else served(ctx)  # type: ignore[operator]
-                return default if default.__class__ is Resolution else default(ctx)  # type: ignore[operator]
-            except Exception as exc:  # evaluation must never raise
-                return Resolution(
-                    None,
-                    None,
-                    Reason.ERROR,
-                    ErrorCode.GENERAL,
-                    f"flag {key!r} failed to evaluate: {type(exc).__name__}: {exc}",
-                    meta,
-                )
-
-        return evaluate
+        return generate_flag_function(self, flag, off, default)
 
 
-def _fast_clause(clause: Clause) -> Matcher | None:
+def fast_clause(clause: Clause) -> Matcher | None:
     """Inlined matchers for the most common clause shapes (one-level attribute, not negated).
 
     They save a call per clause on the hottest paths; semantics equal the generic form.
@@ -278,7 +251,7 @@ def _fast_clause(clause: Clause) -> Matcher | None:
 
 def compile_document(doc: Document, clock: Callable[[], float] | None = None) -> Engine:
     """Compile every flag of `doc`; `clock` is only kept for API symmetry with flagd documents."""
-    compiler = _Compiler(doc)
+    compiler = Compiler(doc)
     for key, flag in doc.flags.items():
         compiler.flags[key] = CompiledFlag(key, flag.type, compiler.flag(flag), flag.metadata)
     return Engine(compiler.flags, clock=clock)
