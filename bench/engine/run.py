@@ -1,0 +1,255 @@
+"""Fader's evaluation engine against peer Python SDKs, in one process.
+
+Run: ``python3.11 bench/engine/run.py`` (``--quick`` for a smoke run, ``--help`` for options).
+
+Sets up ``bench/engine/.venv`` (peers pinned in ``requirements.txt``, the engine from this
+checkout), re-executes itself there, checks that every system serves the expected value for
+each case, then times the cases with the systems interleaved and prints ns per evaluation,
+the spread over rounds, Fader's speed ratio to each peer and the machine's load. See README.md
+for what is measured and why it is fair.
+
+This is a script that prints figures, never a test: nothing here asserts on a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import bootstrap
+
+REFERENCE = "fader resolve_boolean"
+"""The row every ratio is taken against."""
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7, help="timed rounds per case (default 7)")
+    parser.add_argument(
+        "--seconds", type=float, default=0.2, help="duration of one timed loop (default 0.2)"
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: 3 rounds of 0.02 s loops")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write results as JSON")
+    parser.add_argument(
+        "--systems",
+        help="comma-separated subset of: floor, fader, launchdarkly, unleash, growthbook, flagd",
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.seconds = 3, 0.02
+    if args.rounds < 1 or args.seconds <= 0:
+        parser.error("--rounds must be >= 1 and --seconds > 0")
+    return args
+
+
+# --- checks ---------------------------------------------------------------------------------
+
+
+def fader_split_value(targeting_key: str) -> bool:
+    """Case C's value as Fader's bucketing defines it, computed without the engine."""
+    from cases import FLAG_KEY, ROLLOUT_PERCENT
+
+    from fader_engine.bucketing import hash_v2, pick
+
+    cumulative = [ROLLOUT_PERCENT * 1000, 100_000]
+    return pick(hash_v2(FLAG_KEY + targeting_key), cumulative) == 0
+
+
+def check(system: Any, cases: Any) -> tuple[dict[str, Any], list[str]]:
+    """Evaluate every case once; return the served values and what was wrong, if anything."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for case in cases:
+        try:
+            value = system.calls[case.label].run_once()
+        except Exception as error:  # a peer raising is a finding to report, not a crash
+            values[case.label] = None
+            problems.append(f"case {case.label} raised {type(error).__name__}: {error}")
+            continue
+        values[case.label] = value
+        expected = case.expected
+        if expected is None and system.package == "fader-engine":
+            expected = fader_split_value(case.targeting_key)
+        if expected is not None and value is not expected and system.package != "python":
+            problems.append(f"case {case.label} served {value!r}, expected {expected!r}")
+    return values, problems
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def _ns(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _ratio(peer: Any, reference: Any) -> tuple[float, float, float]:
+    """peer/reference: of the medians, and the range of the per-round (paired) ratios."""
+    paired = [p / r for p, r in zip(peer.ns_per_call, reference.ns_per_call, strict=True)]
+    return peer.median / reference.median, min(paired), max(paired)
+
+
+def print_case(case: Any, series: dict[str, Any], values: dict[str, dict[str, Any]]) -> None:
+    print(f"\ncase {case.label}: {case.title}   [targeting key {case.targeting_key}]")
+    header = f"  {'system':<38}{'value':>6}{'ns/eval':>10}  {'spread (min-max)':<20}"
+    print(header + "Fader x faster (per-round range)")
+    reference = series.get(REFERENCE)
+    for name, item in series.items():
+        spread = f"{_ns(item.low)}-{_ns(item.high)}"
+        served = values[name][case.label]
+        served_text = "-" if name.startswith("python") else str(served).lower()
+        line = f"  {name:<38}{served_text:>6}{_ns(item.median):>10}  {spread:<20}"
+        if reference is not None and not name.startswith("python") and name != REFERENCE:
+            ratio, low, high = _ratio(item, reference)
+            line += f"{ratio:6.1f}x  ({low:.1f}-{high:.1f})"
+        print(line)
+
+
+def print_summary(results: dict[str, dict[str, Any]], labels: list[str]) -> None:
+    if not any(REFERENCE in by_system for by_system in results.values()):
+        return
+    print("\nFader (resolve_boolean) x faster than each peer, peer median / Fader median:")
+    names = [
+        name for name in next(iter(results.values())) if not name.startswith(("python", "fader"))
+    ]
+    print(f"  {'peer':<38}" + "".join(f"{'case ' + label:>10}" for label in labels))
+    for name in names:
+        cells = []
+        for label in labels:
+            by_system = results[label]
+            if name in by_system and REFERENCE in by_system:
+                cells.append(f"{by_system[name].median / by_system[REFERENCE].median:9.1f}x")
+            else:
+                cells.append(f"{'-':>10}")
+        print(f"  {name:<38}" + "".join(cells))
+
+
+# --- run --------------------------------------------------------------------------------------
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    bootstrap.ensure_and_reexec(argv)
+
+    import systems
+    import timing
+    from cases import CASES
+
+    wanted = list(systems.BUILDERS)
+    if args.systems:
+        wanted = [name.strip() for name in args.systems.split(",")]
+        unknown = set(wanted) - set(systems.BUILDERS)
+        if unknown:
+            raise SystemExit(f"bench: unknown systems {sorted(unknown)}")
+        if "floor" not in wanted:
+            wanted.insert(0, "floor")
+
+    print(
+        f"Python {platform.python_version()} on {platform.machine()}; "
+        f"{args.rounds} rounds of ~{args.seconds} s loops per system and case"
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="fader-bench-"))
+    healthy: list[Any] = []
+    report: dict[str, Any] = {"systems": [], "unavailable": {}}
+    values: dict[str, dict[str, Any]] = {}
+    failures = 0
+    for short_name in wanted:
+        try:
+            built = systems.build(short_name, workdir)
+        except Exception as error:  # e.g. an SDK that cannot start offline: report, go on
+            report["unavailable"][short_name] = f"{type(error).__name__}: {error}"
+            print(f"UNAVAILABLE {short_name}: {type(error).__name__}: {error}")
+            failures += 1
+            continue
+        for system in built:
+            served, problems = check(system, CASES)
+            values[system.name] = served
+            report["systems"].append(
+                {
+                    "name": system.name,
+                    "package": system.package,
+                    "version": system.version,
+                    "note": system.note,
+                    "values": served,
+                    "broken": problems,
+                }
+            )
+            if problems:
+                failures += 1
+                print(f"BROKEN {system.name} {system.version}: " + "; ".join(problems))
+            else:
+                healthy.append(system)
+
+    print("\nsystems (all checked: A and B serve true; C as listed below):")
+    for system in healthy:
+        package = f"{system.package} {system.version}"
+        print(f"  {system.name:<38}{package:<34}{system.note}")
+
+    meter = timing.LoadMeter()
+    results: dict[str, dict[str, Any]] = {}
+    started = time.monotonic()
+    for case in CASES:
+        items = {
+            system.name: timing.Timeable(
+                system.calls[case.label].statement, system.calls[case.label].namespace
+            )
+            for system in healthy
+        }
+        results[case.label] = timing.interleaved(items, args.rounds, args.seconds)
+        print_case(case, results[case.label], values)
+    load = meter.stop()
+    print_summary(results, [case.label for case in CASES])
+    print(f"\nmachine load during timing ({time.monotonic() - started:.0f} s): {load.describe()}")
+    if load.others_pct is not None and (load.others_pct > 10 or (load.steal_pct or 0) > 5):
+        print("  warning: other processes or the hypervisor took CPU; consider repeating the run")
+
+    for system in healthy:
+        try:
+            system.close()
+        except Exception as error:
+            print(f"note: closing {system.name} raised {type(error).__name__}: {error}")
+
+    if args.json:
+        report.update(
+            python=platform.python_version(),
+            machine=platform.machine(),
+            rounds=args.rounds,
+            loop_seconds=args.seconds,
+            reference=REFERENCE,
+            load=load.as_dict(),
+            cases=[
+                {
+                    "label": c.label,
+                    "title": c.title,
+                    "targeting_key": c.targeting_key,
+                    "attributes": c.attributes,
+                    "expected": c.expected,
+                }
+                for c in CASES
+            ],
+            results={
+                label: {
+                    name: {
+                        "median_ns": s.median,
+                        "min_ns": s.low,
+                        "max_ns": s.high,
+                        "loop_size": s.loop_size,
+                        "ns_per_call": s.ns_per_call,
+                    }
+                    for name, s in by_system.items()
+                }
+                for label, by_system in results.items()
+            },
+        )
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
