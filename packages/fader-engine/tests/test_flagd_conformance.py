@@ -21,7 +21,7 @@ import pytest
 from gherkin.parser import Parser
 from gherkin.pickles.compiler import Compiler
 
-from fader_engine import BucketingAlgorithm, Engine, ResolvedType, Resolution
+from fader_engine import BucketingAlgorithm, Engine, Resolution, ResolvedType
 from fader_engine.flagd import load_flagd
 
 
@@ -179,7 +179,9 @@ def _provider_cases(stem: str, pickle: dict[str, Any], name: str) -> Iterator[Ca
 CASES = list(_cases()) if TESTBED.is_dir() else []
 
 _FLAG = re.compile(r'^an? (\w+)-flag with key "(.*)" and a (?:fallback|default) value "(.*)"$')
-_CONTEXT_KEY = re.compile(r'^a context containing a key "(.*)", with type "(\w+)" and with value "(.*)"$')
+_CONTEXT_KEY = re.compile(
+    r'^a context containing a key "(.*)", with type "(\w+)" and with value "(.*)"$'
+)
 _TARGETING_KEY = re.compile(r'^a context containing a targeting key with value "(.*)"$')
 _NESTED = re.compile(
     r'^a context containing a nested property with outer key "(.*)" and inner key "(.*)", '

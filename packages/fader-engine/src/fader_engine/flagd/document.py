@@ -16,7 +16,7 @@ Two kinds of problem are told apart:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -160,7 +160,8 @@ def _check_flag(key: str, raw: Any, path: str, problems: list[Problem]) -> FlagD
     metadata = _check_metadata(raw.get("metadata"), f"{path}/metadata", "flag", problems)
     if len(problems) > before:
         return None
-    return FlagDefinition(key, str(state), dict(variants), default, targeting or None, metadata)
+    variants = variants if isinstance(variants, dict) else {}
+    return FlagDefinition(key, str(state), variants, default, targeting or None, metadata)
 
 
 def validate_document(
@@ -298,14 +299,14 @@ def build_flags(
     """Validate and compile a whole document; raise :class:`ConfigurationError` if invalid."""
     flags, evaluators, set_metadata, problems = validate_document(data)
     compiler = RuleCompiler(OPERATORS, evaluators, bucketing)
+    rule_problems: list[Problem] = []  # fatal only when strict (see the module docstring)
     if strict:
         for name, rule in evaluators.items():
             try:
                 compiler.compile(rule, f"/$evaluators/{name}")
             except RuleError as exc:
-                problems.append(Problem(exc.path, f"evaluator {name!r}: {exc.message}"))
-    compiled: dict[str, CompiledFlag] = {}
-    make: list[Callable[[], CompiledFlag]] = []
+                rule_problems.append(Problem(exc.path, f"evaluator {name!r}: {exc.message}"))
+    pending: list[tuple[FlagDefinition, Expr | None, str | None]] = []
     for flag in flags:
         rule, error = None, None
         if flag.targeting is not None:
@@ -313,21 +314,12 @@ def build_flags(
                 rule = compiler.compile(flag.targeting, f"/flags/{flag.key}/targeting")
             except RuleError as exc:
                 error = f"targeting of flag {flag.key!r} is invalid at {exc.path}: {exc.message}"
-                problems.append(Problem(exc.path, f"flag {flag.key!r}: {exc.message}"))
-        make.append(lambda f=flag, r=rule, e=error: compile_flag(f, r, e, set_metadata))
+                rule_problems.append(Problem(exc.path, f"flag {flag.key!r}: {exc.message}"))
+        pending.append((flag, rule, error))
     if strict:
-        problems.extend(compiler.warnings)
-        if problems:
-            raise ConfigurationError(problems)
-    else:
-        structural = [
-            p
-            for p in problems
-            if "/targeting" not in p.path and not p.path.startswith("/$evaluators/")
-        ]
-        if structural:
-            raise ConfigurationError(structural)
-    for build in make:
-        flag_result = build()
-        compiled[flag_result.key] = flag_result
-    return compiled
+        problems += rule_problems + compiler.warnings
+    if problems:
+        raise ConfigurationError(problems)
+    return {
+        flag.key: compile_flag(flag, rule, error, set_metadata) for flag, rule, error in pending
+    }

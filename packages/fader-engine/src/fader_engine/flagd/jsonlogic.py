@@ -14,12 +14,12 @@ or variants; flagd's custom operators are plugged in by :mod:`fader_engine.flagd
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from fader_engine.bucketing import BucketingAlgorithm
 from fader_engine.errors import Problem
+from fader_engine.flagd import arithmetic
 from fader_engine.flagd.coercion import (
     is_number,
     less_than,
@@ -281,103 +281,12 @@ def _compare(or_equal: bool) -> Builder:
 # --- arithmetic and strings -------------------------------------------------------------------
 
 
-def _numeric(value: float) -> int | float | None:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
 def _variadic(fn: Callable[[list[Any]], Any]) -> Builder:
     def build(c: RuleCompiler, args: list[Any], path: str) -> Expr:
         items = c.compile_args(args, path)
         return lambda data: fn([item(data) for item in items])
 
     return build
-
-
-def _sum(values: list[Any]) -> Any:
-    return _numeric(sum((to_number(v) for v in values), 0))
-
-
-def _product(values: list[Any]) -> Any:
-    return _numeric(math.prod(to_number(v) for v in values)) if values else None
-
-
-def _minus(values: list[Any]) -> Any:
-    if len(values) == 1:
-        return _numeric(-to_number(values[0]))
-    if len(values) < 2:
-        return None
-    return _numeric(to_number(values[0]) - to_number(values[1]))
-
-
-def _divide(values: list[Any]) -> Any:
-    if len(values) < 2:
-        return None
-    a, b = to_number(values[0]), to_number(values[1])
-    if b == 0 or math.isnan(b) or math.isnan(a):
-        return None
-    if isinstance(a, int) and isinstance(b, int) and a % b == 0:
-        return a // b
-    return a / b
-
-
-def _modulo(values: list[Any]) -> Any:
-    if len(values) < 2:
-        return None
-    a, b = to_number(values[0]), to_number(values[1])
-    if b == 0 or math.isnan(b) or math.isnan(a):
-        return None
-    result = math.fmod(a, b)  # JavaScript's %: the sign follows the dividend
-    return int(result) if isinstance(a, int) and isinstance(b, int) else result
-
-
-def _extreme(pick: Callable[[list[int | float]], int | float]) -> Callable[[list[Any]], Any]:
-    def extreme(values: list[Any]) -> Any:
-        numbers = [to_number(v) for v in values]
-        if not numbers or any(isinstance(n, float) and math.isnan(n) for n in numbers):
-            return None
-        return pick(numbers)
-
-    return extreme
-
-
-def _cat(values: list[Any]) -> str:
-    return "".join("" if v is None else to_string(v) for v in values)
-
-
-def _substr(values: list[Any]) -> Any:
-    if not values:
-        return None
-    text = to_string(values[0])
-    start = to_number(values[1]) if len(values) > 1 else 0
-    start = 0 if isinstance(start, float) and math.isnan(start) else int(start)
-    begin = max(len(text) + start, 0) if start < 0 else start
-    if len(values) < 3:
-        return text[begin:]
-    length = to_number(values[2])
-    length = 0 if isinstance(length, float) and math.isnan(length) else int(length)
-    end = len(text) + length if length < 0 else begin + length
-    return text[begin : max(end, begin)]
-
-
-def _in(needle: Any, haystack: Any) -> bool:
-    """``in``: substring test on a string, strict membership on an array, else false."""
-    if isinstance(haystack, str):
-        return to_string(needle) in haystack
-    if isinstance(haystack, list):
-        return any(strict_equal(needle, item) for item in haystack)
-    return False
-
-
-def _merge(values: list[Any]) -> list[Any]:
-    merged: list[Any] = []
-    for value in values:
-        if isinstance(value, list):
-            merged.extend(value)
-        else:
-            merged.append(value)
-    return merged
 
 
 # --- array operations: the second argument runs with each element as its data -----------------
@@ -443,17 +352,17 @@ STANDARD_OPERATORS: Mapping[str, Builder] = {
     ">=": _binary(lambda a, b: less_than(b, a, or_equal=True)),
     "<": _compare(or_equal=False),
     "<=": _compare(or_equal=True),
-    "+": _variadic(_sum),
-    "*": _variadic(_product),
-    "-": _variadic(_minus),
-    "/": _variadic(_divide),
-    "%": _variadic(_modulo),
-    "min": _variadic(_extreme(min)),
-    "max": _variadic(_extreme(max)),
-    "cat": _variadic(_cat),
-    "substr": _variadic(_substr),
-    "in": _binary(_in),
-    "merge": _variadic(_merge),
+    "+": _variadic(arithmetic.add),
+    "*": _variadic(arithmetic.multiply),
+    "-": _variadic(arithmetic.subtract),
+    "/": _variadic(arithmetic.divide),
+    "%": _variadic(arithmetic.modulo),
+    "min": _variadic(arithmetic.extreme(min)),
+    "max": _variadic(arithmetic.extreme(max)),
+    "cat": _variadic(arithmetic.cat),
+    "substr": _variadic(arithmetic.substr),
+    "in": _binary(arithmetic.contains),
+    "merge": _variadic(arithmetic.merge),
     "map": _over_array("map"),
     "filter": _over_array("filter"),
     "all": _over_array("all"),

@@ -177,7 +177,7 @@ def _sem_ver(c: RuleCompiler, args: list[Any], path: str) -> Expr:
     left, op, right = c.compile_args(args, path)
 
     def sem_ver(data: Any) -> bool | None:
-        compare = _SEMVER_OPS.get(op(data))  # type: ignore[call-overload]
+        compare = _SEMVER_OPS.get(op(data))
         a, b = parse_version(left(data)), parse_version(right(data))
         if compare is None or a is None or b is None:
             return None
