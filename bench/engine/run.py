@@ -26,6 +26,15 @@ import bootstrap
 
 REFERENCE = "fader resolve_boolean"
 """The row every ratio is taken against."""
+FLOORS = {"python empty call (floor)"}
+LIKE_FOR_LIKE = [
+    (
+        "flagd resolver vs fader (flagd doc)",
+        "flagd resolver (direct)",
+        "fader resolve_boolean (flagd doc)",
+    )
+]
+"""Extra summary lines: a peer against Fader evaluating that peer's own document."""
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -51,16 +60,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 # --- checks ---------------------------------------------------------------------------------
 
 
-def fader_split_value(targeting_key: str) -> bool:
-    """Case C's value as Fader's bucketing defines it, computed without the engine."""
-    from cases import FLAG_KEY, ROLLOUT_PERCENT
-
-    from fader_engine.bucketing import hash_v2, pick
-
-    cumulative = [ROLLOUT_PERCENT * 1000, 100_000]
-    return pick(hash_v2(FLAG_KEY + targeting_key), cumulative) == 0
-
-
 def check(system: Any, cases: Any) -> tuple[dict[str, Any], list[str]]:
     """Evaluate every case once; return the served values and what was wrong, if anything."""
     values: dict[str, Any] = {}
@@ -74,8 +73,8 @@ def check(system: Any, cases: Any) -> tuple[dict[str, Any], list[str]]:
             continue
         values[case.label] = value
         expected = case.expected
-        if expected is None and system.package == "fader-engine":
-            expected = fader_split_value(case.targeting_key)
+        if expected is None and system.split_value is not None:
+            expected = system.split_value(case.targeting_key)
         if expected is not None and value is not expected and system.package != "python":
             problems.append(f"case {case.label} served {value!r}, expected {expected!r}")
     return values, problems
@@ -95,38 +94,51 @@ def _ratio(peer: Any, reference: Any) -> tuple[float, float, float]:
 
 
 def print_case(case: Any, series: dict[str, Any], values: dict[str, dict[str, Any]]) -> None:
+    """One block per case: every system's median, spread, and time relative to Fader's."""
     print(f"\ncase {case.label}: {case.title}   [targeting key {case.targeting_key}]")
-    header = f"  {'system':<38}{'value':>6}{'ns/eval':>10}  {'spread (min-max)':<20}"
-    print(header + "Fader x faster (per-round range)")
+    print(
+        f"  {'system':<38}{'value':>6}{'ns/eval':>10}  {'spread (min-max)':<20}"
+        "time / Fader's (per-round range)"
+    )
     reference = series.get(REFERENCE)
     for name, item in series.items():
         spread = f"{_ns(item.low)}-{_ns(item.high)}"
         served = values[name][case.label]
-        served_text = "-" if name.startswith("python") else str(served).lower()
+        served_text = "-" if name in FLOORS else str(served).lower()
         line = f"  {name:<38}{served_text:>6}{_ns(item.median):>10}  {spread:<20}"
-        if reference is not None and not name.startswith("python") and name != REFERENCE:
+        if reference is not None and name not in FLOORS and name != REFERENCE:
             ratio, low, high = _ratio(item, reference)
             line += f"{ratio:6.1f}x  ({low:.1f}-{high:.1f})"
         print(line)
 
 
+def _summary_line(
+    label: str, results: dict[str, dict[str, Any]], labels: list[str], peer: str, fader: str
+) -> str | None:
+    cells = []
+    for case_label in labels:
+        by_system = results[case_label]
+        if peer not in by_system or fader not in by_system:
+            return None
+        cells.append(f"{by_system[peer].median / by_system[fader].median:9.1f}x")
+    return f"  {label:<40}" + "".join(cells)
+
+
 def print_summary(results: dict[str, dict[str, Any]], labels: list[str]) -> None:
-    if not any(REFERENCE in by_system for by_system in results.values()):
-        return
-    print("\nFader (resolve_boolean) x faster than each peer, peer median / Fader median:")
-    names = [
-        name for name in next(iter(results.values())) if not name.startswith(("python", "fader"))
+    """Fader's speed-up over each peer per case: peer median / Fader median (higher = faster)."""
+    names = list(next(iter(results.values()), {}))
+    peers = [name for name in names if name not in FLOORS and not name.startswith("fader")]
+    lines = [_summary_line(peer, results, labels, peer, REFERENCE) for peer in peers]
+    lines += [
+        _summary_line(label, results, labels, peer, fader) for label, peer, fader in LIKE_FOR_LIKE
     ]
-    print(f"  {'peer':<38}" + "".join(f"{'case ' + label:>10}" for label in labels))
-    for name in names:
-        cells = []
-        for label in labels:
-            by_system = results[label]
-            if name in by_system and REFERENCE in by_system:
-                cells.append(f"{by_system[name].median / by_system[REFERENCE].median:9.1f}x")
-            else:
-                cells.append(f"{'-':>10}")
-        print(f"  {name:<38}" + "".join(cells))
+    lines = [line for line in lines if line is not None]
+    if not lines:
+        return
+    print(f"\nFader x faster: peer median / Fader median ({REFERENCE} unless named)")
+    print(f"  {'peer':<40}" + "".join(f"{'case ' + label:>10}" for label in labels))
+    for line in lines:
+        print(line)
 
 
 # --- run --------------------------------------------------------------------------------------

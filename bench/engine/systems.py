@@ -27,6 +27,7 @@ from cases import (
     FLAGD_DOCUMENT,
     GROWTHBOOK_FEATURES,
     LAUNCHDARKLY_DATA,
+    ROLLOUT_PERCENT,
     UNLEASH_FEATURES,
     Case,
 )
@@ -66,6 +67,8 @@ class System:
     calls: dict[str, Call]
     note: str = ""
     close: Callable[[], None] = field(default=lambda: None)
+    split_value: Callable[[str], bool] | None = None
+    """For Fader's rows: case C's value computed from the bucketing module, not the engine."""
 
     @property
     def version(self) -> str:
@@ -88,6 +91,22 @@ def _floor() -> list[System]:
         for case in CASES
     }
     return [System("python empty call (floor)", "python", calls, "def noop(a, b, c): return None")]
+
+
+def _split_value(algorithm: str) -> Callable[[str], bool]:
+    """The 25% split's answer for a targeting key, straight from Fader's bucketing functions."""
+    from fader_engine.bucketing import hash_v2, hash_v3, pick
+
+    cumulative = [ROLLOUT_PERCENT * 1000, 100_000]
+
+    def value(targeting_key: str) -> bool:
+        if algorithm == "v2":
+            hashed = hash_v2(FLAG_KEY + targeting_key)
+        else:
+            hashed = hash_v3([FLAG_KEY, targeting_key])
+        return pick(hashed, cumulative) == 0
+
+    return value
 
 
 def _fader_context(case: Case) -> dict[str, Any]:
@@ -124,13 +143,26 @@ def _fader(workdir: Path) -> list[System]:
         for case in CASES
     }
     return [
-        System("fader resolve_boolean", "fader-engine", resolve, "returns value+variant+reason"),
-        System("fader evaluate", "fader-engine", evaluate, "untyped; returns a Resolution"),
+        System(
+            "fader resolve_boolean",
+            "fader-engine",
+            resolve,
+            "returns value+variant+reason",
+            split_value=_split_value("v2"),
+        ),
+        System(
+            "fader evaluate",
+            "fader-engine",
+            evaluate,
+            "untyped; returns a Resolution",
+            split_value=_split_value("v2"),
+        ),
         System(
             "fader resolve_boolean (flagd doc)",
             "fader-engine",
             on_flagd,
             "flagd's JSON loaded by Fader, bucketing v3",
+            split_value=_split_value("v3"),
         ),
     ]
 
