@@ -77,8 +77,8 @@ class RuleCompiler:
         if isinstance(node, list):
             items = [self.compile(item, f"{path}/{i}") for i, item in enumerate(node)]
             return lambda data: [item(data) for item in items]
-        if not isinstance(node, dict):
-            return constant(node)
+        if not isinstance(node, dict) or not node:
+            return constant(node)  # an empty object is data in JsonLogic, not a rule
         if len(node) != 1:
             raise RuleError(
                 path,

@@ -170,10 +170,8 @@ def _sem_ver(c: RuleCompiler, args: list[Any], path: str) -> Expr:
             f"{path}/1",
             f"unknown sem_ver operator {operator!r}; use one of {', '.join(_SEMVER_OPS)}",
         )
-    for index in (0, 2):
-        literal = args[index]
-        if not isinstance(literal, dict) and parse_version(literal) is None:
-            c.warn(f"{path}/{index}", f'{literal!r} is not a semantic version (e.g. "1.2.3")')
+    # Literal versions are not checked: flagd's own examples/full.json compares with "2.0.0.0",
+    # which the schema forbids but which simply never matches (null) at run time.
     left, op, right = c.compile_args(args, path)
 
     def sem_ver(data: Any) -> bool | None:
@@ -200,9 +198,8 @@ def _affix(prefix: bool) -> Builder:
                 f"got {len(args)} argument(s)",
             )
             return constant(None)
-        for index, literal in enumerate(args):
-            if not isinstance(literal, dict | str):
-                c.warn(f"{path}/{index}", f"{name} compares strings, got {literal!r}")
+        # A non-string literal is not rejected: flagd's examples/full.json uses one, and at run
+        # time it just yields null (no match).
         text, affix = c.compile_args(args, path)
 
         def affix_test(data: Any) -> bool | None:
