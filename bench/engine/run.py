@@ -204,8 +204,10 @@ def main(argv: list[str]) -> int:
 
     meter = timing.LoadMeter()
     results: dict[str, dict[str, Any]] = {}
+    case_loads: dict[str, Any] = {}
     started = time.monotonic()
     for case in CASES:
+        case_meter = timing.LoadMeter()
         items = {
             system.name: timing.Timeable(
                 system.calls[case.label].statement, system.calls[case.label].namespace
@@ -213,11 +215,13 @@ def main(argv: list[str]) -> int:
             for system in healthy
         }
         results[case.label] = timing.interleaved(items, args.rounds, args.seconds)
+        case_loads[case.label] = case_meter.stop()
         print_case(case, results[case.label], values)
+        print(f"  load: {case_loads[case.label].describe()}")
     load = meter.stop()
     print_summary(results, [case.label for case in CASES])
     print(f"\nmachine load during timing ({time.monotonic() - started:.0f} s): {load.describe()}")
-    if load.others_pct is not None and (load.others_pct > 10 or (load.steal_pct or 0) > 5):
+    if load.disturbed:
         print("  warning: other processes or the hypervisor took CPU; consider repeating the run")
 
     for system in healthy:
@@ -234,6 +238,7 @@ def main(argv: list[str]) -> int:
             loop_seconds=args.seconds,
             reference=REFERENCE,
             load=load.as_dict(),
+            load_by_case={label: window.as_dict() for label, window in case_loads.items()},
             cases=[
                 {
                     "label": c.label,

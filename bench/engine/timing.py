@@ -129,12 +129,17 @@ class LoadWindow:
     others_pct: float | None
     steal_pct: float | None
 
+    @property
+    def disturbed(self) -> bool:
+        """Other processes took over 10% of the CPUs, or the hypervisor over 5%."""
+        return (self.others_pct or 0) > 10 or (self.steal_pct or 0) > 5
+
     def describe(self) -> str:
         def pct(value: float | None) -> str:
             return "?" if value is None else f"{value:.1f}%"
 
         return (
-            f"{self.cpus} CPUs, {self.wall_seconds:.0f} s; loadavg {self.loadavg_before} -> "
+            f"{self.cpus} CPUs, {self.wall_seconds:.1f} s; loadavg {self.loadavg_before} -> "
             f"{self.loadavg_after}; CPU busy {pct(self.busy_pct)} (this process "
             f"{pct(self.own_pct)}, others {pct(self.others_pct)}), steal {pct(self.steal_pct)}"
         )
