@@ -1,0 +1,64 @@
+"""Field-level deprecation (PRODUCT.md §7: versioning is per field, not per URL).
+
+A :class:`DeprecatedField` names a field, its replacement and a sunset date at least twelve
+weeks after the announcement (checked at import). :func:`schema` marks the field
+``deprecated: true`` in the OpenAPI document; :func:`announce` adds to a response the
+``Deprecation`` header (RFC 9745: ``@<unix time>``), the ``Sunset`` header (RFC 8594, an
+HTTP-date) and a human-readable ``Warning``. Responses that carry or accepted the field are
+announced, because the server cannot know whether a client reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+from fastapi import Response
+
+MIN_NOTICE = timedelta(weeks=12)
+
+
+@dataclass(frozen=True, slots=True)
+class DeprecatedField:
+    name: str
+    replacement: str
+    announced: date
+    sunset: date
+
+    def __post_init__(self) -> None:
+        if self.sunset - self.announced < MIN_NOTICE:
+            raise ValueError(f"{self.name}: a sunset needs at least twelve weeks of notice")
+
+    @property
+    def message(self) -> str:
+        return (
+            f"field '{self.name}' is deprecated; use '{self.replacement}' instead. "
+            f"It will be removed after {self.sunset.isoformat()}."
+        )
+
+
+FLAG_OWNER = DeprecatedField(
+    name="owner", replacement="owner_team", announced=date(2026, 11, 1), sunset=date(2027, 3, 1)
+)
+
+
+def schema(field: DeprecatedField) -> dict[str, Any]:
+    """Keyword arguments for ``pydantic.Field`` that mark the field deprecated in OpenAPI.
+
+    (Pydantic's own ``deprecated=`` would warn on every attribute access, which our
+    warnings-as-errors test runs rightly refuse.)
+    """
+    return {"json_schema_extra": {"deprecated": True}, "description": field.message}
+
+
+def announce(response: Response, *fields: DeprecatedField) -> None:
+    if not fields:
+        return
+    first = min(fields, key=lambda f: f.announced)
+    announced = datetime.combine(first.announced, datetime.min.time(), UTC)
+    sunset = datetime.combine(min(f.sunset for f in fields), datetime.min.time(), UTC)
+    response.headers["Deprecation"] = f"@{int(announced.timestamp())}"
+    response.headers["Sunset"] = format_datetime(sunset, usegmt=True)
+    response.headers["Warning"] = ", ".join(f'299 fader "{f.message}"' for f in fields)

@@ -1,0 +1,87 @@
+"""One ASGI middleware for request ids, the request log line and HTTP metrics.
+
+Pure ASGI (not ``BaseHTTPMiddleware``) so streaming responses are not buffered. The log line is
+written after the response starts, with the route's path parameters (project, environment,
+flag) and the actor that :mod:`fader_server.api.security` put on ``request.state``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fader_server.logs import get_logger
+
+
+class HttpMetrics:
+    """Prometheus collectors in a registry owned by one app (tests build many apps)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "fader_http_requests",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "fader_http_request_duration_seconds",
+            "HTTP request duration",
+            ["method", "route"],
+            registry=self.registry,
+        )
+
+
+class RequestContext:
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.log = get_logger()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        supplied = headers.get(b"x-request-id", b"").decode("latin-1")[:64]
+        request_id = supplied if supplied.isprintable() and supplied else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route: Any = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            params = scope.get("path_params") or {}
+            method = scope["method"]
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.duration.labels(method, template).observe(elapsed)
+            self.log.info(
+                "request",
+                method=method,
+                path=template,
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+                actor=scope["state"].get("actor"),
+                project=params.get("project"),
+                environment=params.get("environment"),
+                flag=params.get("flag"),
+            )
+            structlog.contextvars.unbind_contextvars("request_id")

@@ -1,0 +1,305 @@
+"""Pydantic models of the admin API: the HTTP edge only, every one with ``extra="forbid"`` so
+an unknown or misspelt field is a 422 naming it, never silently ignored.
+
+Flag configuration fields keep the names of ``docs/flag-format.md`` (``offVariant``...), so a
+configuration can be copied between the API and a document unchanged. The models check shape;
+meaning (variants exist, weights sum to 100, regexes compile, no cycles) is the engine's job.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from fader_server.api import deprecation
+
+Key = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=128)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Comment = Annotated[str | None, Field(default=None, max_length=2000)]
+FlagKind = Literal["release", "experiment", "ops", "permission"]
+FlagType = Literal["boolean", "string", "number", "object"]
+RoleName = Literal["viewer", "editor", "admin"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Page(Strict):
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page")
+
+
+# ------------------------------------------------------------------ projects
+class ProjectIn(Strict):
+    key: Key
+    name: Name
+    comment: Comment = None
+
+
+class ProjectPatch(Strict):
+    name: Name
+    comment: Comment = None
+
+
+class ProjectOut(Strict):
+    key: str
+    name: str
+    created_at: datetime
+
+
+class ProjectPage(Page):
+    items: list[ProjectOut]
+
+
+class EnvironmentIn(Strict):
+    key: Key
+    name: Name
+    protected: bool = False
+    comment: Comment = None
+
+
+class EnvironmentUpdate(Strict):
+    name: Name
+    protected: bool = False
+    comment: Comment = None
+
+
+class EnvironmentOut(Strict):
+    key: str
+    name: str
+    protected: bool
+    version: int
+    updated_at: datetime
+
+
+# --------------------------------------------------------------------- flags
+class FlagFields(Strict):
+    name: Name
+    description: Annotated[str, Field(max_length=5000)] = ""
+    tags: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = []
+    kind: FlagKind = "release"
+    type: FlagType
+    variants: dict[Annotated[str, StringConstraints(min_length=1, max_length=128)], Any] = Field(
+        min_length=1
+    )
+    owner_team: Annotated[str, StringConstraints(max_length=200)] | None = None
+    owner: Annotated[str, StringConstraints(max_length=200)] | None = Field(
+        default=None, **deprecation.schema(deprecation.FLAG_OWNER)
+    )
+    expected_lifetime_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    comment: Comment = None
+
+    def data(self) -> dict[str, Any]:
+        """The stored definition: `owner` folds into `owner_team` (its replacement)."""
+        stored = self.model_dump(exclude={"comment", "owner"})
+        if stored["owner_team"] is None and self.owner is not None:
+            stored["owner_team"] = self.owner
+        return stored
+
+
+class FlagIn(FlagFields):
+    key: Key
+
+
+class FlagOut(Strict):
+    key: str
+    name: str
+    description: str
+    tags: list[str]
+    kind: str
+    type: str
+    variants: dict[str, Any]
+    owner_team: str | None
+    owner: str | None = Field(**deprecation.schema(deprecation.FLAG_OWNER))
+    expected_lifetime_days: int | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class FlagPage(Page):
+    items: list[FlagOut]
+
+
+class Clause(Strict):
+    attribute: str | None = None
+    op: str
+    values: list[Any] = []
+    negate: bool = False
+
+
+class Weight(Strict):
+    variant: str
+    weight: float
+
+
+class Split(Strict):
+    by: str | None = None
+    weights: list[Weight]
+
+
+class Serve(Strict):
+    variant: str | None = None
+    split: Split | None = None
+
+
+class Rule(Strict):
+    id: str | None = None
+    description: str | None = None
+    clauses: list[Clause] = []
+    variant: str | None = None
+    split: Split | None = None
+
+
+class Prerequisite(Strict):
+    flag: str
+    variants: list[str]
+
+
+class ConfigIn(Strict):
+    enabled: bool
+    offVariant: str  # noqa: N815 - the document format's name
+    rules: list[Rule] = []
+    default: Serve
+    prerequisites: list[Prerequisite] = []
+    comment: Comment = None
+
+    def data(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"comment"}, exclude_none=True)
+
+
+class ConfigOut(Strict):
+    flag: str
+    environment: str
+    enabled: bool
+    offVariant: str  # noqa: N815
+    rules: list[dict[str, Any]]
+    default: dict[str, Any]
+    prerequisites: list[dict[str, Any]]
+    version: int = Field(description="0 until the configuration is first written")
+
+
+class ToggleIn(Strict):
+    enabled: bool | None = Field(default=None, description="omit to flip the current state")
+    comment: Comment = None
+
+
+class RevertIn(Strict):
+    version: Annotated[int, Field(ge=1)]
+    comment: Comment = None
+
+
+# ------------------------------------------------------------------ segments
+class SegmentRule(Strict):
+    clauses: list[Clause] = []
+
+
+class SegmentFields(Strict):
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    description: Annotated[str, Field(max_length=5000)] | None = None
+    included: list[str] = []
+    excluded: list[str] = []
+    rules: list[SegmentRule] = []
+    comment: Comment = None
+
+    def data(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"comment"}, exclude_none=True)
+
+
+class SegmentIn(SegmentFields):
+    key: Key
+
+
+class SegmentOut(Strict):
+    key: str
+    name: str | None = None
+    description: str | None = None
+    included: list[str]
+    excluded: list[str]
+    rules: list[dict[str, Any]]
+    version: int
+    updated_at: datetime
+
+
+class SegmentPage(Page):
+    items: list[SegmentOut]
+
+
+# ------------------------------------------------------------------- history
+class VersionOut(Strict):
+    version: int
+    data: dict[str, Any]
+    deleted: bool
+    actor: str
+    comment: str | None
+    created_at: datetime
+
+
+class AuditOut(Strict):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    entity_type: str
+    entity_key: str
+    environment: str | None
+    version: int | None
+    diff: list[dict[str, Any]]
+    comment: str | None
+
+
+class AuditPage(Page):
+    items: list[AuditOut]
+
+
+# -------------------------------------------------------- users and members
+class UserIn(Strict):
+    username: Key
+    password: Annotated[str, StringConstraints(min_length=12, max_length=200)]
+
+
+class UserOut(Strict):
+    username: str
+    instance_admin: bool
+
+
+class MemberIn(Strict):
+    role: RoleName
+    comment: Comment = None
+
+
+class MemberOut(Strict):
+    username: str
+    role: str
+
+
+class LoginIn(Strict):
+    username: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+# -------------------------------------------------------------------- tokens
+class TokenIn(Strict):
+    kind: Literal["admin", "user", "server", "client"]
+    name: Name
+    project: Key | None = None
+    environment: Key | None = None
+    expires_at: datetime | None = Field(default=None, description="omit for no expiry")
+
+
+class TokenOut(Strict):
+    id: int
+    kind: str
+    name: str
+    project: str | None
+    environment: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    created_by: str
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="the secret; shown only in this response")

@@ -1,0 +1,54 @@
+"""The one place where the server is wired: settings → store → services → FastAPI app.
+
+Only this module and ``cli`` construct :mod:`fader_server.storage.sql`; everything else gets
+its collaborators passed in.
+"""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from fastapi import FastAPI
+
+from fader_server import logs
+from fader_server.api import flags, health, identity, problems, projects, segments
+from fader_server.api.middleware import HttpMetrics, RequestContext
+from fader_server.services import Services
+from fader_server.services.identity import FirstRun
+from fader_server.settings import Settings
+from fader_server.storage.sql.store import SqlStore
+
+API_DESCRIPTION = """Fader's admin API. Authenticate with `Authorization: Bearer <token>`.
+Errors are RFC 9457 problem details with a `category`. Updates need `If-Match` with the
+`ETag` you read (428 without, 412 when stale)."""
+
+
+def open_services(settings: Settings) -> tuple[Services, FirstRun | None]:
+    """Connect, migrate, and create the first admin if the database is new."""
+    store = SqlStore.open(settings.effective_database_url)
+    services = Services.over(store)
+    first_run = services.identity.bootstrap(settings.admin_password, settings.admin_token)
+    return services, first_run
+
+
+def create_app(
+    settings: Settings, services: Services | None = None, *, log_stream: TextIO | None = None
+) -> FastAPI:
+    """Build the ASGI app; `services` may be passed in (the CLI bootstraps them first)."""
+    logs.configure(log_stream, json=settings.log_json)
+    if services is None:
+        services, _ = open_services(settings)
+    app = FastAPI(
+        title="Fader",
+        version="1",
+        description=API_DESCRIPTION,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.services = services
+    app.state.metrics = HttpMetrics()
+    problems.install(app)
+    for module in (projects, flags, segments, identity, health):
+        app.include_router(module.router)
+    app.add_middleware(RequestContext, metrics=app.state.metrics)
+    return app

@@ -1,0 +1,33 @@
+"""Use cases. Services know storage only through :mod:`fader_server.storage.ports`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fader_server.services.access import Clock, system_clock
+from fader_server.services.flags import FlagService
+from fader_server.services.identity import IdentityService
+from fader_server.services.projects import ProjectService
+from fader_server.services.segments import SegmentService
+from fader_server.storage.ports import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Every use case, built over one store; the API reaches them through ``app.state``."""
+
+    store: Store
+    identity: IdentityService
+    projects: ProjectService
+    flags: FlagService
+    segments: SegmentService
+
+    @classmethod
+    def over(cls, store: Store, clock: Clock = system_clock) -> Services:
+        return cls(
+            store=store,
+            identity=IdentityService(store, clock),
+            projects=ProjectService(store, clock),
+            flags=FlagService(store, clock),
+            segments=SegmentService(store, clock),
+        )

@@ -1,0 +1,69 @@
+"""Server settings: read once at start, then immutable and passed down.
+
+Like Starlette's ``Config``, values come from explicit arguments (CLI flags) first, then
+``FADER_*`` environment variables, then defaults. Nothing else in the server reads the
+environment, so a test builds a :class:`Settings` by hand and knows exactly what the app sees.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8400
+DEFAULT_DATA_DIR = "data"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the server needs to start.
+
+    `database_url` wins over `data_dir`; without it the server keeps a SQLite file in
+    `data_dir`. Secrets (`admin_password`, `admin_token`) are excluded from ``repr`` so a
+    settings object can be logged without leaking them.
+    """
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    database_url: str | None = None
+    admin_password: str | None = field(default=None, repr=False)
+    admin_token: str | None = field(default=None, repr=False)
+    demo: bool = False
+    log_json: bool = True
+
+    @property
+    def effective_database_url(self) -> str:
+        """The SQLAlchemy URL to connect to; `postgresql://` is read as psycopg 3."""
+        if self.database_url:
+            url = self.database_url
+            if url.startswith("postgresql://") or url.startswith("postgres://"):
+                url = "postgresql+psycopg://" + url.split("://", 1)[1]
+            return url
+        return f"sqlite:///{(self.data_dir / 'fader.db').resolve()}"
+
+    @classmethod
+    def load(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        data_dir: Path | None = None,
+        database_url: str | None = None,
+        demo: bool | None = None,
+    ) -> Settings:
+        """Build settings from CLI values (when given) over ``FADER_*`` variables."""
+        source = os.environ if env is None else env
+        return cls(
+            host=host or source.get("FADER_HOST", DEFAULT_HOST),
+            port=port or int(source.get("FADER_PORT", DEFAULT_PORT)),
+            data_dir=data_dir or Path(source.get("FADER_DATA_DIR", DEFAULT_DATA_DIR)),
+            database_url=database_url or source.get("FADER_DATABASE_URL") or None,
+            admin_password=source.get("FADER_ADMIN_PASSWORD") or None,
+            admin_token=source.get("FADER_ADMIN_TOKEN") or None,
+            demo=demo if demo is not None else source.get("FADER_DEMO", "") in {"1", "true"},
+        )

@@ -1,0 +1,249 @@
+"""What the services need from storage, as Protocols (the consumer defines the interface).
+
+Services never import :mod:`fader_server.storage.sql`; they receive a :class:`Store` built by
+``app`` or ``cli``. An in-memory implementation of these Protocols would be an honest stand-in.
+
+Versioned entities (environments, flags, per-environment flag configurations, segments) share one
+shape, :class:`Resource`: a JSON `data` document with a monotonically increasing `version`. That
+is what makes versions, revert, ETags and audit one mechanism instead of one per entity type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+JSON = dict[str, Any]
+
+
+class ResourceType(StrEnum):
+    ENVIRONMENT = "environment"
+    FLAG = "flag"
+    CONFIG = "config"
+    SEGMENT = "segment"
+
+
+PROJECT_SCOPE = ""
+"""`scope` of resources that belong to the whole project (flags, segments, environments);
+a flag configuration's scope is its environment key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    id: int
+    key: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    id: int
+    project_id: int
+    type: ResourceType
+    scope: str
+    key: str
+    version: int
+    data: JSON
+    deleted: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    resource_id: int
+    version: int
+    data: JSON
+    deleted: bool
+    actor: str
+    comment: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    project_id: int | None
+    at: datetime
+    actor: str
+    action: str
+    entity_type: str
+    entity_key: str
+    environment: str | None
+    version: int | None
+    diff: list[JSON]
+    comment: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewAuditEntry:
+    project_id: int | None
+    actor: str
+    action: str
+    entity_type: str
+    entity_key: str
+    environment: str | None
+    version: int | None
+    diff: list[JSON]
+    comment: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    username: str
+    password_hash: str
+    instance_admin: bool
+    created_at: datetime
+
+
+class TokenKind(StrEnum):
+    ADMIN = "admin"
+    USER = "user"
+    SERVER = "server"
+    CLIENT = "client"
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    id: int
+    kind: TokenKind
+    name: str
+    token_hash: str
+    project_id: int | None
+    environment_key: str | None
+    user_id: int | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    created_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewToken:
+    kind: TokenKind
+    name: str
+    token_hash: str
+    project_id: int | None
+    environment_key: str | None
+    user_id: int | None
+    expires_at: datetime | None
+    created_by: str
+
+
+class Transaction(Protocol):
+    """Reads and writes inside one database transaction; everything commits or nothing does."""
+
+    # projects
+    def get_project(self, key: str) -> Project | None: ...
+    def get_project_by_id(self, project_id: int) -> Project | None: ...
+    def list_projects(self, limit: int, after_key: str | None) -> list[Project]: ...
+    def insert_project(self, key: str, name: str, at: datetime) -> Project: ...
+    def update_project(self, project_id: int, name: str) -> None: ...
+
+    # versioned resources
+    def get_resource(
+        self, project_id: int, type: ResourceType, scope: str, key: str
+    ) -> Resource | None:
+        """The resource, deleted or not (callers decide what a tombstone means)."""
+        ...
+
+    def list_resources(
+        self,
+        project_id: int,
+        type: ResourceType,
+        scope: str,
+        *,
+        limit: int,
+        after_key: str | None = None,
+        query: str | None = None,
+    ) -> list[Resource]:
+        """Live resources ordered by key; `query` is full-text over their search text."""
+        ...
+
+    def insert_resource(
+        self,
+        project_id: int,
+        type: ResourceType,
+        scope: str,
+        key: str,
+        data: JSON,
+        search_text: str,
+        at: datetime,
+    ) -> Resource: ...
+
+    def update_resource(
+        self,
+        resource: Resource,
+        data: JSON,
+        *,
+        deleted: bool,
+        search_text: str,
+        at: datetime,
+    ) -> Resource | None:
+        """Compare-and-swap: write version `resource.version + 1` only if the stored version is
+        still `resource.version`; return None when someone else won (no lost update)."""
+        ...
+
+    def insert_version(self, version: Version) -> None: ...
+    def get_version(self, resource_id: int, version: int) -> Version | None: ...
+    def list_versions(self, resource_id: int, limit: int, before: int | None) -> list[Version]: ...
+
+    # audit
+    def append_audit(self, entry: NewAuditEntry, at: datetime) -> None: ...
+    def list_audit(
+        self,
+        project_id: int,
+        *,
+        limit: int,
+        before_id: int | None,
+        entity_types: Sequence[str] | None = None,
+        entity_key: str | None = None,
+    ) -> list[AuditEntry]: ...
+
+    # users and memberships
+    def count_users(self) -> int: ...
+    def get_user(self, username: str) -> User | None: ...
+    def get_user_by_id(self, user_id: int) -> User | None: ...
+    def insert_user(
+        self, username: str, password_hash: str, instance_admin: bool, at: datetime
+    ) -> User: ...
+    def roles_of(self, user_id: int) -> Mapping[int, str]:
+        """project id → role name for one user."""
+        ...
+
+    def set_member(self, project_id: int, user_id: int, role: str) -> None: ...
+    def remove_member(self, project_id: int, user_id: int) -> bool: ...
+    def list_members(self, project_id: int) -> list[tuple[User, str]]: ...
+
+    # tokens
+    def find_token(self, token_hash: str) -> Token | None: ...
+    def get_token(self, token_id: int) -> Token | None: ...
+    def insert_token(self, token: NewToken, at: datetime) -> Token: ...
+    def list_tokens(self, project_id: int | None) -> Sequence[Token]: ...
+    def revoke_token(self, token_id: int, at: datetime) -> None: ...
+
+
+class Store(Protocol):
+    """A database: transactions, plus what `/readyz` needs to know."""
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """A read-write transaction; commits on normal exit, rolls back on an exception."""
+        ...
+
+    def read(self) -> AbstractContextManager[Transaction]:
+        """A read-only transaction (may run concurrently with writers)."""
+        ...
+
+    def ping(self) -> None:
+        """Raise :class:`~fader_server.errors.StorageUnavailableError` if the database is down."""
+        ...
+
+    def migrations_current(self) -> bool: ...
+
+    def close(self) -> None: ...

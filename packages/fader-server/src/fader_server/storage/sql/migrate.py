@@ -1,0 +1,45 @@
+"""Apply Alembic migrations programmatically (at server start and by `fader db upgrade`).
+
+On PostgreSQL an advisory lock serialises concurrent starts of several replicas, so two
+processes never race to create the same table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+_SCRIPTS = Path(__file__).parent / "migrations"
+_PG_LOCK_ID = 0x46414445  # "FADE"
+
+
+def _config(connection: sa.Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_SCRIPTS))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str | None:
+    """The newest revision shipped with this code."""
+    return ScriptDirectory.from_config(_config()).get_current_head()
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    """The revision the database is at (None for an empty database)."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: sa.Engine) -> None:
+    """Bring the database to the head revision; a no-op when it is already there."""
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_ID})")
+        command.upgrade(_config(connection), "head")

@@ -1,0 +1,459 @@
+"""SQL implementation of :class:`~fader_server.storage.ports.Transaction`.
+
+One instance wraps one connection inside one transaction; the store commits or rolls back.
+Only this module writes SQL, and it speaks SQLAlchemy Core so SQLite and PostgreSQL share it;
+the two dialect branches are full-text search (FTS5 vs tsvector) and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from fader_server.storage.ports import (
+    JSON,
+    AuditEntry,
+    NewAuditEntry,
+    NewToken,
+    Project,
+    Resource,
+    ResourceType,
+    Token,
+    TokenKind,
+    User,
+    Version,
+)
+from fader_server.storage.sql.tables import (
+    audit_log,
+    memberships,
+    projects,
+    resource_versions,
+    resources,
+    tokens,
+    users,
+)
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _utc_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else _utc(value)
+
+
+def _project(row: Any) -> Project:
+    return Project(id=row.id, key=row.key, name=row.name, created_at=_utc(row.created_at))
+
+
+def _resource(row: Any) -> Resource:
+    return Resource(
+        id=row.id,
+        project_id=row.project_id,
+        type=ResourceType(row.type),
+        scope=row.scope,
+        key=row.key,
+        version=row.version,
+        data=row.data,
+        deleted=row.deleted,
+        created_at=_utc(row.created_at),
+        updated_at=_utc(row.updated_at),
+    )
+
+
+def _user(row: Any) -> User:
+    return User(
+        id=row.id,
+        username=row.username,
+        password_hash=row.password_hash,
+        instance_admin=row.instance_admin,
+        created_at=_utc(row.created_at),
+    )
+
+
+def _token(row: Any) -> Token:
+    return Token(
+        id=row.id,
+        kind=TokenKind(row.kind),
+        name=row.name,
+        token_hash=row.token_hash,
+        project_id=row.project_id,
+        environment_key=row.environment_key,
+        user_id=row.user_id,
+        created_at=_utc(row.created_at),
+        expires_at=_utc_or_none(row.expires_at),
+        revoked_at=_utc_or_none(row.revoked_at),
+        created_by=row.created_by,
+    )
+
+
+def _fts5_query(text: str) -> str:
+    """Each word becomes a quoted prefix term, so user input can never be FTS5 syntax."""
+    words = [w.replace('"', "") for w in text.split()]
+    return " ".join(f'"{w}"*' for w in words if w)
+
+
+class SqlTransaction:
+    """Repository methods bound to one open transaction."""
+
+    def __init__(self, connection: sa.Connection) -> None:
+        self.connection = connection
+        self._sqlite = connection.dialect.name == "sqlite"
+
+    # ---------------------------------------------------------------- projects
+    def get_project(self, key: str) -> Project | None:
+        row = self.connection.execute(sa.select(projects).where(projects.c.key == key)).first()
+        return None if row is None else _project(row)
+
+    def get_project_by_id(self, project_id: int) -> Project | None:
+        row = self.connection.execute(
+            sa.select(projects).where(projects.c.id == project_id)
+        ).first()
+        return None if row is None else _project(row)
+
+    def list_projects(self, limit: int, after_key: str | None) -> list[Project]:
+        query = sa.select(projects).order_by(projects.c.key).limit(limit)
+        if after_key is not None:
+            query = query.where(projects.c.key > after_key)
+        return [_project(r) for r in self.connection.execute(query)]
+
+    def insert_project(self, key: str, name: str, at: datetime) -> Project:
+        result = self.connection.execute(
+            sa.insert(projects).values(key=key, name=name, created_at=at).returning(projects)
+        )
+        return _project(result.one())
+
+    def update_project(self, project_id: int, name: str) -> None:
+        self.connection.execute(
+            sa.update(projects).where(projects.c.id == project_id).values(name=name)
+        )
+
+    # --------------------------------------------------------------- resources
+    def get_resource(
+        self, project_id: int, type: ResourceType, scope: str, key: str
+    ) -> Resource | None:
+        row = self.connection.execute(
+            sa.select(resources).where(
+                resources.c.project_id == project_id,
+                resources.c.type == type.value,
+                resources.c.scope == scope,
+                resources.c.key == key,
+            )
+        ).first()
+        return None if row is None else _resource(row)
+
+    def list_resources(
+        self,
+        project_id: int,
+        type: ResourceType,
+        scope: str,
+        *,
+        limit: int,
+        after_key: str | None = None,
+        query: str | None = None,
+    ) -> list[Resource]:
+        select = (
+            sa.select(resources)
+            .where(
+                resources.c.project_id == project_id,
+                resources.c.type == type.value,
+                resources.c.scope == scope,
+                resources.c.deleted.is_(False),
+            )
+            .order_by(resources.c.key)
+            .limit(limit)
+        )
+        if after_key is not None:
+            select = select.where(resources.c.key > after_key)
+        if query and query.strip():
+            if self._sqlite:
+                match = sa.text(
+                    "SELECT rowid FROM flag_search WHERE flag_search MATCH :q"
+                ).bindparams(q=_fts5_query(query))
+                select = select.where(resources.c.id.in_(match.columns(sa.column("rowid"))))
+            else:
+                select = select.where(
+                    sa.func.to_tsvector("simple", resources.c.search_text).op("@@")(
+                        sa.func.plainto_tsquery("simple", query)
+                    )
+                )
+        return [_resource(r) for r in self.connection.execute(select)]
+
+    def _index(self, resource_id: int, search_text: str, deleted: bool) -> None:
+        if not self._sqlite:
+            return  # PostgreSQL indexes the column itself.
+        self.connection.execute(
+            sa.text("DELETE FROM flag_search WHERE rowid = :id").bindparams(id=resource_id)
+        )
+        if search_text and not deleted:
+            self.connection.execute(
+                sa.text("INSERT INTO flag_search(rowid, search_text) VALUES (:id, :t)").bindparams(
+                    id=resource_id, t=search_text
+                )
+            )
+
+    def insert_resource(
+        self,
+        project_id: int,
+        type: ResourceType,
+        scope: str,
+        key: str,
+        data: JSON,
+        search_text: str,
+        at: datetime,
+    ) -> Resource:
+        row = self.connection.execute(
+            sa.insert(resources)
+            .values(
+                project_id=project_id,
+                type=type.value,
+                scope=scope,
+                key=key,
+                version=1,
+                data=data,
+                deleted=False,
+                search_text=search_text,
+                created_at=at,
+                updated_at=at,
+            )
+            .returning(resources)
+        ).one()
+        self._index(row.id, search_text, deleted=False)
+        return _resource(row)
+
+    def update_resource(
+        self,
+        resource: Resource,
+        data: JSON,
+        *,
+        deleted: bool,
+        search_text: str,
+        at: datetime,
+    ) -> Resource | None:
+        row = self.connection.execute(
+            sa.update(resources)
+            .where(resources.c.id == resource.id, resources.c.version == resource.version)
+            .values(
+                version=resource.version + 1,
+                data=data,
+                deleted=deleted,
+                search_text=search_text,
+                updated_at=at,
+            )
+            .returning(resources)
+        ).first()
+        if row is None:
+            return None
+        self._index(row.id, search_text, deleted=deleted)
+        return _resource(row)
+
+    def insert_version(self, version: Version) -> None:
+        self.connection.execute(
+            sa.insert(resource_versions).values(
+                resource_id=version.resource_id,
+                version=version.version,
+                data=version.data,
+                deleted=version.deleted,
+                actor=version.actor,
+                comment=version.comment,
+                created_at=version.created_at,
+            )
+        )
+
+    @staticmethod
+    def _version(row: Any) -> Version:
+        return Version(
+            resource_id=row.resource_id,
+            version=row.version,
+            data=row.data,
+            deleted=row.deleted,
+            actor=row.actor,
+            comment=row.comment,
+            created_at=_utc(row.created_at),
+        )
+
+    def get_version(self, resource_id: int, version: int) -> Version | None:
+        row = self.connection.execute(
+            sa.select(resource_versions).where(
+                resource_versions.c.resource_id == resource_id,
+                resource_versions.c.version == version,
+            )
+        ).first()
+        return None if row is None else self._version(row)
+
+    def list_versions(self, resource_id: int, limit: int, before: int | None) -> list[Version]:
+        query = (
+            sa.select(resource_versions)
+            .where(resource_versions.c.resource_id == resource_id)
+            .order_by(resource_versions.c.version.desc())
+            .limit(limit)
+        )
+        if before is not None:
+            query = query.where(resource_versions.c.version < before)
+        return [self._version(r) for r in self.connection.execute(query)]
+
+    # ------------------------------------------------------------------- audit
+    def append_audit(self, entry: NewAuditEntry, at: datetime) -> None:
+        self.connection.execute(
+            sa.insert(audit_log).values(
+                project_id=entry.project_id,
+                at=at,
+                actor=entry.actor,
+                action=entry.action,
+                entity_type=entry.entity_type,
+                entity_key=entry.entity_key,
+                environment=entry.environment,
+                version=entry.version,
+                diff=entry.diff,
+                comment=entry.comment,
+            )
+        )
+
+    def list_audit(
+        self,
+        project_id: int,
+        *,
+        limit: int,
+        before_id: int | None,
+        entity_types: Sequence[str] | None = None,
+        entity_key: str | None = None,
+    ) -> list[AuditEntry]:
+        query = (
+            sa.select(audit_log)
+            .where(audit_log.c.project_id == project_id)
+            .order_by(audit_log.c.id.desc())
+            .limit(limit)
+        )
+        if before_id is not None:
+            query = query.where(audit_log.c.id < before_id)
+        if entity_types is not None:
+            query = query.where(audit_log.c.entity_type.in_(list(entity_types)))
+        if entity_key is not None:
+            query = query.where(audit_log.c.entity_key == entity_key)
+        return [
+            AuditEntry(
+                id=r.id,
+                project_id=r.project_id,
+                at=_utc(r.at),
+                actor=r.actor,
+                action=r.action,
+                entity_type=r.entity_type,
+                entity_key=r.entity_key,
+                environment=r.environment,
+                version=r.version,
+                diff=r.diff,
+                comment=r.comment,
+            )
+            for r in self.connection.execute(query)
+        ]
+
+    # ----------------------------------------------------- users and members
+    def count_users(self) -> int:
+        return int(
+            self.connection.execute(sa.select(sa.func.count()).select_from(users)).scalar_one()
+        )
+
+    def get_user(self, username: str) -> User | None:
+        row = self.connection.execute(sa.select(users).where(users.c.username == username)).first()
+        return None if row is None else _user(row)
+
+    def get_user_by_id(self, user_id: int) -> User | None:
+        row = self.connection.execute(sa.select(users).where(users.c.id == user_id)).first()
+        return None if row is None else _user(row)
+
+    def insert_user(
+        self, username: str, password_hash: str, instance_admin: bool, at: datetime
+    ) -> User:
+        row = self.connection.execute(
+            sa.insert(users)
+            .values(
+                username=username,
+                password_hash=password_hash,
+                instance_admin=instance_admin,
+                created_at=at,
+            )
+            .returning(users)
+        ).one()
+        return _user(row)
+
+    def roles_of(self, user_id: int) -> Mapping[int, str]:
+        rows = self.connection.execute(
+            sa.select(memberships.c.project_id, memberships.c.role).where(
+                memberships.c.user_id == user_id
+            )
+        )
+        return {r.project_id: r.role for r in rows}
+
+    def set_member(self, project_id: int, user_id: int, role: str) -> None:
+        where = (memberships.c.project_id == project_id, memberships.c.user_id == user_id)
+        updated = self.connection.execute(sa.update(memberships).where(*where).values(role=role))
+        if updated.rowcount == 0:
+            self.connection.execute(
+                sa.insert(memberships).values(project_id=project_id, user_id=user_id, role=role)
+            )
+
+    def remove_member(self, project_id: int, user_id: int) -> bool:
+        result = self.connection.execute(
+            sa.delete(memberships).where(
+                memberships.c.project_id == project_id, memberships.c.user_id == user_id
+            )
+        )
+        return result.rowcount > 0
+
+    def list_members(self, project_id: int) -> list[tuple[User, str]]:
+        rows = self.connection.execute(
+            sa.select(users, memberships.c.role)
+            .join(memberships, memberships.c.user_id == users.c.id)
+            .where(memberships.c.project_id == project_id)
+            .order_by(users.c.username)
+        )
+        return [(_user(r), r.role) for r in rows]
+
+    # ------------------------------------------------------------------ tokens
+    def find_token(self, token_hash: str) -> Token | None:
+        row = self.connection.execute(
+            sa.select(tokens).where(tokens.c.token_hash == token_hash)
+        ).first()
+        return None if row is None else _token(row)
+
+    def get_token(self, token_id: int) -> Token | None:
+        row = self.connection.execute(sa.select(tokens).where(tokens.c.id == token_id)).first()
+        return None if row is None else _token(row)
+
+    def insert_token(self, token: NewToken, at: datetime) -> Token:
+        row = self.connection.execute(
+            sa.insert(tokens)
+            .values(
+                kind=token.kind.value,
+                name=token.name,
+                token_hash=token.token_hash,
+                project_id=token.project_id,
+                environment_key=token.environment_key,
+                user_id=token.user_id,
+                created_at=at,
+                expires_at=token.expires_at,
+                revoked_at=None,
+                created_by=token.created_by,
+            )
+            .returning(tokens)
+        ).one()
+        return _token(row)
+
+    def list_tokens(self, project_id: int | None) -> Sequence[Token]:
+        query = sa.select(tokens).order_by(tokens.c.id)
+        query = query.where(
+            tokens.c.project_id.is_(None)
+            if project_id is None
+            else tokens.c.project_id == project_id
+        )
+        return [_token(r) for r in self.connection.execute(query)]
+
+    def revoke_token(self, token_id: int, at: datetime) -> None:
+        self.connection.execute(
+            sa.update(tokens)
+            .where(tokens.c.id == token_id, tokens.c.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )

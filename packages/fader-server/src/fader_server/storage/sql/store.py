@@ -1,0 +1,107 @@
+"""The SQL :class:`~fader_server.storage.ports.Store`: engine, pool and transactions.
+
+SQLite settings, and why:
+- WAL lets readers run while a writer commits.
+- ``synchronous=FULL`` fsyncs the WAL on every commit: an acknowledged write survives a power
+  cut or SIGKILL (NORMAL could lose the last commits on power loss).
+- ``busy_timeout`` makes concurrent writers wait for the lock instead of failing at once.
+- Write transactions start with ``BEGIN IMMEDIATE``: taking the write lock up front avoids the
+  deadlock where two deferred transactions both read, then both try to upgrade to writing.
+
+PostgreSQL goes through SQLAlchemy's QueuePool with ``pool_pre_ping`` so a restarted database
+does not hand out dead connections. Statements are plain (no server-side prepared statements
+kept across transactions), which keeps PgBouncer in transaction mode workable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from fader_server.errors import StorageUnavailableError
+from fader_server.storage.sql import migrate
+from fader_server.storage.sql.repository import SqlTransaction
+
+_READ_ONLY = "fader_read_only"
+
+
+def create_engine(url: str) -> sa.Engine:
+    """An engine tuned for the dialect (see the module docstring)."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy's "begin" event decide how transactions start.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection: sa.Connection) -> None:
+            read_only = connection.get_execution_options().get(_READ_ONLY, False)
+            connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+        return engine
+    return sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+class SqlStore:
+    """A :class:`~fader_server.storage.ports.Store` over one SQLAlchemy engine."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, *, upgrade: bool = True) -> SqlStore:
+        """Connect, and bring the schema to head unless told not to."""
+        engine = create_engine(url)
+        if upgrade:
+            migrate.upgrade(engine)
+        return cls(engine)
+
+    @contextmanager
+    def _begin(self, read_only: bool) -> Iterator[SqlTransaction]:
+        try:
+            connection = self.engine.connect()
+        except sa.exc.OperationalError as exc:
+            raise StorageUnavailableError("the database cannot be reached") from exc
+        with connection:
+            if read_only:
+                connection = connection.execution_options(**{_READ_ONLY: True})
+            try:
+                with connection.begin():
+                    yield SqlTransaction(connection)
+            except sa.exc.OperationalError as exc:
+                raise StorageUnavailableError("the database is unavailable or busy") from exc
+
+    def transaction(self) -> AbstractContextManager[SqlTransaction]:
+        return self._begin(read_only=False)
+
+    def read(self) -> AbstractContextManager[SqlTransaction]:
+        return self._begin(read_only=True)
+
+    def ping(self) -> None:
+        try:
+            with self.engine.connect() as connection:
+                connection.execution_options(**{_READ_ONLY: True}).exec_driver_sql("SELECT 1")
+        except sa.exc.SQLAlchemyError as exc:
+            raise StorageUnavailableError("the database cannot be reached") from exc
+
+    def migrations_current(self) -> bool:
+        return migrate.current_revision(self.engine) == migrate.head_revision()
+
+    def close(self) -> None:
+        self.engine.dispose()

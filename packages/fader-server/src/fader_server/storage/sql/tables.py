@@ -1,0 +1,102 @@
+"""The schema, as SQLAlchemy Core tables.
+
+Migrations under ``migrations/`` create exactly this; `test_migrations` checks they agree.
+Times are stored in UTC; JSON columns hold the versioned documents so that SQLite and
+PostgreSQL run the same code. Full-text search is dialect-specific and lives in the migration
+(SQLite: an FTS5 table `flag_search`; PostgreSQL: a GIN index over `to_tsvector`).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+projects = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(128), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+resources = sa.Table(
+    "resources",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("type", sa.String(20), nullable=False),
+    sa.Column("scope", sa.String(128), nullable=False),
+    sa.Column("key", sa.String(128), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("deleted", sa.Boolean, nullable=False),
+    sa.Column("search_text", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("project_id", "type", "scope", "key", name="uq_resources_identity"),
+)
+
+resource_versions = sa.Table(
+    "resource_versions",
+    metadata,
+    sa.Column("resource_id", sa.Integer, sa.ForeignKey("resources.id"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("deleted", sa.Boolean, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("comment", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("entity_type", sa.String(20), nullable=False),
+    sa.Column("entity_key", sa.String(128), nullable=False),
+    sa.Column("environment", sa.String(128), nullable=True),
+    sa.Column("version", sa.Integer, nullable=True),
+    sa.Column("diff", sa.JSON, nullable=False),
+    sa.Column("comment", sa.Text, nullable=True),
+    sa.Index("ix_audit_project", "project_id", "id"),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(128), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("instance_admin", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+memberships = sa.Table(
+    "memberships",
+    metadata,
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("role", sa.String(20), nullable=False),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=True),
+    sa.Column("environment_key", sa.String(128), nullable=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_by", sa.String(200), nullable=False),
+)
