@@ -1,0 +1,1 @@
+"""Fader's Python SDK: evaluates flags locally and keeps serving through server outages."""
