@@ -146,10 +146,12 @@ def test_exists_clause_needs_no_values() -> None:
     assert clause.values == ()
 
 
-def test_undefined_prerequisite_flag_is_accepted_as_always_failing() -> None:
+def test_undefined_prerequisite_flag_is_rejected() -> None:
     doc = base()
     doc["flags"]["x"]["prerequisites"] = [{"flag": "not-yet-created", "variants": ["on"]}]
-    assert parse_document(doc).flags["x"].prerequisites[0].flag == "not-yet-created"
+    (problem,) = problems_of(doc)
+    assert problem.path == "/flags/x/prerequisites/0/flag"
+    assert "'not-yet-created' of flag 'x' is not defined" in problem.message
 
 
 def test_every_problem_is_reported_at_once() -> None:

@@ -34,6 +34,7 @@ from fader_engine.parse_fields import (
     read_object,
     read_string,
     read_strings,
+    suggestion,
 )
 from fader_engine.parse_flags import parse_flag
 
@@ -96,7 +97,7 @@ def parse_document(data: Any) -> Document:
         if flag is not None:
             flags[key] = flag
 
-    _check_prerequisites(flags, problems)
+    _check_prerequisites(flags, frozenset(raw_flags), problems)
     for cycle in _cycles({key: _prerequisite_keys(flag) for key, flag in flags.items()}):
         problems.add(
             child(child("/flags", cycle[0]), "prerequisites"),
@@ -176,16 +177,27 @@ def _parse_segment(
     )
 
 
-def _check_prerequisites(flags: Mapping[str, Flag], problems: Problems) -> None:
-    """A prerequisite on a defined flag names only variants that flag has."""
+def _check_prerequisites(
+    flags: Mapping[str, Flag], declared: frozenset[str], problems: Problems
+) -> None:
+    """Prerequisites name flags of this document, and only variants those flags have.
+
+    A document is a whole environment, so a prerequisite on a flag it lacks is a mistake (a
+    typo, or a flag deleted while others still depend on it); accepting it would silently turn
+    the dependent flag off for everyone.
+    """
     for key, flag in flags.items():
         for index, prerequisite in enumerate(flag.prerequisites):
             path = child(child(child("/flags", key), "prerequisites"), index)
             target = flags.get(prerequisite.flag)
             if target is None:
-                # An undefined prerequisite is allowed, as in the format's own example: it
-                # evaluates to FLAG_NOT_FOUND, never to a listed variant, so the dependent flag
-                # serves its offVariant. (A defined but invalid target reports its own problems.)
+                if prerequisite.flag not in declared:  # an invalid one reports its own problems
+                    problems.add(
+                        child(path, "flag"),
+                        f"prerequisite {prerequisite.flag!r} of flag {key!r} is not defined in "
+                        "this document; define that flag or remove the prerequisite"
+                        + suggestion(prerequisite.flag, sorted(declared)),
+                    )
                 continue
             for v_index, variant in enumerate(prerequisite.variants):
                 if variant not in target.variants:
