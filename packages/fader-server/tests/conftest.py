@@ -1,0 +1,139 @@
+"""Fixtures: a real Fader server (uvicorn in a thread) per storage backend, real databases.
+
+Every API test runs twice, on SQLite and on PostgreSQL (`backend` is a session fixture
+parametrised over both). The PostgreSQL database is created with a unique name for this test
+session (each xdist worker has its own session) and dropped at the end, so runs never see each
+other's data. Tests isolate from each other by creating their own projects (`new_project`).
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from fader_server.app import create_app
+from fader_server.settings import Settings
+from server_api import unique
+
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+ADMIN_PASSWORD = "correct-horse-battery-" + secrets.token_hex(4)
+
+
+class LogSink(io.TextIOBase):
+    """Every log line the servers of this session wrote (searched for secrets)."""
+
+    def __init__(self) -> None:
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._lines.append(text)
+        return len(text)
+
+    def text(self) -> str:
+        with self._lock:
+            return "".join(self._lines)
+
+
+@dataclass(frozen=True)
+class Server:
+    backend: str
+    url: str
+    admin_token: str
+    admin_password: str
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def admin(self) -> httpx.Client:
+        return self.client(self.admin_token)
+
+
+@pytest.fixture(scope="session")
+def log_sink() -> LogSink:
+    return LogSink()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    name = f"fader_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _serve(
+    settings: Settings, log_sink: LogSink
+) -> tuple[uvicorn.Server, threading.Thread, str, FastAPI]:
+    app = create_app(settings, log_stream=log_sink)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.01)
+    return server, thread, f"http://127.0.0.1:{port}", app
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, log_sink: LogSink
+) -> Iterator[Server]:
+    backend: str = request.param
+    token = "fdr_admin_" + secrets.token_urlsafe(32)
+    data_dir: Path = tmp_path_factory.mktemp(backend)
+    database_url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        admin_password=ADMIN_PASSWORD,
+        admin_token=token,
+    )
+    uv_server, thread, url, app = _serve(settings, log_sink)
+    try:
+        yield Server(backend, url, token, ADMIN_PASSWORD)
+    finally:
+        uv_server.should_exit = True
+        thread.join(timeout=10)
+        app.state.services.store.close()
+
+
+@pytest.fixture
+def admin(server: Server) -> Iterator[httpx.Client]:
+    with server.admin() as client:
+        yield client
+
+
+@pytest.fixture
+def project(admin: httpx.Client) -> str:
+    """A fresh project (development, staging, protected production) for one test."""
+    key = unique("p")
+    response = admin.post("/api/v1/projects", json={"key": key, "name": "Test project"})
+    assert response.status_code == 201, response.text
+    return key
