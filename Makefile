@@ -29,18 +29,30 @@ test: sync lint typecheck test-engine-alone pytest
 lint:
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen lint-imports
 
 typecheck:
 	$(UV) run --frozen mypy
 
 # The engine must work with nothing of the server installed: run its tests in a venv that holds
-# only fader-engine and the test tools.
-test-engine-alone:
-	@rm -rf .venv-engine
-	@$(UV) venv --quiet .venv-engine
-	@VIRTUAL_ENV=.venv-engine $(UV) pip install --quiet ./packages/fader-engine pytest hypothesis gherkin-official jsonschema
-	.venv-engine/bin/python -c "import fader_engine, sys; bad=[m for m in sys.modules if m.split('.')[0] in {'fader_server','fastapi','typer','httpx','sqlalchemy'}]; assert not bad, bad"
-	cd packages/fader-engine && ../../.venv-engine/bin/python -m pytest -q -p no:cacheprovider -x tests
+# only fader-engine, its locked dependencies and the locked test tools.
+ENGINE_VENV := .venv-engine
+test-engine-alone: bootstrap
+	@rm -rf $(ENGINE_VENV) && $(UV) venv --quiet $(ENGINE_VENV)
+	@$(UV) export --frozen --package fader-engine --no-hashes --no-dev --no-emit-workspace \
+		--quiet > $(ENGINE_VENV)/engine-requirements.txt
+	@$(UV) export --frozen --only-dev --no-hashes --no-emit-workspace \
+		--quiet > $(ENGINE_VENV)/dev-constraints.txt
+	@VIRTUAL_ENV=$(ENGINE_VENV) $(UV) pip install --quiet --no-deps \
+		-r $(ENGINE_VENV)/engine-requirements.txt ./packages/fader-engine
+	@VIRTUAL_ENV=$(ENGINE_VENV) $(UV) pip install --quiet \
+		-c $(ENGINE_VENV)/dev-constraints.txt pytest hypothesis gherkin-official
+	$(ENGINE_VENV)/bin/python -c "import sys, fader_engine; \
+		bad = sorted(m for m in sys.modules if m.split('.')[0] in \
+		{'fader_server', 'fader_sdk', 'httpx', 'fastapi', 'sqlalchemy', 'typer'}); \
+		assert not bad, bad"
+	cd packages/fader-engine && ../../$(ENGINE_VENV)/bin/python -m pytest -q -p no:cacheprovider \
+		-W error --strict-markers tests
 
 pytest:
 	$(UV) run --frozen pytest -q -n auto

@@ -141,3 +141,16 @@ def test_thousandth_of_a_percent_granularity() -> None:
         for _ in range(200_000)
     )
     assert 0 < hits < 12  # expected 2 of 200,000
+
+
+@given(
+    st.one_of(
+        st.text(max_size=300),
+        st.lists(st.text(max_size=40), max_size=30),
+        st.tuples(st.text(max_size=30), st.text(max_size=30)).map(list),
+    )
+)
+def test_direct_cbor_encoding_of_strings_equals_the_canonical_encoder(value: Any) -> None:
+    import cbor2
+
+    assert cbor_seed(value) == cbor2.dumps(value, canonical=True)
