@@ -23,10 +23,10 @@ import psycopg
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from server_api import unique
 
 from fader_server.app import create_app
 from fader_server.settings import Settings
-from server_api import unique
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 ADMIN_PASSWORD = "correct-horse-battery-" + secrets.token_hex(4)

@@ -1,0 +1,249 @@
+"""The permission matrix: every admin endpoint by every kind of caller → the expected outcome.
+
+Expected outcomes: no, expired or revoked token → 401; SDK and client keys → 403 everywhere;
+a role below the endpoint's need → 403; an admin of *another* project → 404 on everything of
+this project (it cannot even learn the project exists); an allowed caller never gets 401/403
+(it may get 409/412/428 because the matrix sends deliberately stale or duplicate writes, which
+keeps the fixture data unchanged between cells).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from conftest import Server
+from server_api import BOOLEAN_FLAG, create_flag, unique
+
+CALLERS = (
+    "none",
+    "expired",
+    "revoked",
+    "sdk",
+    "client",
+    "viewer",
+    "editor",
+    "admin",
+    "other_admin",
+)
+RANK = {"viewer": 1, "editor": 2, "admin": 3}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    need: str  # viewer | editor | admin | instance (instance administrators) | any
+    body: Any = None
+    headers: dict[str, str] | None = None
+    project_scoped: bool = True
+
+
+STALE = {"If-Match": '"999"'}
+CONFIG = {"enabled": False, "offVariant": "off", "default": {"variant": "off"}}
+P = "/api/v1/projects/{p}"
+F = P + "/environments/development/flags/gate"
+ENDPOINTS = [
+    Endpoint("GET", "/api/v1/projects", "any", project_scoped=False),
+    Endpoint("POST", "/api/v1/projects", "instance", {"key": "{p}", "name": "dup"}, None, False),
+    Endpoint("GET", P, "viewer"),
+    Endpoint("PATCH", P, "admin", {"name": "Matrix project"}),
+    Endpoint("GET", P + "/environments", "viewer"),
+    Endpoint("POST", P + "/environments", "admin", {"key": "development", "name": "Dev"}),
+    Endpoint("GET", P + "/environments/development", "viewer"),
+    Endpoint("PUT", P + "/environments/development", "admin", {"name": "Dev"}, STALE),
+    Endpoint("DELETE", P + "/environments/development", "admin", None, STALE),
+    Endpoint("GET", P + "/environments/development/document", "viewer"),
+    Endpoint("GET", P + "/flags", "viewer"),
+    Endpoint("POST", P + "/flags", "editor", {"key": "gate", **BOOLEAN_FLAG}),
+    Endpoint("GET", P + "/flags/gate", "viewer"),
+    Endpoint("PUT", P + "/flags/gate", "editor", BOOLEAN_FLAG, STALE),
+    Endpoint("DELETE", P + "/flags/gate", "editor", None, STALE),
+    Endpoint("GET", P + "/flags/gate/versions", "viewer"),
+    Endpoint("GET", P + "/flags/gate/history", "viewer"),
+    Endpoint("POST", P + "/flags/gate/revert", "editor", {"version": 1}, STALE),
+    Endpoint("GET", F, "viewer"),
+    Endpoint("PUT", F, "editor", CONFIG, STALE),
+    Endpoint("POST", F + "/toggle", "editor", {"enabled": False}),
+    Endpoint("GET", F + "/versions", "viewer"),
+    Endpoint("POST", F + "/revert", "editor", {"version": 1}, STALE),
+    Endpoint("GET", P + "/segments", "viewer"),
+    Endpoint("POST", P + "/segments", "editor", {"key": "staff", "included": ["u1"]}),
+    Endpoint("GET", P + "/segments/staff", "viewer"),
+    Endpoint("PUT", P + "/segments/staff", "editor", {"included": ["u1"]}, STALE),
+    Endpoint("DELETE", P + "/segments/staff", "editor", None, STALE),
+    Endpoint("GET", P + "/segments/staff/versions", "viewer"),
+    Endpoint("POST", P + "/segments/staff/revert", "editor", {"version": 1}, STALE),
+    Endpoint("GET", P + "/members", "viewer"),
+    Endpoint("PUT", P + "/members/{viewer}", "admin", {"role": "viewer"}),
+    Endpoint("DELETE", P + "/members/nobody-{p}", "admin"),
+    Endpoint("GET", P + "/audit", "viewer"),
+    Endpoint("GET", "/api/v1/tokens?project={p}", "admin"),
+    Endpoint(
+        "POST",
+        "/api/v1/tokens",
+        "admin",
+        {"kind": "server", "name": "m", "project": "{p}", "environment": "development"},
+    ),
+    Endpoint("DELETE", "/api/v1/tokens/{spare_token}", "admin"),
+    Endpoint("GET", "/api/v1/tokens", "instance", project_scoped=False),
+    Endpoint(
+        "POST",
+        "/api/v1/users",
+        "instance",
+        {"username": "{viewer}", "password": "x" * 12},
+        None,
+        False,
+    ),
+]
+
+
+@dataclass(frozen=True)
+class World:
+    server: Server
+    values: dict[str, str]
+    clients: dict[str, httpx.Client]
+
+
+def _token(admin: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
+    response = admin.post("/api/v1/tokens", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def _user_token(server: Server, admin: httpx.Client, name: str, project: str, role: str) -> str:
+    password = "pw-" + unique("secret")
+    assert (
+        admin.post("/api/v1/users", json={"username": name, "password": password}).status_code
+        == 201
+    )
+    assert (
+        admin.put(f"/api/v1/projects/{project}/members/{name}", json={"role": role}).status_code
+        == 200
+    )
+    with server.client() as anonymous:
+        login = anonymous.post("/api/v1/auth/login", json={"username": name, "password": password})
+    assert login.status_code == 201, login.text
+    return str(login.json()["token"])
+
+
+@pytest.fixture(scope="module")
+def world(server: Server) -> Iterator[World]:
+    project, other = unique("matrix"), unique("other")
+    with server.admin() as admin:
+        for key in (project, other):
+            assert admin.post("/api/v1/projects", json={"key": key, "name": key}).status_code == 201
+        create_flag(admin, project, key="gate")
+        assert (
+            admin.post(
+                f"/api/v1/projects/{project}/segments", json={"key": "staff", "included": ["u1"]}
+            ).status_code
+            == 201
+        )
+        past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+        expired = _token(
+            admin, {"kind": "admin", "name": "old", "project": project, "expires_at": past}
+        )
+        revoked = _token(admin, {"kind": "admin", "name": "gone", "project": project})
+        assert admin.delete(f"/api/v1/tokens/{revoked['id']}").status_code == 204
+        sdk = _token(
+            admin,
+            {"kind": "server", "name": "sdk", "project": project, "environment": "production"},
+        )
+        client = _token(
+            admin,
+            {"kind": "client", "name": "web", "project": project, "environment": "production"},
+        )
+        spare = _token(
+            admin,
+            {"kind": "client", "name": "spare", "project": project, "environment": "development"},
+        )
+        viewer = unique("viewer")
+        tokens: dict[str, str | None] = {
+            "none": None,
+            "expired": expired["token"],
+            "revoked": revoked["token"],
+            "sdk": sdk["token"],
+            "client": client["token"],
+            "viewer": _user_token(server, admin, viewer, project, "viewer"),
+            "editor": _user_token(server, admin, unique("editor"), project, "editor"),
+            "admin": _user_token(server, admin, unique("admin"), project, "admin"),
+            "other_admin": _user_token(server, admin, unique("oadmin"), other, "admin"),
+        }
+    values = {"p": project, "viewer": viewer, "spare_token": str(spare["id"])}
+    clients = {caller: server.client(token) for caller, token in tokens.items()}
+    yield World(server, values, clients)
+    for client in clients.values():
+        client.close()
+
+
+def _fill(value: Any, values: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return value.format(**values)
+    if isinstance(value, dict):
+        return {k: _fill(v, values) for k, v in value.items()}
+    return value
+
+
+def expected(endpoint: Endpoint, caller: str) -> set[int] | None:
+    """The allowed statuses for a denied call, or None when the call is allowed."""
+    if caller in ("none", "expired", "revoked"):
+        return {401}
+    if caller in ("sdk", "client"):
+        return {403}
+    if endpoint.need == "any":
+        return None
+    if endpoint.need == "instance":
+        return {403}
+    if caller == "other_admin":
+        return {404} if endpoint.project_scoped else None
+    return None if RANK[caller] >= RANK[endpoint.need] else {403}
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: f"{e.method} {e.path}")
+def test_permission_matrix(world: World, endpoint: Endpoint, caller: str) -> None:
+    response = world.clients[caller].request(
+        endpoint.method,
+        _fill(endpoint.path, world.values),
+        json=_fill(endpoint.body, world.values),
+        headers=endpoint.headers,
+    )
+    denied = expected(endpoint, caller)
+    if denied is None:
+        assert response.status_code not in (401, 403), response.text
+        assert response.status_code < 500, response.text
+    else:
+        assert response.status_code in denied, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_matrix_covers_every_admin_route(server: Server) -> None:
+    """A new endpoint must be added to the matrix before it can ship."""
+    with server.client() as client:
+        spec = client.get("/openapi.json").json()
+    routes = {
+        (method.upper(), path)
+        for path, item in spec["paths"].items()
+        for method in item
+        if path.startswith("/api/v1") and path != "/api/v1/auth/login"
+    }
+    covered = {
+        (
+            e.method,
+            e.path.split("?")[0]
+            .replace("{p}", "{project}")
+            .replace("{viewer}", "{username}")
+            .replace("nobody-{project}", "{username}")
+            .replace("{spare_token}", "{token_id}")
+            .replace("/environments/development", "/environments/{environment}")
+            .replace("/flags/gate", "/flags/{flag}")
+            .replace("/segments/staff", "/segments/{segment}"),
+        )
+        for e in ENDPOINTS
+    }
+    assert routes - covered == set()
