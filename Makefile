@@ -8,13 +8,14 @@ export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 UV_VERSION := 0.13.8
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv comes from PATH, or is installed into .tools/ (a private venv) on first use.
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 
 .PHONY: run test bootstrap sync lint typecheck test-engine-alone pytest bench-engine
 
 bootstrap:
-	@command -v uv >/dev/null 2>&1 || test -x $(HOME)/.local/bin/uv || \
-		$(PYTHON) -m pip install --user --quiet "uv==$(UV_VERSION)"
+	@test -x "$(UV)" || { $(PYTHON) -m venv .tools && \
+		.tools/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"; }
 
 sync: bootstrap
 	@$(UV) sync --frozen --all-packages --quiet
