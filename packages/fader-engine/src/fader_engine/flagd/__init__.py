@@ -25,7 +25,7 @@ def load_flagd(
     data: Mapping[str, Any],
     *,
     clock: Callable[[], float] | None = None,
-    bucketing: BucketingAlgorithm = BucketingAlgorithm.V2,
+    bucketing: BucketingAlgorithm | str = BucketingAlgorithm.V2,
     strict: bool = True,
 ) -> Engine:
     """Validate and compile a flagd document into an :class:`Engine`.
@@ -36,7 +36,8 @@ def load_flagd(
     that break the schema but have a run-time meaning are accepted; structural problems still
     raise.
     """
-    return Engine(build_flags(data, bucketing=bucketing, strict=strict), clock)
+    algorithm = BucketingAlgorithm(bucketing)  # "v3" works too; anything else raises ValueError
+    return Engine(build_flags(data, bucketing=algorithm, strict=strict), clock)
 
 
 def validate_flagd(
