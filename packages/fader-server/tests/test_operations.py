@@ -1,0 +1,131 @@
+"""Concurrency, secrets in logs, health, metrics and problem details."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+from conftest import LogSink, Server
+from server_api import BOOLEAN_FLAG, create_flag, unique
+
+
+def test_two_updates_from_the_same_etag_exactly_one_wins(
+    server: Server, admin: httpx.Client, project: str
+) -> None:
+    create_flag(admin, project)
+    url = f"/api/v1/projects/{project}/flags/new-checkout"
+    etag = admin.get(url).headers["ETag"]
+    barrier = threading.Barrier(2)
+    statuses: list[int] = []
+
+    def write(name: str) -> None:
+        with server.admin() as client:
+            barrier.wait()
+            response = client.put(
+                url, json={**BOOLEAN_FLAG, "name": name}, headers={"If-Match": etag}
+            )
+            statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in ("A", "B")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [200, 412]
+    final = admin.get(url).json()
+    assert final["version"] == 2
+    history = admin.get(url + "/versions").json()
+    assert [v["version"] for v in history] == [2, 1]
+
+
+def test_no_secret_appears_in_any_log_line(
+    server: Server, admin: httpx.Client, project: str, log_sink: LogSink
+) -> None:
+    password = "pw-" + unique("hunter2")
+    username = unique("alice")
+    assert (
+        admin.post("/api/v1/users", json={"username": username, "password": password}).status_code
+        == 201
+    )
+    with server.client() as anonymous:
+        login = anonymous.post(
+            "/api/v1/auth/login", json={"username": username, "password": password}
+        )
+        anonymous.post("/api/v1/auth/login", json={"username": username, "password": "wrong"})
+    user_token = login.json()["token"]
+    sdk = admin.post(
+        "/api/v1/tokens",
+        json={"kind": "server", "name": "s", "project": project, "environment": "production"},
+    ).json()["token"]
+    with server.client(user_token) as client:
+        client.get("/api/v1/projects")
+    with server.client(sdk) as client:
+        client.get(f"/api/v1/projects/{project}")
+    logged = log_sink.text()
+    assert '"event": "request"' in logged
+    for secret in (password, user_token, sdk, server.admin_token, server.admin_password):
+        assert secret not in logged
+
+
+def test_request_log_line_has_consistent_fields(
+    admin: httpx.Client, project: str, log_sink: LogSink
+) -> None:
+    create_flag(admin, project)
+    admin.get(
+        f"/api/v1/projects/{project}/environments/staging/flags/new-checkout",
+        headers={"X-Request-ID": "req-" + project},
+    )
+    line = next(
+        line for line in log_sink.text().splitlines() if f'"request_id": "req-{project}"' in line
+    )
+    for field in (
+        '"project": "' + project,
+        '"environment": "staging"',
+        '"flag": "new-checkout"',
+        '"status": 200',
+        '"duration_ms"',
+        '"actor": "token:',
+    ):
+        assert field in line
+
+
+def test_health_readiness_and_metrics(server: Server) -> None:
+    with server.client() as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.get("/readyz").json() == {"status": "ready"}
+        client.get("/api/v1/projects")
+        metrics = client.get("/metrics").text
+    assert "fader_http_requests_total" in metrics
+
+
+def test_errors_are_problem_details_without_internals(server: Server) -> None:
+    with server.client() as client:
+        missing = client.get("/api/v1/nowhere")
+        unauthenticated = client.get("/api/v1/projects")
+        malformed = client.post(
+            "/api/v1/auth/login", content=b"{not json", headers={"content-type": "application/json"}
+        )
+    for response, status in ((missing, 404), (unauthenticated, 401), (malformed, 422)):
+        assert response.status_code == status
+        body = response.json()
+        assert {"type", "title", "status", "detail", "category"} <= body.keys()
+        assert "Traceback" not in response.text
+    assert unauthenticated.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_cross_project_keys_are_invisible(server: Server, admin: httpx.Client) -> None:
+    mine, theirs = unique("mine"), unique("theirs")
+    for key in (mine, theirs):
+        admin.post("/api/v1/projects", json={"key": key, "name": key})
+    token = admin.post(
+        "/api/v1/tokens", json={"kind": "admin", "name": "m", "project": mine}
+    ).json()["token"]
+    with server.client(token) as client:
+        listed = [p["key"] for p in client.get("/api/v1/projects").json()["items"]]
+        assert listed == [mine]
+        hidden = client.get(f"/api/v1/projects/{theirs}")
+        absent = client.get("/api/v1/projects/does-not-exist")
+    assert hidden.status_code == absent.status_code == 404
+    assert hidden.json()["detail"].replace(theirs, "X") == absent.json()["detail"].replace(
+        "does-not-exist", "X"
+    )
