@@ -1,1 +1,16 @@
-"""Fader's Python SDK: evaluates flags locally and keeps serving through server outages."""
+"""Fader's Python SDK: evaluates flags locally and keeps serving through server outages.
+
+    from fader_sdk import FaderClient
+
+    with FaderClient("fdr_srv_...", base_url="http://fader:8400", cache_path="flags.json") as fader:
+        if fader.boolean("new-checkout", {"targetingKey": user.id}, False):
+            ...
+
+OpenFeature users: ``fader_sdk.openfeature.FaderProvider`` (extra ``fader-sdk[openfeature]``).
+Tests without a server: ``fader_sdk.testing.TestData`` with ``FaderClient.for_testing``.
+"""
+
+from fader_sdk.client import NOT_READY_MESSAGE, FaderClient, __version__
+from fader_sdk.store import Origin, Snapshot, Store
+
+__all__ = ["NOT_READY_MESSAGE", "FaderClient", "Origin", "Snapshot", "Store", "__version__"]

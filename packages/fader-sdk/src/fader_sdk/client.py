@@ -1,0 +1,305 @@
+"""`FaderClient`: local evaluation against the latest configuration the SDK has.
+
+Why local: an evaluation is a dictionary lookup and a few comparisons in the engine; putting a
+network call on that path would make every feature check as slow and as fallible as the
+network. The network lives in one background source (stream, with polling fallback) that only
+swaps snapshots in the :class:`~fader_sdk.store.Store`.
+
+Promises to the application:
+- The constructor blocks for at most `init_timeout` seconds (0: not at all), and returns early
+  as soon as the server answers, or as soon as it is clear waiting cannot help (a rejected key).
+- Until any configuration is known, every evaluation returns the caller's default with reason
+  ``ERROR`` and error code ``GENERAL`` (message: "not ready"); evaluation never raises.
+- With `cache_path`, the last good snapshot is written there and used at start when the server
+  cannot be reached; through outages the last known configuration keeps being served.
+"""
+
+from __future__ import annotations
+
+import logging
+import random as _random
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+from fader_engine import ErrorCode, Reason, Resolution
+
+from fader_sdk.backoff import Backoff
+from fader_sdk.breaker import CircuitBreaker
+from fader_sdk.events import EventProcessor
+from fader_sdk.sources import DataSource
+from fader_sdk.sources.bootstrap import CacheWriter, load_snapshot
+from fader_sdk.sources.polling import PollingSource
+from fader_sdk.sources.streaming import StreamingSource
+from fader_sdk.store import Snapshot, Store
+
+log = logging.getLogger("fader_sdk")
+
+__version__ = "0.1.0"
+
+NOT_READY_MESSAGE = "the Fader client has no configuration yet (server not reached, no cache)"
+
+Context = Mapping[str, Any]
+
+
+class FaderClient:
+    """Evaluates flags locally; thread-safe; use as a context manager or call :meth:`close`."""
+
+    def __init__(
+        self,
+        sdk_key: str,
+        *,
+        base_url: str = "http://127.0.0.1:8400",
+        init_timeout: float = 5.0,
+        cache_path: str | Path | None = None,
+        stream: bool = True,
+        poll_interval: float = 30.0,
+        heartbeat_interval: float = 15.0,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] | None = None,
+        random: Callable[[], float] = _random.random,
+        events: bool = True,
+        event_capacity: int = 10_000,
+        event_batch_size: int = 1000,
+        event_flush_interval: float = 5.0,
+        source: DataSource | None = None,
+    ) -> None:
+        self._store = Store()
+        self._http: httpx.Client | None = None
+        self._events: EventProcessor | None = None
+        self._closed = False
+        if source is None:
+            if not sdk_key:
+                raise ValueError("FaderClient needs a server-side SDK key (fdr_srv_...)")
+            self._http = httpx.Client(
+                base_url=base_url,
+                transport=transport,
+                headers={
+                    "Authorization": f"Bearer {sdk_key}",
+                    "User-Agent": f"fader-python-sdk/{__version__}",
+                },
+                timeout=httpx.Timeout(10.0),
+            )
+            if cache_path is not None:
+                cached = load_snapshot(cache_path)
+                if cached is not None:
+                    self._store.replace(cached)
+                self._store.add_listener(CacheWriter(cache_path))
+            poller = PollingSource(self._http, interval=poll_interval, sleep=sleep)
+            if stream:
+                source = StreamingSource(
+                    self._http,
+                    heartbeat_interval=heartbeat_interval,
+                    backoff=Backoff(random=random, clock=clock),
+                    breaker=CircuitBreaker(clock=clock),
+                    poller=poller,
+                    sleep=sleep,
+                )
+            else:
+                source = poller
+            if events:
+                self._events = EventProcessor(
+                    self._http,
+                    capacity=event_capacity,
+                    batch_size=event_batch_size,
+                    flush_interval=event_flush_interval,
+                )
+        self._source = source
+        source.start(self._store)
+        if init_timeout > 0 and not self._store.wait_fresh(init_timeout):
+            if self._store.fatal_error is None:
+                log.warning(
+                    "fader: no configuration from the server within %g s; serving %s",
+                    init_timeout,
+                    "the cached configuration" if self.is_ready else "defaults",
+                )
+
+    @classmethod
+    def for_testing(cls, source: DataSource) -> FaderClient:
+        """A client fed by `source` (e.g. :class:`fader_sdk.testing.TestData`); no network."""
+        return cls("", source=source, init_timeout=0, events=False)
+
+    # -- state ------------------------------------------------------------------------------
+
+    @property
+    def is_ready(self) -> bool:
+        """A configuration is known (from the server, the cache file or test data)."""
+        return self._store.snapshot is not None
+
+    @property
+    def is_fresh(self) -> bool:
+        """The configuration came from (or was confirmed by) the server, not only the cache."""
+        return self._store.is_fresh
+
+    @property
+    def fatal_error(self) -> str | None:
+        """Why updates stopped for good (e.g. the key was rejected), if they did."""
+        return self._store.fatal_error
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        return self._store.snapshot
+
+    @property
+    def store(self) -> Store:
+        """The snapshot store; add listeners here to hear about configuration changes."""
+        return self._store
+
+    def wait_until_ready(self, timeout: float | None = None) -> bool:
+        """Wait for a configuration from the server; `True` if any configuration is known."""
+        if not self._store.is_fresh:
+            self._store.wait_fresh(timeout)
+        return self.is_ready
+
+    @property
+    def dropped_events(self) -> int:
+        return 0 if self._events is None else self._events.dropped
+
+    # -- evaluation -------------------------------------------------------------------------
+
+    def boolean_details(self, key: str, context: Context | None, default: bool) -> Resolution:
+        snapshot = self._store.snapshot
+        if snapshot is None:
+            return _not_ready(default)
+        return self._exposed(key, context, snapshot.engine.resolve_boolean(key, context or {},
+                                                                           default))
+
+    def string_details(self, key: str, context: Context | None, default: str) -> Resolution:
+        snapshot = self._store.snapshot
+        if snapshot is None:
+            return _not_ready(default)
+        return self._exposed(key, context, snapshot.engine.resolve_string(key, context or {},
+                                                                          default))
+
+    def integer_details(self, key: str, context: Context | None, default: int) -> Resolution:
+        snapshot = self._store.snapshot
+        if snapshot is None:
+            return _not_ready(default)
+        return self._exposed(key, context, snapshot.engine.resolve_integer(key, context or {},
+                                                                           default))
+
+    def float_details(self, key: str, context: Context | None, default: float) -> Resolution:
+        snapshot = self._store.snapshot
+        if snapshot is None:
+            return _not_ready(default)
+        return self._exposed(key, context, snapshot.engine.resolve_float(key, context or {},
+                                                                         default))
+
+    def object_details(self, key: str, context: Context | None, default: Any) -> Resolution:
+        snapshot = self._store.snapshot
+        if snapshot is None:
+            return _not_ready(default)
+        return self._exposed(key, context, snapshot.engine.resolve_object(key, context or {},
+                                                                          default))
+
+    def boolean(self, key: str, context: Context | None, default: bool) -> bool:
+        value: bool = self.boolean_details(key, context, default).value
+        return value
+
+    def string(self, key: str, context: Context | None, default: str) -> str:
+        value: str = self.string_details(key, context, default).value
+        return value
+
+    def integer(self, key: str, context: Context | None, default: int) -> int:
+        value: int = self.integer_details(key, context, default).value
+        return value
+
+    def float(self, key: str, context: Context | None, default: float) -> float:
+        value: float = self.float_details(key, context, default).value
+        return value
+
+    def object(self, key: str, context: Context | None, default: Any) -> Any:
+        return self.object_details(key, context, default).value
+
+    def all_flags(self, context: Context | None) -> dict[str, Any]:
+        """Every flag's value for `context` (flags that fail to evaluate are left out).
+
+        Records no exposures: bootstrapping a front end is not the user seeing a variant.
+        """
+        snapshot = self._store.snapshot
+        if snapshot is None:
+            return {}
+        out: dict[str, Any] = {}
+        for key in snapshot.engine:
+            resolution = snapshot.engine.evaluate(key, context or {})
+            if resolution.error_code is None and resolution.value is not None:
+                out[key] = resolution.value
+        return out
+
+    # -- events -----------------------------------------------------------------------------
+
+    def track(
+        self,
+        name: str,
+        context: Context | None,
+        value: Any = None,
+        *,
+        flag: str | None = None,
+        variant: str | None = None,
+    ) -> None:
+        """Record a custom event (an error, a latency, a conversion); never blocks or raises."""
+        if self._events is None:
+            return
+        event: dict[str, Any] = {
+            "kind": "custom",
+            "name": name,
+            "value": value,
+            "targeting_key": _targeting_key(context),
+        }
+        if flag is not None:
+            event["flag"] = flag
+            event["variant"] = variant
+        self._events.record(event)
+
+    def flush(self) -> None:
+        """Send queued events now (from this thread)."""
+        if self._events is not None:
+            self._events.flush()
+
+    def _exposed(self, key: str, context: Context | None, resolution: Resolution) -> Resolution:
+        if self._events is not None and resolution.variant is not None:
+            self._events.record({
+                "kind": "exposure",
+                "flag": key,
+                "variant": resolution.variant,
+                "reason": str(resolution.reason),
+                "targeting_key": _targeting_key(context),
+            })
+        return resolution
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the source thread, send queued events, close connections; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._source.close()
+        if self._events is not None:
+            self._events.close()
+        if self._http is not None:
+            self._http.close()
+
+    def __enter__(self) -> FaderClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _not_ready(default: Any) -> Resolution:
+    return Resolution(default, None, Reason.ERROR, ErrorCode.GENERAL, NOT_READY_MESSAGE)
+
+
+def _targeting_key(context: Context | None) -> str | None:
+    key = (context or {}).get("targetingKey")
+    return key if isinstance(key, str) else None

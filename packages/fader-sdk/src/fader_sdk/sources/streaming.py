@@ -1,0 +1,245 @@
+"""The server-sent-events client for ``GET /api/v1/sdk/stream``, with its polling fallback.
+
+Why parse SSE ourselves: the format is a dozen lines of spec, and owning it keeps the runtime
+dependencies to httpx and lets tests drive the parser without sockets.
+Spec: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
+
+Reconnect policy (after LaunchDarkly's streaming source):
+- The read timeout is 2.5 heartbeat intervals: a proxy that silently stops forwarding bytes
+  shows up as a `ReadTimeout`, and we reconnect instead of serving stale flags forever.
+- Every reconnect sends ``Last-Event-ID`` so the server can skip the full snapshot.
+- Delays come from :class:`~fader_sdk.backoff.Backoff` (full jitter, reset after a stable
+  connection); the server's ``retry:`` field sets the base; ``Retry-After`` is a floor.
+- :mod:`fader_sdk.retry` decides what is retryable; anything else stops the source for good.
+- Consecutive failures trip a :class:`~fader_sdk.breaker.CircuitBreaker`; while it is open the
+  source polls instead, and probes the stream again once the cool-down has elapsed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+
+import httpx
+
+from fader_sdk import retry
+from fader_sdk.backoff import Backoff
+from fader_sdk.breaker import BreakerState, CircuitBreaker
+from fader_sdk.sources import STREAM_PATH
+from fader_sdk.sources.polling import PollingSource
+from fader_sdk.store import Origin, Snapshot, Store
+
+log = logging.getLogger("fader_sdk")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSentEvent:
+    event: str
+    data: str
+    id: str | None
+
+
+class SSEParser:
+    """Turns lines of an event stream into events; keeps `last_event_id` and `retry_ms`."""
+
+    def __init__(self, last_event_id: str | None = None) -> None:
+        self.last_event_id = last_event_id
+        self.retry_ms: int | None = None
+        self._event = ""
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> ServerSentEvent | None:
+        """One line without its terminator; returns an event when a blank line completes one."""
+        if not line:
+            return self._dispatch()
+        if line.startswith(":"):
+            return None  # a comment: heartbeats; the read itself already proved liveness
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id":
+            if "\0" not in value:
+                self.last_event_id = value
+        elif name == "retry" and value.isascii() and value.isdigit():
+            self.retry_ms = int(value)
+        return None  # unknown fields are ignored, as the spec says
+
+    def _dispatch(self) -> ServerSentEvent | None:
+        event, data = self._event or "message", self._data
+        self._event, self._data = "", []
+        if not data:
+            return None
+        return ServerSentEvent(event, "\n".join(data), self.last_event_id)
+
+    def parse(self, lines: Iterable[str]) -> Iterator[ServerSentEvent]:
+        for line in lines:
+            event = self.feed(line.removesuffix("\n").removesuffix("\r"))
+            if event is not None:
+                yield event
+
+
+class Outcome(StrEnum):
+    """How one stream connection ended."""
+
+    DROPPED = "dropped"
+    """It worked for a while, then ended or went quiet: reconnect."""
+    FAILED = "failed"
+    """It could not be established (or broke at once): reconnect, and count it."""
+    FATAL = "fatal"
+    """Retrying cannot help (e.g. a rejected key): stop."""
+    CLOSED = "closed"
+    """The client is closing."""
+
+
+class StreamingSource:
+    """Keeps one SSE connection open, reconnecting and falling back to polling as needed."""
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        *,
+        heartbeat_interval: float = 15.0,
+        connect_timeout: float = 10.0,
+        backoff: Backoff | None = None,
+        breaker: CircuitBreaker | None = None,
+        poller: PollingSource | None = None,
+        sleep: Callable[[float], object] | None = None,
+    ) -> None:
+        self._http = http
+        self.read_timeout = 2.5 * heartbeat_interval
+        self._connect_timeout = connect_timeout
+        self.backoff = backoff or Backoff()
+        self.breaker = breaker or CircuitBreaker()
+        self._poller = poller or PollingSource(http)
+        self._stop = threading.Event()
+        self._sleep = sleep or self._stop.wait
+        self._thread: threading.Thread | None = None
+        self._response: httpx.Response | None = None
+        self._last_failure: retry.Failure | None = None
+        self.last_event_id: str | None = None
+
+    # -- one connection ---------------------------------------------------------------------
+
+    def connect_once(self, store: Store) -> Outcome:
+        """Open the stream and apply its events until it ends; never raises on I/O."""
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+        current = store.snapshot
+        if self.last_event_id is None and current is not None and current.origin is Origin.SERVER:
+            self.last_event_id = str(current.version)
+        if self.last_event_id is not None:
+            headers["Last-Event-ID"] = self.last_event_id
+        timeout = httpx.Timeout(self._connect_timeout, read=self.read_timeout)
+        parser = SSEParser(self.last_event_id)
+        received = False
+        try:
+            with self._http.stream("GET", STREAM_PATH, headers=headers, timeout=timeout) as resp:
+                self._response = resp
+                if self._stop.is_set():
+                    return Outcome.CLOSED
+                if resp.status_code != 200:
+                    resp.read()
+                    return self._failed(store, retry.from_response(resp))
+                for line in resp.iter_lines():
+                    if not received:
+                        received = True
+                        self.breaker.record_success()
+                        self.backoff.connected()
+                    event = parser.feed(line)
+                    if parser.retry_ms is not None:
+                        self.backoff.base = parser.retry_ms / 1000
+                    if event is not None:
+                        self._apply(store, event)
+                        self.last_event_id = parser.last_event_id
+            failure = retry.Failure(True, "the server ended the stream")
+        except httpx.ReadTimeout:
+            failure = retry.Failure(
+                True, f"no heartbeat for {self.read_timeout:g} s; reconnecting"
+            )
+        except httpx.HTTPError as error:
+            failure = retry.from_exception(error)
+        finally:
+            self._response = None
+        if self._stop.is_set():
+            return Outcome.CLOSED
+        if not received:
+            return self._failed(store, failure)
+        self.backoff.disconnected()
+        self._last_failure = failure
+        log.info("fader: stream dropped: %s", failure.message)
+        return Outcome.DROPPED
+
+    def _apply(self, store: Store, event: ServerSentEvent) -> None:
+        if event.event not in ("snapshot", "change"):
+            return  # forward compatible: unknown events are not errors
+        try:
+            snapshot = Snapshot.from_wire(json.loads(event.data), Origin.SERVER)
+        except Exception as error:  # keep serving the previous configuration
+            log.warning("fader: ignoring unusable %s event %s: %s", event.event, event.id, error)
+            return
+        store.replace(snapshot)
+
+    def _failed(self, store: Store, failure: retry.Failure) -> Outcome:
+        self._last_failure = failure
+        if not failure.retryable:
+            log.error("fader: stopped receiving flag updates: %s", failure.message)
+            store.fail(failure.message)
+            return Outcome.FATAL
+        self.breaker.record_failure()
+        log.warning("fader: stream unavailable, serving last known flags: %s", failure.message)
+        return Outcome.FAILED
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self, store: Store) -> None:
+        """Stream (or poll, while the breaker is open) until closed or a fatal failure."""
+        while not self._stop.is_set():
+            if self.breaker.allow():
+                outcome = self.connect_once(store)
+                if outcome in (Outcome.FATAL, Outcome.CLOSED):
+                    return
+                delay = self.backoff.next_delay()
+                if self._last_failure is not None and self._last_failure.retry_after:
+                    delay = max(delay, self._last_failure.retry_after)
+                if self.breaker.state is BreakerState.OPEN:
+                    log.warning("fader: stream keeps failing; polling until it recovers")
+                    delay = 0.0  # poll at once; the breaker decides when to probe again
+            else:
+                result = self._poller.poll_once(store)
+                delay = self._poller.interval
+                if result.failure is not None:
+                    if not result.failure.retryable:
+                        log.error("fader: stopped receiving flag updates: %s",
+                                  result.failure.message)
+                        return
+                    delay = max(delay, result.failure.retry_after or 0.0)
+            if delay > 0:
+                self._sleep(delay)
+
+    def start(self, store: Store) -> None:
+        self._thread = threading.Thread(
+            target=self.run, args=(store,), name="fader-streaming", daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop the loop; closing the open response interrupts a blocked read."""
+        self._stop.set()
+        response = self._response
+        if response is not None:
+            try:
+                response.close()
+            except Exception:  # closing from another thread may race the reader; harmless
+                log.debug("fader: error while closing the stream", exc_info=True)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()

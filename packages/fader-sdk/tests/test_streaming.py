@@ -1,0 +1,183 @@
+"""The SSE client: parsing, snapshots and changes, resume, heartbeat timeout, retry policy."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+from sdk_doubles import (
+    KEY,
+    FakeClock,
+    Recorder,
+    Sleeper,
+    event_stream,
+    http_client,
+    snapshot,
+    sse,
+)
+
+from fader_sdk.backoff import Backoff
+from fader_sdk.breaker import BreakerState, CircuitBreaker
+from fader_sdk.sources.polling import PollingSource
+from fader_sdk.sources.streaming import Outcome, SSEParser, StreamingSource
+from fader_sdk.store import Store
+
+
+def make_source(recorder: Recorder, *, limit: int = 100) -> tuple[StreamingSource, Sleeper]:
+    clock = FakeClock()
+    sleeper = Sleeper(clock, limit)
+    http = http_client(recorder)
+    source = StreamingSource(
+        http,
+        heartbeat_interval=15.0,
+        backoff=Backoff(base=1.0, cap=30.0, random=lambda: 0.5, clock=clock),
+        breaker=CircuitBreaker(failure_threshold=3, cooldown=60.0, clock=clock),
+        poller=PollingSource(http, interval=30.0),
+        sleep=sleeper,
+    )
+    sleeper.stop = source.close
+    return source, sleeper
+
+
+def test_parser_follows_the_event_stream_format() -> None:
+    parser = SSEParser()
+    lines = [
+        "retry: 2500", ": heartbeat", "event: change", "id: 18", "data: {\"a\":",
+        "data:1}", "", "data: no event name", "", "event: lonely", "", "id", "data: x", "",
+    ]
+    events = list(parser.parse(lines))
+    assert [(e.event, e.data, e.id) for e in events] == [
+        ("change", '{"a":\n1}', "18"),
+        ("message", "no event name", "18"),  # the id persists across events
+        ("message", "x", ""),  # "id" with no value resets it
+    ]
+    assert parser.retry_ms == 2500
+
+
+def test_first_snapshot_is_served_then_changes_replace_it() -> None:
+    recorder = Recorder(lambda r, n: event_stream(sse("snapshot", 17), sse("change", 18, False)))
+    source, _ = make_source(recorder)
+    store = Store()
+    seen: list[int] = []
+    store.add_listener(lambda old, new: seen.append(new.version))
+
+    assert source.connect_once(store) is Outcome.DROPPED  # the script then ends the stream
+    assert seen == [17, 18]
+    assert store.snapshot is not None
+    assert store.snapshot.engine.resolve_boolean("new-checkout", {}, True).value is False
+    assert store.is_fresh
+    assert source.backoff.base == 1.0  # from the server's `retry: 1000`
+    request = recorder.requests[0]
+    assert request.headers["Accept"] == "text/event-stream"
+    assert request.headers["Authorization"] == f"Bearer {KEY}"
+
+
+def test_reconnect_resumes_with_last_event_id() -> None:
+    recorder = Recorder(lambda r, n: event_stream(sse("snapshot", 17)) if n == 0
+                        else event_stream(b": heartbeat\n\n"))
+    source, _ = make_source(recorder, limit=2)
+    store = Store()
+    source.run(store)
+    assert "Last-Event-ID" not in recorder.requests[0].headers
+    assert recorder.requests[1].headers["Last-Event-ID"] == "17"
+    assert store.snapshot is not None and store.snapshot.version == 17
+
+
+def test_missing_heartbeats_time_out_the_read_and_reconnect() -> None:
+    recorder = Recorder(lambda r, n: event_stream(sse("snapshot", 17),
+                                                  error=httpx.ReadTimeout("quiet")))
+    source, sleeper = make_source(recorder, limit=2)
+    source.run(Store())
+    assert recorder.requests[0].extensions["timeout"]["read"] == 37.5  # 2.5 x 15 s heartbeat
+    assert len(recorder.requests) == 2
+    assert recorder.requests[1].headers["Last-Event-ID"] == "17"
+    assert source.breaker.state is BreakerState.CLOSED  # the stream worked; not a failure
+
+
+def test_server_errors_back_off_with_jitter_then_fall_back_to_polling() -> None:
+    def script(request: httpx.Request, n: int) -> httpx.Response:
+        if request.url.path.endswith("/flags"):
+            return httpx.Response(200, json=snapshot(5), headers={"ETag": '"5"'})
+        return httpx.Response(500)
+
+    recorder = Recorder(script)
+    source, sleeper = make_source(recorder, limit=3)
+    store = Store()
+    source.run(store)
+    # random()=0.5 of ceilings 1, 2 (third failure trips the breaker: poll at once), then 30 s poll
+    assert sleeper.delays == [0.5, 1.0, 30.0]
+    assert recorder.paths == ["/api/v1/sdk/stream"] * 3 + ["/api/v1/sdk/flags"]
+    assert store.snapshot is not None and store.snapshot.version == 5
+    assert source.breaker.state is BreakerState.OPEN
+
+
+def test_stream_is_probed_again_after_the_cooldown_and_resumes() -> None:
+    def script(request: httpx.Request, n: int) -> httpx.Response:
+        if request.url.path.endswith("/flags"):
+            return httpx.Response(304)
+        return httpx.Response(503) if n < 3 else event_stream(sse("snapshot", 9))
+
+    recorder = Recorder(script)
+    source, _ = make_source(recorder, limit=6)
+    source.run(Store())
+    # 3 failed streams, polls every 30 s until the 60 s cool-down elapsed, then the probe works
+    assert recorder.paths[:6] == ["/api/v1/sdk/stream"] * 3 + ["/api/v1/sdk/flags"] * 2 + [
+        "/api/v1/sdk/stream"]
+    assert source.breaker.state is BreakerState.CLOSED
+
+
+def test_rejected_key_stops_with_an_actionable_message_without_the_key(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    recorder = Recorder(lambda r, n: httpx.Response(401, json={"title": "Unauthorized"}))
+    source, sleeper = make_source(recorder)
+    store = Store()
+    with caplog.at_level(logging.DEBUG, logger="fader_sdk"):
+        source.run(store)
+    assert len(recorder.requests) == 1
+    assert sleeper.delays == []
+    assert store.fatal_error is not None and "server-side SDK key" in store.fatal_error
+    assert "401" in caplog.text
+    assert KEY not in caplog.text
+    assert store.wait_fresh(0) is False  # waiters are released at once
+
+
+@pytest.mark.parametrize(
+    ("response", "retried"),
+    [
+        (httpx.Response(503, json={"category": "retryable", "title": "x"},
+                        headers={"content-type": "application/problem+json"}), True),
+        (httpx.Response(503, json={"category": "operator_fixable", "detail": "check DB"},
+                        headers={"content-type": "application/problem+json"}), False),
+        (httpx.Response(403), False),
+        (httpx.Response(404), False),
+        (httpx.Response(502, text="<html>bad gateway</html>"), True),
+    ],
+)
+def test_only_retryable_failures_are_retried(response: httpx.Response, retried: bool) -> None:
+    recorder = Recorder(lambda r, n: response)
+    source, sleeper = make_source(recorder, limit=1)
+    store = Store()
+    source.run(store)
+    assert len(recorder.requests) == 1
+    assert bool(sleeper.delays) is retried  # a retry waits first; a stop does not
+    assert (store.fatal_error is None) is retried
+
+
+def test_retry_after_is_a_floor_for_the_next_attempt() -> None:
+    recorder = Recorder(lambda r, n: httpx.Response(429, headers={"Retry-After": "120"}))
+    source, sleeper = make_source(recorder, limit=1)
+    source.run(Store())
+    assert sleeper.delays == [120.0]
+
+
+def test_network_errors_are_retried() -> None:
+    def script(request: httpx.Request, n: int) -> httpx.Response:
+        raise httpx.ConnectError("refused")
+
+    recorder = Recorder(script)
+    source, sleeper = make_source(recorder, limit=2)
+    source.run(Store())
+    assert len(recorder.requests) == 2
+    assert sleeper.delays == [0.5, 1.0]
