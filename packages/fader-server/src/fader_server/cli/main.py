@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from fader_server.cli import db
 from fader_server.cli.eval import eval_command
+from fader_server.cli.serve import serve_command
 
 app = typer.Typer(
     name="fader",
@@ -14,6 +16,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("eval")(eval_command)
+app.command("serve")(serve_command)
+app.add_typer(db.app, name="db")
 
 
 @app.callback()

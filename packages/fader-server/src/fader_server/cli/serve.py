@@ -1,0 +1,58 @@
+"""`fader serve`: run the server (uvicorn) over SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from fader_server.app import create_app, open_services
+from fader_server.services import demo
+from fader_server.settings import Settings
+
+
+def serve_command(
+    host: Annotated[str | None, typer.Option(help="address to bind [env FADER_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="port [env FADER_PORT]")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="SQLite data directory [env FADER_DATA_DIR]")
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="e.g. postgresql://user@host/db [env FADER_DATABASE_URL]"),
+    ] = None,
+    demo_data: Annotated[
+        bool, typer.Option("--demo", help="seed a demo project once [env FADER_DEMO=1]")
+    ] = False,
+) -> None:
+    """Run the Fader server: admin API on /api/v1, docs on /docs."""
+    settings = Settings.load(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        database_url=database_url,
+        demo=demo_data or None,
+    )
+    services, first_run = open_services(settings)
+    url = f"http://{settings.host}:{settings.port}"
+    if first_run is not None:
+        if first_run.generated_password:
+            # Printed once, to the terminal only: never to the log.
+            typer.echo(
+                f"Created user '{first_run.username}' with password: "
+                f"{first_run.generated_password}\n"
+                "Save it now; it will not be shown again."
+            )
+        else:
+            typer.echo(f"Created user '{first_run.username}' with FADER_ADMIN_PASSWORD.")
+    if settings.demo and demo.seed(services):
+        typer.echo("Seeded the demo project 'demo' (development, staging, production).")
+    typer.echo(
+        f"Fader is listening on {url}  (API docs: {url}/docs)\n"
+        f"Log in: curl -X POST {url}/api/v1/auth/login -H 'content-type: application/json' "
+        '-d \'{"username": "admin", "password": "..."}\''
+    )
+    app = create_app(settings, services)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
