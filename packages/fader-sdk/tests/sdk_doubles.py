@@ -29,8 +29,12 @@ def document(value: Any = True, key: str = "new-checkout") -> dict[str, Any]:
 
 
 def snapshot(version: int, value: Any = True) -> dict[str, Any]:
-    return {"project": "demo", "environment": "production", "version": version,
-            "document": document(value)}
+    return {
+        "project": "demo",
+        "environment": "production",
+        "version": version,
+        "document": document(value),
+    }
 
 
 def sse(event: str, version: int, value: Any = True) -> bytes:

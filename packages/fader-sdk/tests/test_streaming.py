@@ -43,8 +43,20 @@ def make_source(recorder: Recorder, *, limit: int = 100) -> tuple[StreamingSourc
 def test_parser_follows_the_event_stream_format() -> None:
     parser = SSEParser()
     lines = [
-        "retry: 2500", ": heartbeat", "event: change", "id: 18", "data: {\"a\":",
-        "data:1}", "", "data: no event name", "", "event: lonely", "", "id", "data: x", "",
+        "retry: 2500",
+        ": heartbeat",
+        "event: change",
+        "id: 18",
+        'data: {"a":',
+        "data:1}",
+        "",
+        "data: no event name",
+        "",
+        "event: lonely",
+        "",
+        "id",
+        "data: x",
+        "",
     ]
     events = list(parser.parse(lines))
     assert [(e.event, e.data, e.id) for e in events] == [
@@ -74,20 +86,25 @@ def test_first_snapshot_is_served_then_changes_replace_it() -> None:
 
 
 def test_reconnect_resumes_with_last_event_id() -> None:
-    recorder = Recorder(lambda r, n: event_stream(sse("snapshot", 17)) if n == 0
-                        else event_stream(b": heartbeat\n\n"))
+    recorder = Recorder(
+        lambda r, n: (
+            event_stream(sse("snapshot", 17)) if n == 0 else event_stream(b": heartbeat\n\n")
+        )
+    )
     source, _ = make_source(recorder, limit=2)
     store = Store()
     source.run(store)
     assert "Last-Event-ID" not in recorder.requests[0].headers
     assert recorder.requests[1].headers["Last-Event-ID"] == "17"
-    assert store.snapshot is not None and store.snapshot.version == 17
+    assert store.snapshot is not None
+    assert store.snapshot.version == 17
 
 
 def test_missing_heartbeats_time_out_the_read_and_reconnect() -> None:
-    recorder = Recorder(lambda r, n: event_stream(sse("snapshot", 17),
-                                                  error=httpx.ReadTimeout("quiet")))
-    source, sleeper = make_source(recorder, limit=2)
+    recorder = Recorder(
+        lambda r, n: event_stream(sse("snapshot", 17), error=httpx.ReadTimeout("quiet"))
+    )
+    source, _sleeper = make_source(recorder, limit=2)
     source.run(Store())
     assert recorder.requests[0].extensions["timeout"]["read"] == 37.5  # 2.5 x 15 s heartbeat
     assert len(recorder.requests) == 2
@@ -108,7 +125,8 @@ def test_server_errors_back_off_with_jitter_then_fall_back_to_polling() -> None:
     # random()=0.5 of ceilings 1, 2 (third failure trips the breaker: poll at once), then 30 s poll
     assert sleeper.delays == [0.5, 1.0, 30.0]
     assert recorder.paths == ["/api/v1/sdk/stream"] * 3 + ["/api/v1/sdk/flags"]
-    assert store.snapshot is not None and store.snapshot.version == 5
+    assert store.snapshot is not None
+    assert store.snapshot.version == 5
     assert source.breaker.state is BreakerState.OPEN
 
 
@@ -123,7 +141,8 @@ def test_stream_is_probed_again_after_the_cooldown_and_resumes() -> None:
     source.run(Store())
     # 3 failed streams, polls every 30 s until the 60 s cool-down elapsed, then the probe works
     assert recorder.paths[:6] == ["/api/v1/sdk/stream"] * 3 + ["/api/v1/sdk/flags"] * 2 + [
-        "/api/v1/sdk/stream"]
+        "/api/v1/sdk/stream"
+    ]
     assert source.breaker.state is BreakerState.CLOSED
 
 
@@ -137,7 +156,8 @@ def test_rejected_key_stops_with_an_actionable_message_without_the_key(
         source.run(store)
     assert len(recorder.requests) == 1
     assert sleeper.delays == []
-    assert store.fatal_error is not None and "server-side SDK key" in store.fatal_error
+    assert store.fatal_error is not None
+    assert "server-side SDK key" in store.fatal_error
     assert "401" in caplog.text
     assert KEY not in caplog.text
     assert store.wait_fresh(0) is False  # waiters are released at once
@@ -146,10 +166,22 @@ def test_rejected_key_stops_with_an_actionable_message_without_the_key(
 @pytest.mark.parametrize(
     ("response", "retried"),
     [
-        (httpx.Response(503, json={"category": "retryable", "title": "x"},
-                        headers={"content-type": "application/problem+json"}), True),
-        (httpx.Response(503, json={"category": "operator_fixable", "detail": "check DB"},
-                        headers={"content-type": "application/problem+json"}), False),
+        (
+            httpx.Response(
+                503,
+                json={"category": "retryable", "title": "x"},
+                headers={"content-type": "application/problem+json"},
+            ),
+            True,
+        ),
+        (
+            httpx.Response(
+                503,
+                json={"category": "operator_fixable", "detail": "check DB"},
+                headers={"content-type": "application/problem+json"},
+            ),
+            False,
+        ),
         (httpx.Response(403), False),
         (httpx.Response(404), False),
         (httpx.Response(502, text="<html>bad gateway</html>"), True),

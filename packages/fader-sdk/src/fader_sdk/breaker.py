@@ -112,10 +112,7 @@ class CircuitBreaker:
                 self._apply(Signal.FAILURE)
 
     def _check_cooldown(self) -> None:
-        if (
-            self._state is BreakerState.OPEN
-            and self._clock() - self._opened_at >= self.cooldown
-        ):
+        if self._state is BreakerState.OPEN and self._clock() - self._opened_at >= self.cooldown:
             self._apply(Signal.COOLDOWN_ELAPSED)
 
     def _apply(self, signal: Signal) -> None:

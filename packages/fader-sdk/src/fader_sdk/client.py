@@ -25,8 +25,8 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-from fader_engine import ErrorCode, Reason, Resolution
 
+from fader_engine import ErrorCode, Reason, Resolution
 from fader_sdk.backoff import Backoff
 from fader_sdk.breaker import CircuitBreaker
 from fader_sdk.events import EventProcessor
@@ -110,13 +110,13 @@ class FaderClient:
                 )
         self._source = source
         source.start(self._store)
-        if init_timeout > 0 and not self._store.wait_fresh(init_timeout):
-            if self._store.fatal_error is None:
-                log.warning(
-                    "fader: no configuration from the server within %g s; serving %s",
-                    init_timeout,
-                    "the cached configuration" if self.is_ready else "defaults",
-                )
+        fresh = init_timeout <= 0 or self._store.wait_fresh(init_timeout)
+        if not fresh and self._store.fatal_error is None:
+            log.warning(
+                "fader: no configuration from the server within %g s; serving %s",
+                init_timeout,
+                "the cached configuration" if self.is_ready else "defaults",
+            )
 
     @classmethod
     def for_testing(cls, source: DataSource) -> FaderClient:
@@ -165,36 +165,41 @@ class FaderClient:
         snapshot = self._store.snapshot
         if snapshot is None:
             return _not_ready(default)
-        return self._exposed(key, context, snapshot.engine.resolve_boolean(key, context or {},
-                                                                           default))
+        return self._exposed(
+            key, context, snapshot.engine.resolve_boolean(key, context or {}, default)
+        )
 
     def string_details(self, key: str, context: Context | None, default: str) -> Resolution:
         snapshot = self._store.snapshot
         if snapshot is None:
             return _not_ready(default)
-        return self._exposed(key, context, snapshot.engine.resolve_string(key, context or {},
-                                                                          default))
+        return self._exposed(
+            key, context, snapshot.engine.resolve_string(key, context or {}, default)
+        )
 
     def integer_details(self, key: str, context: Context | None, default: int) -> Resolution:
         snapshot = self._store.snapshot
         if snapshot is None:
             return _not_ready(default)
-        return self._exposed(key, context, snapshot.engine.resolve_integer(key, context or {},
-                                                                           default))
+        return self._exposed(
+            key, context, snapshot.engine.resolve_integer(key, context or {}, default)
+        )
 
     def float_details(self, key: str, context: Context | None, default: float) -> Resolution:
         snapshot = self._store.snapshot
         if snapshot is None:
             return _not_ready(default)
-        return self._exposed(key, context, snapshot.engine.resolve_float(key, context or {},
-                                                                         default))
+        return self._exposed(
+            key, context, snapshot.engine.resolve_float(key, context or {}, default)
+        )
 
     def object_details(self, key: str, context: Context | None, default: Any) -> Resolution:
         snapshot = self._store.snapshot
         if snapshot is None:
             return _not_ready(default)
-        return self._exposed(key, context, snapshot.engine.resolve_object(key, context or {},
-                                                                          default))
+        return self._exposed(
+            key, context, snapshot.engine.resolve_object(key, context or {}, default)
+        )
 
     def boolean(self, key: str, context: Context | None, default: bool) -> bool:
         value: bool = self.boolean_details(key, context, default).value
@@ -262,13 +267,15 @@ class FaderClient:
 
     def _exposed(self, key: str, context: Context | None, resolution: Resolution) -> Resolution:
         if self._events is not None and resolution.variant is not None:
-            self._events.record({
-                "kind": "exposure",
-                "flag": key,
-                "variant": resolution.variant,
-                "reason": str(resolution.reason),
-                "targeting_key": _targeting_key(context),
-            })
+            self._events.record(
+                {
+                    "kind": "exposure",
+                    "flag": key,
+                    "variant": resolution.variant,
+                    "reason": str(resolution.reason),
+                    "targeting_key": _targeting_key(context),
+                }
+            )
         return resolution
 
     # -- lifecycle --------------------------------------------------------------------------

@@ -117,8 +117,9 @@ class EventProcessor:
         if failure is None:
             return True
         if failure.retryable and not final:
-            log.warning("fader: could not send %d events, will retry: %s",
-                        len(batch), failure.message)
+            log.warning(
+                "fader: could not send %d events, will retry: %s", len(batch), failure.message
+            )
             self._requeue(batch)
             return False
         with self._cond:

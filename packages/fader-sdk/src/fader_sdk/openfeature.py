@@ -17,7 +17,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from fader_engine import Resolution
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.event import ProviderEventDetails
 from openfeature.exception import ErrorCode, ProviderNotReadyError
@@ -25,6 +24,7 @@ from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Re
 from openfeature.provider import AbstractProvider, Metadata
 from openfeature.track import TrackingEventDetails
 
+from fader_engine import Resolution
 from fader_sdk.client import FaderClient
 from fader_sdk.store import Snapshot
 
@@ -77,9 +77,7 @@ class FaderProvider(AbstractProvider):
     def initialize(self, evaluation_context: EvaluationContext) -> None:
         """Wait (bounded) for configuration; OpenFeature marks the provider READY or ERROR."""
         if not self.client.wait_until_ready(self._init_timeout):
-            raise ProviderNotReadyError(
-                self.client.fatal_error or "Fader has no configuration yet"
-            )
+            raise ProviderNotReadyError(self.client.fatal_error or "Fader has no configuration yet")
 
     def shutdown(self) -> None:
         self.client.close()
@@ -94,22 +92,28 @@ class FaderProvider(AbstractProvider):
         self.client.track(tracking_event_name, to_context(evaluation_context), value)
 
     def resolve_boolean_details(
-        self, flag_key: str, default_value: bool, evaluation_context: EvaluationContext | None = None
+        self,
+        flag_key: str,
+        default_value: bool,
+        evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[bool]:
-        return self._resolve(self.client.boolean_details, flag_key, default_value,
-                             evaluation_context)
+        return self._resolve(
+            self.client.boolean_details, flag_key, default_value, evaluation_context
+        )
 
     def resolve_string_details(
         self, flag_key: str, default_value: str, evaluation_context: EvaluationContext | None = None
     ) -> FlagResolutionDetails[str]:
-        return self._resolve(self.client.string_details, flag_key, default_value,
-                             evaluation_context)
+        return self._resolve(
+            self.client.string_details, flag_key, default_value, evaluation_context
+        )
 
     def resolve_integer_details(
         self, flag_key: str, default_value: int, evaluation_context: EvaluationContext | None = None
     ) -> FlagResolutionDetails[int]:
-        return self._resolve(self.client.integer_details, flag_key, default_value,
-                             evaluation_context)
+        return self._resolve(
+            self.client.integer_details, flag_key, default_value, evaluation_context
+        )
 
     def resolve_float_details(
         self,
@@ -117,8 +121,7 @@ class FaderProvider(AbstractProvider):
         default_value: float,
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[float]:
-        return self._resolve(self.client.float_details, flag_key, default_value,
-                             evaluation_context)
+        return self._resolve(self.client.float_details, flag_key, default_value, evaluation_context)
 
     def resolve_object_details(
         self,
@@ -126,8 +129,9 @@ class FaderProvider(AbstractProvider):
         default_value: ObjectValue,
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[ObjectValue]:
-        return self._resolve(self.client.object_details, flag_key, default_value,
-                             evaluation_context)
+        return self._resolve(
+            self.client.object_details, flag_key, default_value, evaluation_context
+        )
 
     def _resolve(
         self,

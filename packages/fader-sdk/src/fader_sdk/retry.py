@@ -70,9 +70,7 @@ def _problem(response: httpx.Response) -> dict[str, object] | None:
     return body if isinstance(body, dict) else None
 
 
-def from_response(
-    response: httpx.Response, *, now: Callable[[], float] = time.time
-) -> Failure:
+def from_response(response: httpx.Response, *, now: Callable[[], float] = time.time) -> Failure:
     """Classify a non-success response. The body must already be read."""
     status = response.status_code
     retry_after = parse_retry_after(response.headers.get("retry-after"), now=now)

@@ -49,8 +49,8 @@ class Snapshot:
     def from_wire(cls, payload: Mapping[str, Any], origin: Origin) -> Snapshot:
         """Build from the delivery protocol's snapshot JSON (docs/delivery-protocol.md).
 
-        Raises `ValueError` (or the engine's `ConfigurationError`, a subclass of nothing
-        of ours) when the payload is not a valid snapshot: callers keep the old one.
+        Raises `ValueError`, or the engine's `ConfigurationError`, when the payload is not a
+        valid snapshot; callers log it and keep serving the snapshot they have.
         """
         version = payload.get("version")
         document = payload.get("document")

@@ -19,7 +19,6 @@ import threading
 from typing import Any
 
 import fader_engine
-
 from fader_sdk.store import Origin, Snapshot, Store
 
 __all__ = ["FlagBuilder", "TestData"]
@@ -51,8 +50,9 @@ class FlagBuilder:
 
     def value(self, value: Any) -> FlagBuilder:
         """Everyone gets `value` (reason STATIC); clears targeting."""
-        self._variants = {"value": value} if not isinstance(value, bool) else {
-            "on": True, "off": False}
+        self._variants = (
+            {"value": value} if not isinstance(value, bool) else {"on": True, "off": False}
+        )
         self._default = "value" if not isinstance(value, bool) else ("on" if value else "off")
         self._rules = []
         self._enabled = True

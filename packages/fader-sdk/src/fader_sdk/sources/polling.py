@@ -81,8 +81,9 @@ class PollingSource:
                 if not result.failure.retryable:
                     log.error("fader: stopped polling: %s", result.failure.message)
                     return
-                log.warning("fader: poll failed, serving last known flags: %s",
-                            result.failure.message)
+                log.warning(
+                    "fader: poll failed, serving last known flags: %s", result.failure.message
+                )
                 delay = max(delay, result.failure.retry_after or 0.0)
             self._sleep(delay)
 

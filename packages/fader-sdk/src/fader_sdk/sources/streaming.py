@@ -159,9 +159,7 @@ class StreamingSource:
                         self.last_event_id = parser.last_event_id
             failure = retry.Failure(True, "the server ended the stream")
         except httpx.ReadTimeout:
-            failure = retry.Failure(
-                True, f"no heartbeat for {self.read_timeout:g} s; reconnecting"
-            )
+            failure = retry.Failure(True, f"no heartbeat for {self.read_timeout:g} s; reconnecting")
         except httpx.HTTPError as error:
             failure = retry.from_exception(error)
         finally:
@@ -215,8 +213,9 @@ class StreamingSource:
                 delay = self._poller.interval
                 if result.failure is not None:
                     if not result.failure.retryable:
-                        log.error("fader: stopped receiving flag updates: %s",
-                                  result.failure.message)
+                        log.error(
+                            "fader: stopped receiving flag updates: %s", result.failure.message
+                        )
                         return
                     delay = max(delay, result.failure.retry_after or 0.0)
             if delay > 0:
