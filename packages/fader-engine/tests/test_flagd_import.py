@@ -162,3 +162,43 @@ def test_missing_split_seed_is_an_error_after_import() -> None:
     engine = fader_engine.load(flagd_to_fader(FLAGD))
     result = engine.evaluate("copy", {"appVersion": "2.0.0"})
     assert result.error_code is ErrorCode.TARGETING_KEY_MISSING
+
+
+def test_fader_export_imports_back_to_the_same_rules() -> None:
+    def clause(attribute: str, op: str, *values: Any, negate: bool = False) -> dict[str, Any]:
+        return {"attribute": attribute, "op": op, "values": list(values), "negate": negate}
+
+    original = {
+        "format": "fader/v1",
+        "flags": {
+            "f": {
+                "type": "boolean",
+                "variants": {"on": True, "off": False},
+                "offVariant": "off",
+                "rules": [
+                    {
+                        "clauses": [clause("plan", "in", "pro"), clause("seats", "gte", 10)],
+                        "variant": "on",
+                    },
+                    {"clauses": [clause("country", "in", "US", negate=True)], "variant": "on"},
+                ],
+                "default": {
+                    "split": {
+                        "weights": [
+                            {"variant": "on", "weight": 12.5},
+                            {"variant": "off", "weight": 87.5},
+                        ]
+                    }
+                },
+            }
+        },
+    }
+    back = flagd_to_fader(to_flagd(parse_document(original)))
+    rules = back["flags"]["f"]["rules"]
+    assert [c["op"] for c in rules[0]["clauses"]] == ["in", "gte"]
+    assert rules[1]["clauses"] == [
+        {"attribute": "country", "op": "in", "values": ["US"], "negate": True}
+    ]
+    native, imported = fader_engine.load(original), fader_engine.load(back)
+    for ctx in contexts(1000):
+        assert native.evaluate("f", ctx).variant == imported.evaluate("f", ctx).variant

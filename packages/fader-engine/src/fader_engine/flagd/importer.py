@@ -61,11 +61,32 @@ def _scalar(value: Any) -> bool:
     return isinstance(value, str | bool | int | float)
 
 
+def _membership_idiom(args: Any) -> dict[str, Any] | None:
+    """Fader's own export of ``in``: scalar membership OR any list element (``some``)."""
+    if not (isinstance(args, list) and len(args) == 2):
+        return None
+    scalar, listed = args
+    if not (isinstance(scalar, Mapping) and isinstance(listed, Mapping)):
+        return None
+    first, some = scalar.get("in"), listed.get("some")
+    if not (isinstance(first, list) and len(first) == 2 and isinstance(some, list)):
+        return None
+    attribute, values = _var(first[0]), first[1]
+    if attribute and some == [first[0], {"in": [{"var": ""}, values]}]:
+        return {"attribute": attribute, "op": "in", "values": list(values)}
+    return None
+
+
 def _clause(cond: Any, path: str) -> dict[str, Any]:
     if not isinstance(cond, Mapping) or len(cond) != 1:
         raise _UntranslatableError(path, "a condition must be a single JsonLogic operation")
     ((op, args),) = cond.items()
+    if op == "or" and (membership := _membership_idiom(args)) is not None:
+        return membership
     args = args if isinstance(args, list) else [args]
+    if op in ("!=", "==") and len(args) == 2 and args[1] is None and _var(args[0]):
+        # Presence: exactly Fader's `exists` (negated for `== null`).
+        return {"attribute": _var(args[0]), "op": "exists", "negate": op == "=="}
     if op in ("==", "===") and len(args) == 2:
         attribute, literal = (args[0], args[1]) if _var(args[0]) else (args[1], args[0])
         if _var(attribute) and _scalar(literal):
@@ -104,6 +125,9 @@ def _alternatives(cond: Any, path: str) -> list[list[dict[str, Any]]]:
     if cond is True:
         return [[]]
     if isinstance(cond, Mapping) and set(cond) == {"and"} and isinstance(cond["and"], list):
+        negated = _negated_with_presence(cond["and"], f"{path}/and")
+        if negated is not None:
+            return [[negated]]
         clauses: list[dict[str, Any]] = []
         for i, part in enumerate(cond["and"]):
             nested = _alternatives(part, f"{path}/and/{i}")
@@ -114,13 +138,38 @@ def _alternatives(cond: Any, path: str) -> list[list[dict[str, Any]]]:
                     "supported; write one 'if' branch per alternative",
                 )
             clauses += nested[0]
-        return [clauses]
+        # A presence guard next to a clause on the same attribute is implied in Fader.
+        tested = {c["attribute"] for c in clauses if c["op"] != "exists" and not c.get("negate")}
+        return [
+            [
+                c
+                for c in clauses
+                if not (c["op"] == "exists" and not c.get("negate") and c["attribute"] in tested)
+            ]
+        ]
     if isinstance(cond, Mapping) and set(cond) == {"or"} and isinstance(cond["or"], list):
+        membership = _membership_idiom(cond["or"])
+        if membership is not None:
+            return [[membership]]
         out: list[list[dict[str, Any]]] = []
         for i, part in enumerate(cond["or"]):
             out += _alternatives(part, f"{path}/or/{i}")
         return out
     return [[_clause(cond, path)]]
+
+
+def _negated_with_presence(parts: list[Any], path: str) -> dict[str, Any] | None:
+    """``present(a) and not test(a)``: exactly a negated Fader clause on `a`."""
+    if len(parts) != 2 or not (isinstance(parts[1], Mapping) and set(parts[1]) == {"!"}):
+        return None
+    try:
+        presence, inner = _clause(parts[0], f"{path}/0"), _clause(parts[1]["!"], f"{path}/1/!")
+    except _UntranslatableError:
+        return None
+    same = presence["attribute"] == inner.get("attribute")
+    if presence["op"] == "exists" and not presence["negate"] and same and "negate" not in inner:
+        return {**inner, "negate": True}
+    return None
 
 
 def _split(flag_key: str, expr: Mapping[str, Any], path: str) -> dict[str, Any]:

@@ -31,7 +31,7 @@ class InputError(Exception):
     """Something the user supplied cannot be used; the message says what and where."""
 
 
-def _read_json(path: Path, what: str) -> Any:
+def read_json(path: Path, what: str) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -124,7 +124,7 @@ def eval_command(
             raise InputError(f"--format must be auto, fader or flagd, not {document_format!r}")
         if bucketing not in {None, "v2", "v3"}:
             raise InputError(f"--bucketing must be v2 or v3, not {bucketing!r}")
-        data = _read_json(file, "flag document")
+        data = read_json(file, "flag document")
         clock = (lambda: timestamp) if timestamp is not None else time.time
         engine = load(
             data,

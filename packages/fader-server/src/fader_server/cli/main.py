@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fader_server.cli import db
+from fader_server.cli import db, flagd
 from fader_server.cli.eval import eval_command
 from fader_server.cli.serve import serve_command
 
@@ -18,6 +18,7 @@ app = typer.Typer(
 app.command("eval")(eval_command)
 app.command("serve")(serve_command)
 app.add_typer(db.app, name="db")
+app.add_typer(flagd.app, name="flagd")
 
 
 @app.callback()
