@@ -1,0 +1,119 @@
+"""A real `fader serve` process: demo seeding once, and no acknowledged write lost to SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+WRITERS = 4
+WRITES_PER_WRITER = 6
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def fader_serve(
+    data_dir: Path, token: str, *extra: str
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    port = _free_port()
+    env = {**os.environ, "FADER_ADMIN_TOKEN": token, "FADER_ADMIN_PASSWORD": "pw-" + token[-12:]}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from fader_server.cli.main import main; main()",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+            *extra,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            raise RuntimeError("fader serve did not become ready: " + (process.communicate()[0]))
+        time.sleep(0.05)
+    output: list[str] = []
+    try:
+        yield url, process, output
+    finally:
+        if process.poll() is None:
+            process.kill()
+        output.append(process.communicate()[0])
+
+
+def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
+    token = "fdr_admin_" + secrets.token_urlsafe(32)
+    headers = {"Authorization": f"Bearer {token}"}
+    acknowledged: list[str] = []
+    lock = threading.Lock()
+    with fader_serve(tmp_path, token, "--demo") as (url, process, _):
+
+        def writer(n: int) -> None:
+            with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+                for i in range(WRITES_PER_WRITER):
+                    key = f"durable-{n}-{i}"
+                    body = {
+                        "key": key,
+                        "name": key,
+                        "type": "boolean",
+                        "variants": {"on": True, "off": False},
+                    }
+                    try:
+                        response = client.post("/api/v1/projects/demo/flags", json=body)
+                    except httpx.TransportError:
+                        return
+                    if response.status_code == 201:
+                        with lock:
+                            acknowledged.append(key)
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
+        for t in threads:
+            t.start()
+        while len(acknowledged) < WRITERS * WRITES_PER_WRITER // 2:
+            time.sleep(0.005)
+        process.send_signal(signal.SIGKILL)
+        for t in threads:
+            t.join()
+    assert acknowledged
+
+    with (
+        fader_serve(tmp_path, token, "--demo") as (url, _, restarted_output),
+        httpx.Client(base_url=url, headers=headers) as client,
+    ):
+        flags = client.get("/api/v1/projects/demo/flags", params={"limit": 500}).json()
+        audit = client.get("/api/v1/projects/demo/audit", params={"limit": 500}).json()
+    present = {f["key"] for f in flags["items"]}
+    assert set(acknowledged) <= present
+    created = {e["entity_key"] for e in audit["items"] if e["action"] == "create"}
+    assert present <= created  # every live flag has its audit entry
+    assert "Seeded the demo project" not in restarted_output[0]  # seeded once only
+    assert "Created user" not in restarted_output[0]  # the first run happens once
