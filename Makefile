@@ -11,7 +11,7 @@ UV_VERSION := 0.13.8
 # uv comes from PATH, or is installed into .tools/ (a private venv) on first use.
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 
-.PHONY: run test bootstrap sync lint typecheck test-engine-alone pytest bench-engine
+.PHONY: run demo-eval test bootstrap sync lint typecheck test-engine-alone pytest bench-engine
 
 bootstrap:
 	@test -x "$(UV)" || { $(PYTHON) -m venv .tools && \
@@ -20,8 +20,12 @@ bootstrap:
 sync: bootstrap
 	@$(UV) sync --frozen --all-packages --quiet
 
-## Run Fader: for now, evaluate the bundled demo document for a few users.
+## Run Fader: the server on SQLite in ./data, with the demo project seeded once.
 run: sync
+	$(UV) run --frozen fader serve --demo --data-dir data
+
+## Evaluate the bundled demo document for the sample users, without a server.
+demo-eval: sync
 	$(UV) run --frozen fader eval examples/demo.json --contexts examples/demo-contexts.jsonl
 
 ## The whole test suite: lint, types, architecture, the engine alone, then everything.
