@@ -117,8 +117,7 @@ class Compiler:
         if cached is not None:
             return cached
         segment: Segment = self._doc.segments[key]
-        # Placeholder first: parse rejects cycles, but memoising before recursing keeps the
-        # compiler linear even when many rules share a segment.
+        # Memoised: many rules may share a segment; parse has rejected segment cycles.
         rules = tuple(self.clauses(rule.clauses) for rule in segment.rules)
         included, excluded = segment.included, segment.excluded
 

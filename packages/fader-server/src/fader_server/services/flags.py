@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from fader_server.errors import NotFoundError, VersionConflictError
 from fader_server.services import documents, versioning
-from fader_server.services.access import Clock, Principal, Role, authorize, load_project
+from fader_server.services.access import Principal, Role, authorize, load_project
+from fader_server.services.definitions import DefinitionService, live
 from fader_server.services.versioning import Change
 from fader_server.storage.ports import (
     JSON,
@@ -21,7 +22,6 @@ from fader_server.storage.ports import (
     Project,
     Resource,
     ResourceType,
-    Store,
     Transaction,
     Version,
 )
@@ -45,130 +45,17 @@ def search_text(key: str, data: JSON) -> str:
     return " ".join(str(p) for p in parts if p)
 
 
-class FlagService:
-    def __init__(self, store: Store, clock: Clock) -> None:
-        self.store = store
-        self.clock = clock
+class FlagService(DefinitionService):
+    """Flag definitions (the shared use cases) and per-environment configurations."""
 
-    # ------------------------------------------------------------ definitions
-    def list(
-        self,
-        principal: Principal,
-        project_key: str,
-        *,
-        limit: int,
-        after_key: str | None = None,
-        query: str | None = None,
-    ) -> list[Resource]:
-        with self.store.read() as tx:
-            project = load_project(tx, principal, project_key, Role.VIEWER)
-            return tx.list_resources(
-                project.id,
-                ResourceType.FLAG,
-                PROJECT_SCOPE,
-                limit=limit,
-                after_key=after_key,
-                query=query,
-            )
+    resource_type = ResourceType.FLAG
+    noun = "flag"
 
-    def get(self, principal: Principal, project_key: str, key: str) -> Resource:
-        with self.store.read() as tx:
-            project = load_project(tx, principal, project_key, Role.VIEWER)
-            return _live_flag(tx, project, key)
+    def search_text(self, key: str, data: JSON) -> str:
+        return search_text(key, data)
 
-    def create(
-        self, principal: Principal, project_key: str, key: str, data: JSON, comment: str | None
-    ) -> Resource:
-        change = Change(principal, self.clock, comment)
-        with self.store.transaction() as tx:
-            project = load_project(tx, principal, project_key, Role.EDITOR)
-            validate_definitions(tx, project, flags={key: data})
-            return versioning.create(
-                tx,
-                project,
-                ResourceType.FLAG,
-                PROJECT_SCOPE,
-                key,
-                data,
-                search_text(key, data),
-                change,
-            )
-
-    def update(
-        self,
-        principal: Principal,
-        project_key: str,
-        key: str,
-        data: JSON,
-        expected: int | None,
-        comment: str | None,
-    ) -> Resource:
-        change = Change(principal, self.clock, comment)
-        with self.store.transaction() as tx:
-            project = load_project(tx, principal, project_key, Role.EDITOR)
-            flag = _live_flag(tx, project, key)
-            versioning.check_version(flag, expected, f"flag '{key}'")
-            validate_definitions(tx, project, flags={key: data})
-            return versioning.update(tx, project, flag, data, search_text(key, data), change)
-
-    def delete(
-        self,
-        principal: Principal,
-        project_key: str,
-        key: str,
-        expected: int | None,
-        comment: str | None,
-    ) -> None:
-        change = Change(principal, self.clock, comment)
-        with self.store.transaction() as tx:
-            project = load_project(tx, principal, project_key, Role.EDITOR)
-            flag = _live_flag(tx, project, key)
-            versioning.check_version(flag, expected, f"flag '{key}'")
-            validate_definitions(tx, project, flags={key: None})
-            versioning.update(
-                tx, project, flag, flag.data, "", change, action="delete", deleted=True
-            )
-
-    def versions(
-        self, principal: Principal, project_key: str, key: str, limit: int, before: int | None
-    ) -> list[Version]:
-        with self.store.read() as tx:
-            project = load_project(tx, principal, project_key, Role.VIEWER)
-            flag = tx.get_resource(project.id, ResourceType.FLAG, PROJECT_SCOPE, key)
-            if flag is None:
-                raise NotFoundError(f"flag '{key}' does not exist in project '{project_key}'")
-            return tx.list_versions(flag.id, limit, before)
-
-    def revert(
-        self,
-        principal: Principal,
-        project_key: str,
-        key: str,
-        version: int,
-        expected: int | None,
-        comment: str | None,
-    ) -> Resource:
-        """Restore an earlier definition as a new version (If-Match optional: one step)."""
-        change = Change(principal, self.clock, comment)
-        with self.store.transaction() as tx:
-            project = load_project(tx, principal, project_key, Role.EDITOR)
-            flag = tx.get_resource(project.id, ResourceType.FLAG, PROJECT_SCOPE, key)
-            if flag is None:
-                raise NotFoundError(f"flag '{key}' does not exist in project '{project_key}'")
-            if expected is not None:
-                versioning.check_version(flag, expected, f"flag '{key}'")
-            target = versioning.version_of(tx, flag, version)
-            validate_definitions(tx, project, flags={key: None if target.deleted else target.data})
-            return versioning.update(
-                tx,
-                project,
-                flag,
-                target.data,
-                search_text(key, target.data),
-                change,
-                action=f"revert to v{version}",
-                deleted=target.deleted,
-            )
+    def validate(self, tx: Transaction, project: Project, key: str, data: JSON | None) -> None:
+        validate_definitions(tx, project, flags={key: data})
 
     # --------------------------------------------------------- configurations
     def get_config(
@@ -317,10 +204,7 @@ class FlagService:
 
 
 def _live_flag(tx: Transaction, project: Project, key: str) -> Resource:
-    flag = tx.get_resource(project.id, ResourceType.FLAG, PROJECT_SCOPE, key)
-    if flag is None or flag.deleted:
-        raise NotFoundError(f"flag '{key}' does not exist in project '{project.key}'")
-    return flag
+    return live(tx, project, ResourceType.FLAG, "flag", key)
 
 
 def _flag_and_env(

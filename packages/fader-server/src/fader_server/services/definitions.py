@@ -1,0 +1,175 @@
+"""Use cases shared by project-wide, versioned definitions (flags and segments).
+
+Both are written the same way: authorise, compare-and-swap on the version, validate every
+environment document the change touches with the engine, then write an immutable version and
+an audit entry in one transaction. Subclasses say only what differs: the resource type, the
+noun used in messages, the text indexed for search and how a change enters the documents.
+"""
+
+from __future__ import annotations
+
+from fader_server.errors import NotFoundError
+from fader_server.services import versioning
+from fader_server.services.access import Clock, Principal, Role, load_project
+from fader_server.services.versioning import Change
+from fader_server.storage.ports import (
+    JSON,
+    PROJECT_SCOPE,
+    Project,
+    Resource,
+    ResourceType,
+    Store,
+    Transaction,
+    Version,
+)
+
+
+def find(tx: Transaction, project: Project, type: ResourceType, noun: str, key: str) -> Resource:
+    """The resource, deleted or not; NotFoundError when it never existed."""
+    resource = tx.get_resource(project.id, type, PROJECT_SCOPE, key)
+    if resource is None:
+        raise NotFoundError(f"{noun} '{key}' does not exist in project '{project.key}'")
+    return resource
+
+
+def live(tx: Transaction, project: Project, type: ResourceType, noun: str, key: str) -> Resource:
+    """The resource if it exists and is not deleted."""
+    resource = find(tx, project, type, noun, key)
+    if resource.deleted:
+        raise NotFoundError(f"{noun} '{key}' does not exist in project '{project.key}'")
+    return resource
+
+
+class DefinitionService:
+    resource_type: ResourceType
+    noun: str
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    # Hooks ------------------------------------------------------------------------------------
+    def search_text(self, key: str, data: JSON) -> str:
+        raise NotImplementedError
+
+    def validate(self, tx: Transaction, project: Project, key: str, data: JSON | None) -> None:
+        """Validate every environment document with `key` set to `data` (None: removed)."""
+        raise NotImplementedError
+
+    # Use cases --------------------------------------------------------------------------------
+    def list(
+        self,
+        principal: Principal,
+        project_key: str,
+        *,
+        limit: int,
+        after_key: str | None = None,
+        query: str | None = None,
+    ) -> list[Resource]:
+        with self.store.read() as tx:
+            project = load_project(tx, principal, project_key, Role.VIEWER)
+            return tx.list_resources(
+                project.id,
+                self.resource_type,
+                PROJECT_SCOPE,
+                limit=limit,
+                after_key=after_key,
+                query=query,
+            )
+
+    def get(self, principal: Principal, project_key: str, key: str) -> Resource:
+        with self.store.read() as tx:
+            project = load_project(tx, principal, project_key, Role.VIEWER)
+            return live(tx, project, self.resource_type, self.noun, key)
+
+    def create(
+        self, principal: Principal, project_key: str, key: str, data: JSON, comment: str | None
+    ) -> Resource:
+        change = Change(principal, self.clock, comment)
+        with self.store.transaction() as tx:
+            project = load_project(tx, principal, project_key, Role.EDITOR)
+            self.validate(tx, project, key, data)
+            return versioning.create(
+                tx,
+                project,
+                self.resource_type,
+                PROJECT_SCOPE,
+                key,
+                data,
+                self.search_text(key, data),
+                change,
+            )
+
+    def update(
+        self,
+        principal: Principal,
+        project_key: str,
+        key: str,
+        data: JSON,
+        expected: int | None,
+        comment: str | None,
+    ) -> Resource:
+        change = Change(principal, self.clock, comment)
+        with self.store.transaction() as tx:
+            project = load_project(tx, principal, project_key, Role.EDITOR)
+            current = live(tx, project, self.resource_type, self.noun, key)
+            versioning.check_version(current, expected, f"{self.noun} '{key}'")
+            self.validate(tx, project, key, data)
+            return versioning.update(
+                tx, project, current, data, self.search_text(key, data), change
+            )
+
+    def delete(
+        self,
+        principal: Principal,
+        project_key: str,
+        key: str,
+        expected: int | None,
+        comment: str | None,
+    ) -> None:
+        change = Change(principal, self.clock, comment)
+        with self.store.transaction() as tx:
+            project = load_project(tx, principal, project_key, Role.EDITOR)
+            current = live(tx, project, self.resource_type, self.noun, key)
+            versioning.check_version(current, expected, f"{self.noun} '{key}'")
+            self.validate(tx, project, key, None)
+            versioning.update(
+                tx, project, current, current.data, "", change, action="delete", deleted=True
+            )
+
+    def versions(
+        self, principal: Principal, project_key: str, key: str, limit: int, before: int | None
+    ) -> list[Version]:
+        with self.store.read() as tx:
+            project = load_project(tx, principal, project_key, Role.VIEWER)
+            resource = find(tx, project, self.resource_type, self.noun, key)
+            return tx.list_versions(resource.id, limit, before)
+
+    def revert(
+        self,
+        principal: Principal,
+        project_key: str,
+        key: str,
+        version: int,
+        expected: int | None,
+        comment: str | None,
+    ) -> Resource:
+        """Restore an earlier definition as a new version (If-Match optional: one step)."""
+        change = Change(principal, self.clock, comment)
+        with self.store.transaction() as tx:
+            project = load_project(tx, principal, project_key, Role.EDITOR)
+            current = find(tx, project, self.resource_type, self.noun, key)
+            if expected is not None:
+                versioning.check_version(current, expected, f"{self.noun} '{key}'")
+            target = versioning.version_of(tx, current, version)
+            self.validate(tx, project, key, None if target.deleted else target.data)
+            return versioning.update(
+                tx,
+                project,
+                current,
+                target.data,
+                self.search_text(key, target.data),
+                change,
+                action=f"revert to v{version}",
+                deleted=target.deleted,
+            )
