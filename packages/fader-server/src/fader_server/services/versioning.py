@@ -21,6 +21,7 @@ from fader_server.errors import (
 from fader_server.services.access import Clock, Principal
 from fader_server.storage.ports import (
     JSON,
+    PROJECT_SCOPE,
     NewAuditEntry,
     Project,
     Resource,
@@ -28,6 +29,8 @@ from fader_server.storage.ports import (
     Transaction,
     Version,
 )
+
+MAX_ENVIRONMENTS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,22 @@ def _record(
         ),
         at,
     )
+    tx.bump_revisions(project, _served_by(tx, project, resource), at)
+
+
+def _served_by(tx: Transaction, project: Project, resource: Resource) -> list[str]:
+    """The environments whose SDK snapshot this write changes: a flag configuration or an
+    environment only its own; a flag or a segment, every environment of the project."""
+    if resource.type is ResourceType.CONFIG:
+        return [resource.scope]
+    if resource.type is ResourceType.ENVIRONMENT:
+        return [resource.key]
+    return [
+        r.key
+        for r in tx.list_resources(
+            project.id, ResourceType.ENVIRONMENT, PROJECT_SCOPE, limit=MAX_ENVIRONMENTS
+        )
+    ]
 
 
 def create(

@@ -10,7 +10,7 @@ is what makes versions, revert, ETags and audit one mechanism instead of one per
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -136,6 +136,33 @@ class NewToken:
     created_by: str
 
 
+@dataclass(frozen=True, slots=True)
+class EnvironmentChange:
+    """An environment's SDK snapshot moved to `revision` (published after the commit)."""
+
+    project_id: int
+    project_key: str
+    environment: str
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class SdkEvent:
+    """One exposure or custom event reported by an SDK."""
+
+    kind: str
+    flag: str | None
+    variant: str | None
+    reason: str | None
+    name: str | None
+    value: float | None
+    targeting_key: str | None
+    occurred_at: datetime
+
+
+ChangeListener = Callable[[Sequence[EnvironmentChange]], None]
+
+
 class Transaction(Protocol):
     """Reads and writes inside one database transaction; everything commits or nothing does."""
 
@@ -206,6 +233,22 @@ class Transaction(Protocol):
         entity_key: str | None = None,
     ) -> list[AuditEntry]: ...
 
+    # delivery
+    def bump_revisions(
+        self, project: Project, environments: Sequence[str], at: datetime
+    ) -> list[EnvironmentChange]:
+        """Move each environment's snapshot to its next revision; the changes are published
+        to :meth:`Store.subscribe` listeners (and other replicas) once the transaction commits."""
+        ...
+
+    def revision(self, project_id: int, environment: str) -> int:
+        """The environment's snapshot revision (0 if nothing was ever written to it)."""
+        ...
+
+    def insert_sdk_events(
+        self, project_id: int, environment: str, events: Sequence[SdkEvent], at: datetime
+    ) -> None: ...
+
     # users and memberships
     def count_users(self) -> int: ...
     def get_user(self, username: str) -> User | None: ...
@@ -245,5 +288,15 @@ class Store(Protocol):
         ...
 
     def migrations_current(self) -> bool: ...
+
+    def subscribe(self, listener: ChangeListener) -> None:
+        """Call `listener` after every commit that changed environments, in this process."""
+        ...
+
+    def listen(self, listener: ChangeListener, on_resync: Callable[[], None]) -> None:
+        """Also deliver changes committed by *other* processes (replicas). `on_resync` runs
+        whenever changes may have been missed (e.g. after a lost database connection), so the
+        caller re-reads what it holds. A no-op where one process owns the database."""
+        ...
 
     def close(self) -> None: ...

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from fader_server.storage.ports import (
     JSON,
     AuditEntry,
+    EnvironmentChange,
     NewAuditEntry,
     Project,
     Resource,
@@ -23,6 +24,7 @@ from fader_server.storage.ports import (
     Version,
 )
 from fader_server.storage.sql.accounts import AccountQueries
+from fader_server.storage.sql.delivery import DeliveryQueries
 from fader_server.storage.sql.tables import (
     audit_log,
     projects,
@@ -60,11 +62,12 @@ def _fts5_query(text: str) -> str:
     return " ".join(f'"{w}"*' for w in words if w)
 
 
-class SqlTransaction(AccountQueries):
+class SqlTransaction(AccountQueries, DeliveryQueries):
     """Repository methods bound to one open transaction."""
 
     def __init__(self, connection: sa.Connection) -> None:
         self.connection = connection
+        self.changes: list[EnvironmentChange] = []
         self._sqlite = connection.dialect.name == "sqlite"
 
     # ---------------------------------------------------------------- projects

@@ -15,7 +15,7 @@ kept across transactions), which keeps PgBouncer in transaction mode workable.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,9 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from fader_server.errors import StorageUnavailableError
+from fader_server.storage.ports import ChangeListener
 from fader_server.storage.sql import migrate
+from fader_server.storage.sql.notifications import PostgresListener, psycopg_dsn
 from fader_server.storage.sql.repository import SqlTransaction
 
 _READ_ONLY = "fader_read_only"
@@ -63,6 +65,8 @@ class SqlStore:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        self._listeners: list[ChangeListener] = []
+        self._remote: PostgresListener | None = None
 
     @classmethod
     def open(cls, url: str, *, upgrade: bool = True) -> SqlStore:
@@ -83,9 +87,13 @@ class SqlStore:
                 connection = connection.execution_options(**{_READ_ONLY: True})
             try:
                 with connection.begin():
-                    yield SqlTransaction(connection)
+                    tx = SqlTransaction(connection)
+                    yield tx
             except sa.exc.OperationalError as exc:
                 raise StorageUnavailableError("the database is unavailable or busy") from exc
+        if tx.changes:
+            for listener in self._listeners:
+                listener(tx.changes)
 
     def transaction(self) -> AbstractContextManager[SqlTransaction]:
         return self._begin(read_only=False)
@@ -103,5 +111,23 @@ class SqlStore:
     def migrations_current(self) -> bool:
         return migrate.current_revision(self.engine) == migrate.head_revision()
 
+    def subscribe(self, listener: ChangeListener) -> None:
+        self._listeners.append(listener)
+
+    def listen(self, listener: ChangeListener, on_resync: Callable[[], None]) -> None:
+        """On PostgreSQL, start the LISTEN thread (see :mod:`.notifications`); SQLite is
+        embedded in one process, whose own commits reach :meth:`subscribe` listeners."""
+        if self.engine.dialect.name != "postgresql" or self._remote is not None:
+            return
+        self._remote = PostgresListener(
+            psycopg_dsn(self.engine.url.render_as_string(hide_password=False)),
+            listener,
+            on_resync,
+        )
+        self._remote.start()
+
     def close(self) -> None:
+        if self._remote is not None:
+            self._remote.stop()
+            self._remote = None
         self.engine.dispose()

@@ -100,3 +100,34 @@ tokens = sa.Table(
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("created_by", sa.String(200), nullable=False),
 )
+
+environment_revisions = sa.Table(
+    "environment_revisions",
+    metadata,
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), primary_key=True),
+    sa.Column("environment", sa.String(128), primary_key=True),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+)
+"""The version of each environment's SDK snapshot: bumped in the transaction of every write that
+changes what the environment serves (its flag configurations, or any flag or segment)."""
+
+sdk_events = sa.Table(
+    "sdk_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("environment", sa.String(128), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("flag", sa.String(128), nullable=True),
+    sa.Column("variant", sa.String(128), nullable=True),
+    sa.Column("reason", sa.String(40), nullable=True),
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("targeting_key", sa.String(256), nullable=True),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_sdk_events_flag_time", "project_id", "environment", "flag", "occurred_at"),
+)
+"""Exposures and custom events reported by SDKs; guarded rollouts aggregate them per flag,
+variant and time window."""

@@ -1,0 +1,106 @@
+"""Changes committed by other replicas, received with PostgreSQL ``LISTEN``.
+
+One daemon thread per server process holds a dedicated connection (outside the pool: a
+listening connection must stay on one session, which is also why this does not go through
+PgBouncer in transaction mode; point ``FADER_LISTEN_URL`` at PostgreSQL directly when the
+pool sits in front). Failure handling is the point of this module:
+
+- A lost connection (database restart, ``pg_terminate_backend``, network cut) raises out of
+  the wait; the thread reconnects with capped, jittered backoff.
+- A half-open connection (peer vanished without a FIN) would wait forever, so every
+  `probe_interval` seconds without a notification the thread runs ``SELECT 1``.
+- Notifications sent while no connection was listening are gone for good, so after every
+  (re)connect the thread calls `on_resync`, and the caller re-reads the revisions it serves.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+
+import psycopg
+
+from fader_server.storage.ports import ChangeListener
+from fader_server.storage.sql.delivery import CHANGE_CHANNEL, decode_change
+
+_log = logging.getLogger("fader.listener")
+APPLICATION_NAME = "fader-listener"
+
+
+class PostgresListener:
+    def __init__(
+        self,
+        dsn: str,
+        listener: ChangeListener,
+        on_resync: Callable[[], None],
+        *,
+        probe_interval: float = 5.0,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self._dsn = dsn
+        self._listener = listener
+        self._on_resync = on_resync
+        self._probe_interval = probe_interval
+        self._max_backoff = max_backoff
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fader-listener", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(
+                    self._dsn, autocommit=True, application_name=APPLICATION_NAME
+                ) as conn:
+                    conn.execute(f"LISTEN {CHANGE_CHANNEL}")
+                    self._connected.set()
+                    if failures:
+                        _log.info("listener reconnected after %d failed attempts", failures)
+                    failures = 0
+                    self._on_resync()
+                    self._listen(conn)
+            except psycopg.Error as exc:
+                self._connected.clear()
+                failures += 1
+                delay = random.uniform(0, min(self._max_backoff, 0.05 * 2**failures))
+                _log.warning(
+                    "change listener lost its database connection (%s); retrying in %.2f s",
+                    type(exc).__name__,
+                    delay,
+                )
+                self._stop.wait(delay)
+            except Exception:  # a bug in a callback must not kill fan-out for good
+                _log.exception("change listener failed; restarting it")
+                self._connected.clear()
+                self._stop.wait(1.0)
+
+    def _listen(self, conn: psycopg.Connection[object]) -> None:
+        while not self._stop.is_set():
+            received = False
+            for notify in conn.notifies(timeout=self._probe_interval):
+                received = True
+                if notify.channel == CHANGE_CHANNEL:
+                    self._listener([decode_change(notify.payload)])
+                if self._stop.is_set():
+                    return
+            if not received:
+                conn.execute("SELECT 1")
+
+
+def psycopg_dsn(sqlalchemy_url: str) -> str:
+    """``postgresql+psycopg://...`` → a libpq URL psycopg accepts."""
+    scheme, rest = sqlalchemy_url.split("://", 1)
+    return "postgresql://" + rest if scheme.startswith("postgres") else sqlalchemy_url
