@@ -11,6 +11,7 @@ them into HTTP problem details (RFC 9457). The tree, with the status each maps t
     ├── PreconditionRequiredError   428    a write to a versioned entity came without `If-Match`
     ├── VersionConflictError        412    `If-Match` names a version that is no longer current
     ├── InvalidInputError           422    well-formed but wrong; `.problems` lists why
+    ├── TooManyAttemptsError        429    login throttled; `.retry_after` seconds to wait
     └── StorageUnavailableError     503    the database cannot be reached; retry later
 
 Catch a specific class only where the caller can do something about it (the CLI shows the
@@ -73,6 +74,14 @@ class InvalidInputError(FaderServerError):
     def __init__(self, detail: str, problems: Sequence[FieldProblem] = ()) -> None:
         super().__init__(detail)
         self.problems: tuple[FieldProblem, ...] = tuple(problems)
+
+
+class TooManyAttemptsError(FaderServerError):
+    """Too many failed logins for a username or client address; retry after `.retry_after`."""
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 class StorageUnavailableError(FaderServerError):

@@ -1,10 +1,16 @@
-"""Users, login and API tokens. Token secrets appear in exactly one response: their creation."""
+"""Users, login and API tokens. Token secrets appear in exactly one response: their creation.
+
+Login is throttled per username and per client address (see
+:mod:`fader_server.services.login_throttle`); the address is the TCP peer, or the
+``X-Forwarded-For`` client when uvicorn trusts the proxy that sent it (``--forwarded-allow-ips``,
+127.0.0.1 by default), so a reverse proxy must be trusted or every user shares its address.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 
 from fader_server.api.schemas import LoginIn, TokenCreated, TokenIn, TokenOut, UserIn, UserOut
 from fader_server.api.security import Caller, Svc
@@ -32,10 +38,50 @@ def _created(issued: IssuedToken, project: str | None) -> TokenCreated:
     return TokenCreated(**token_out(issued.token, project).model_dump(), token=issued.secret)
 
 
-@router.post("/auth/login", status_code=status.HTTP_201_CREATED)
-def login(body: LoginIn, svc: Svc) -> TokenCreated:
-    """Exchange username and password for a personal token valid for 12 hours."""
-    return _created(svc.identity.login(body.username, body.password), None)
+_THROTTLED: dict[int | str, dict[str, Any]] = {
+    status.HTTP_429_TOO_MANY_REQUESTS: {
+        "description": (
+            "Too many failed logins for this username (5 in 15 minutes) or from this address "
+            "(100 in 15 minutes). A problem with category `retryable`; `detail` says when to "
+            "retry."
+        ),
+        "headers": {
+            "Retry-After": {
+                "description": "seconds to wait before the next attempt",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        },
+        "content": {
+            "application/problem+json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["type", "title", "status", "detail", "category"],
+                    "properties": {
+                        "type": {
+                            "type": "string",
+                            "example": "urn:fader:problem:too-many-attempts",
+                        },
+                        "title": {"type": "string"},
+                        "status": {"type": "integer", "example": 429},
+                        "detail": {"type": "string"},
+                        "category": {"type": "string", "enum": ["retryable"]},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/auth/login", status_code=status.HTTP_201_CREATED, responses=_THROTTLED)
+def login(body: LoginIn, svc: Svc, request: Request) -> TokenCreated:
+    """Exchange username and password for a personal token valid for 12 hours.
+
+    Failed attempts are limited per username and per client address (429 with `Retry-After`);
+    a successful login clears the username's count.
+    """
+    address = request.client.host if request.client else "unknown"
+    return _created(svc.identity.login(body.username, body.password, address), None)
 
 
 @router.post("/users", status_code=status.HTTP_201_CREATED)

@@ -38,6 +38,7 @@ _MAPPING: dict[type[errors.FaderServerError], tuple[int, str, str, str]] = {
         "user_fixable",
     ),
     errors.InvalidInputError: (422, "invalid", "Invalid request", "user_fixable"),
+    errors.TooManyAttemptsError: (429, "too-many-attempts", "Too many attempts", "retryable"),
     errors.StorageUnavailableError: (
         503,
         "storage-unavailable",
@@ -75,6 +76,8 @@ async def _domain(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, errors.InvalidInputError):
         problems = [{"path": p.path, "message": p.message} for p in exc.problems]
     headers = {"Retry-After": "1"} if status == 503 else None
+    if isinstance(exc, errors.TooManyAttemptsError):
+        headers = {"Retry-After": str(exc.retry_after)}
     if status == 401:
         headers = {"WWW-Authenticate": 'Bearer realm="fader"'}
     return problem(status, slug, title, exc.detail, category, problems, headers)

@@ -16,6 +16,7 @@ from fader_server.errors import (
     NotAuthenticatedError,
     NotFoundError,
     PermissionDeniedError,
+    TooManyAttemptsError,
 )
 from fader_server.services import credentials
 from fader_server.services.access import (
@@ -25,6 +26,7 @@ from fader_server.services.access import (
     load_project,
     require_instance_admin,
 )
+from fader_server.services.login_throttle import LoginThrottle, Refusal, Scope
 from fader_server.storage.ports import (
     PROJECT_SCOPE,
     NewAuditEntry,
@@ -58,10 +60,23 @@ class IssuedToken:
     secret: str
 
 
+def _refused(refusal: Refusal, now: datetime) -> TooManyAttemptsError:
+    who = "this username" if refusal.scope is Scope.USERNAME else "your address"
+    at = (now + timedelta(seconds=refusal.retry_after)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return TooManyAttemptsError(
+        f"too many failed logins for {who}; try again in {refusal.retry_after} seconds "
+        f"(after {at}). API tokens are not affected",
+        refusal.retry_after,
+    )
+
+
 class IdentityService:
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, login_throttle: LoginThrottle | None = None
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.login_throttle = login_throttle or LoginThrottle()
 
     # -------------------------------------------------------------- bootstrap
     def bootstrap(self, admin_password: str | None, admin_token: str | None) -> FirstRun | None:
@@ -123,12 +138,24 @@ class IdentityService:
         roles = {pid: Role.parse(role) for pid, role in tx.roles_of(user.id).items()}
         return Principal(f"user:{user.username}", user.instance_admin, roles, user.id, token_id)
 
-    def login(self, username: str, password: str) -> IssuedToken:
-        """Exchange a password for a personal token that expires (CLI and scripts)."""
-        with self.store.read() as tx:
-            user = tx.get_user(username)
+    def login(self, username: str, password: str, address: str) -> IssuedToken:
+        """Exchange a password for a personal token that expires (CLI and scripts).
+
+        `address` is the client's network address; it and the username are throttled by
+        :mod:`~fader_server.services.login_throttle` before the password is even looked at.
+        """
+        refusal = self.login_throttle.admit(username, address)
+        if refusal is not None:
+            raise _refused(refusal, self.clock())
+        try:
+            with self.store.read() as tx:
+                user = tx.get_user(username)
+        except Exception:
+            self.login_throttle.undecided(username, address)  # an outage is no failed guess
+            raise
         if user is None or not credentials.verify_password(user.password_hash, password):
             raise NotAuthenticatedError("unknown user or wrong password")
+        self.login_throttle.succeeded(username, address)
         principal = Principal(f"user:{user.username}", user.instance_admin, {}, user.id)
         return self.create_token(
             principal,

@@ -1,0 +1,107 @@
+"""Login throttling through the real server (both backends).
+
+The session server is shared with tests that log in, and the test client always connects from
+127.0.0.1; so every test here uses usernames of its own and sends a made-up client address
+(documentation range) in ``X-Forwarded-For``, which uvicorn trusts from 127.0.0.1. Nothing here
+can lock out `admin` or the loopback address.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import httpx
+from conftest import Server
+from server_api import unique
+
+from fader_server.services.login_throttle import ADDRESS_LIMIT, USERNAME_LIMIT
+
+LOGIN = "/api/v1/auth/login"
+_addresses = itertools.count(1)
+
+
+def made_up_address() -> str:
+    """An address in TEST-NET-3 (RFC 5737), new on each call in this process (= this server)."""
+    n = next(_addresses)
+    assert n < 255, "out of made-up addresses"
+    return f"203.0.113.{n}"
+
+
+def new_user(admin: httpx.Client) -> tuple[str, str]:
+    username, password = unique("throttled"), "pw-" + unique("secret")
+    response = admin.post("/api/v1/users", json={"username": username, "password": password})
+    assert response.status_code == 201, response.text
+    return username, password
+
+
+def login(client: httpx.Client, username: str, password: str, address: str) -> httpx.Response:
+    return client.post(
+        LOGIN,
+        json={"username": username, "password": password},
+        headers={"X-Forwarded-For": address},
+    )
+
+
+def assert_throttled(response: httpx.Response, who: str) -> int:
+    assert response.status_code == 429, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    retry_after = int(response.headers["Retry-After"])
+    assert 1 <= retry_after <= USERNAME_LIMIT.window_seconds
+    problem = response.json()
+    assert problem["category"] == "retryable"
+    assert problem["type"] == "urn:fader:problem:too-many-attempts"
+    assert who in problem["detail"]
+    assert f"try again in {retry_after} seconds" in problem["detail"]
+    return retry_after
+
+
+def test_repeated_failures_for_a_username_answer_429_and_other_users_still_log_in(
+    server: Server, admin: httpx.Client
+) -> None:
+    victim, password = new_user(admin)
+    bystander, bystander_password = new_user(admin)
+    address = made_up_address()
+    with server.client() as anonymous:
+        for _ in range(USERNAME_LIMIT.failures):
+            assert login(anonymous, victim, "wrong", address).status_code == 401
+        locked = login(anonymous, victim, password, address)  # even the right password waits
+        from_elsewhere = login(anonymous, victim, password, made_up_address())
+        other_user = login(anonymous, bystander, bystander_password, address)
+    assert_throttled(locked, "this username")
+    assert_throttled(from_elsewhere, "this username")
+    assert other_user.status_code == 201, other_user.text
+
+
+def test_a_successful_login_clears_the_failures_of_its_username(
+    server: Server, admin: httpx.Client
+) -> None:
+    username, password = new_user(admin)
+    address = made_up_address()
+    with server.client() as anonymous:
+        for _ in range(2):
+            for _ in range(USERNAME_LIMIT.failures - 1):
+                assert login(anonymous, username, "wrong", address).status_code == 401
+            assert login(anonymous, username, password, address).status_code == 201
+
+
+def test_one_address_guessing_many_usernames_answers_429_for_that_address_only(
+    server: Server, admin: httpx.Client
+) -> None:
+    username, password = new_user(admin)
+    address = made_up_address()
+    with server.client() as anonymous:
+        for n in range(ADDRESS_LIMIT.failures):
+            guess = login(anonymous, f"{username}-guess-{n}", "wrong", address)
+            assert guess.status_code == 401, guess.text
+        refused = login(anonymous, username, password, address)
+        elsewhere = login(anonymous, username, password, made_up_address())
+    assert_throttled(refused, "your address")
+    assert elsewhere.status_code == 201, elsewhere.text
+
+
+def test_the_429_is_declared_in_the_openapi_document(server: Server) -> None:
+    with server.client() as client:
+        spec = client.get("/openapi.json").json()
+    declared = spec["paths"][LOGIN]["post"]["responses"]["429"]
+    assert "Retry-After" in declared["headers"]
+    assert "application/problem+json" in declared["content"]
