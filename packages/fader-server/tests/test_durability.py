@@ -1,4 +1,9 @@
-"""A real `fader serve` process: demo seeding once, and no acknowledged write lost to SIGKILL."""
+"""A real `fader serve` process: demo seeding once, and no acknowledged write lost to SIGKILL.
+
+Runs on both backends. SQLite keeps its file in the test's temporary directory; the
+PostgreSQL variant creates a database of its own and drops it at the end, so a killed server's
+leftovers can never reach another test.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,15 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psycopg
+import pytest
+from conftest import PG_ADMIN_URL
 
 WRITERS = 4
 WRITES_PER_WRITER = 6
@@ -29,7 +38,8 @@ def _free_port() -> int:
 @contextmanager
 def fader_serve(
     data_dir: Path, token: str, *extra: str
-) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+) -> Iterator[tuple[str, subprocess.Popen[str], list[str]]]:
+    """Start `fader serve`, wait until ready; yields its url, process and (after) its output."""
     port = _free_port()
     env = {**os.environ, "FADER_ADMIN_TOKEN": token, "FADER_ADMIN_PASSWORD": "pw-" + token[-12:]}
     process = subprocess.Popen(
@@ -70,12 +80,28 @@ def fader_serve(
         output.append(process.communicate()[0])
 
 
-def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage_args(request: pytest.FixtureRequest) -> Iterator[tuple[str, ...]]:
+    """Extra `fader serve` arguments for the backend; PostgreSQL gets a database of its own."""
+    if request.param == "sqlite":
+        yield ()
+        return
+    name = f"fader_durability_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield ("--database-url", f"postgresql://postgres@127.0.0.1:5432/{name}")
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_acknowledged_writes_survive_sigkill(tmp_path: Path, storage_args: tuple[str, ...]) -> None:
     token = "fdr_admin_" + secrets.token_urlsafe(32)
     headers = {"Authorization": f"Bearer {token}"}
     acknowledged: list[str] = []
     lock = threading.Lock()
-    with fader_serve(tmp_path, token, "--demo") as (url, process, _):
+    with fader_serve(tmp_path, token, "--demo", *storage_args) as (url, process, _):
 
         def writer(n: int) -> None:
             with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
@@ -98,7 +124,9 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
         threads = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
         for t in threads:
             t.start()
+        deadline = time.monotonic() + 30
         while len(acknowledged) < WRITERS * WRITES_PER_WRITER // 2:
+            assert time.monotonic() < deadline, f"only {len(acknowledged)} writes acknowledged"
             time.sleep(0.005)
         process.send_signal(signal.SIGKILL)
         for t in threads:
@@ -106,14 +134,18 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
     assert acknowledged
 
     with (
-        fader_serve(tmp_path, token, "--demo") as (url, _, restarted_output),
+        fader_serve(tmp_path, token, "--demo", *storage_args) as (url, _, restarted_output),
         httpx.Client(base_url=url, headers=headers) as client,
     ):
         flags = client.get("/api/v1/projects/demo/flags", params={"limit": 500}).json()
         audit = client.get("/api/v1/projects/demo/audit", params={"limit": 500}).json()
     present = {f["key"] for f in flags["items"]}
     assert set(acknowledged) <= present
-    created = {e["entity_key"] for e in audit["items"] if e["action"] == "create"}
-    assert present <= created  # every live flag has its audit entry
+    created = {
+        e["entity_key"]
+        for e in audit["items"]
+        if e["entity_type"] == "flag" and e["action"] == "create"
+    }
+    assert created == present  # each flag with its audit entry, and no entry without its flag
     assert "Seeded the demo project" not in restarted_output[0]  # seeded once only
     assert "Created user" not in restarted_output[0]  # the first run happens once
