@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,8 +70,9 @@ def log_sink() -> LogSink:
     return LogSink()
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
+@contextmanager
+def dedicated_postgres_database() -> Iterator[str]:
+    """A PostgreSQL database with a unique name, dropped at the end (connections or not)."""
     name = f"fader_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -81,6 +83,12 @@ def postgres_url() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    with dedicated_postgres_database() as url:
+        yield url
+
+
 def _serve(
     settings: Settings, log_sink: LogSink
 ) -> tuple[uvicorn.Server, threading.Thread, str, FastAPI]:
@@ -89,7 +97,9 @@ def _serve(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=2
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -115,9 +125,18 @@ def server(
         admin_password=ADMIN_PASSWORD,
         admin_token=token,
     )
+    with running_server(backend, settings, log_sink) as running:
+        yield running
+
+
+@contextmanager
+def running_server(backend: str, settings: Settings, log_sink: LogSink) -> Iterator[Server]:
+    """A real server over `settings` for the block; then stopped and its store closed."""
+    assert settings.admin_token is not None
+    assert settings.admin_password is not None
     uv_server, thread, url, app = _serve(settings, log_sink)
     try:
-        yield Server(backend, url, token, ADMIN_PASSWORD)
+        yield Server(backend, url, settings.admin_token, settings.admin_password)
     finally:
         uv_server.should_exit = True
         thread.join(timeout=10)

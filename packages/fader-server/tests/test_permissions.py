@@ -222,6 +222,39 @@ def test_permission_matrix(world: World, endpoint: Endpoint, caller: str) -> Non
         assert response.headers["content-type"] == "application/problem+json"
 
 
+# Delivery endpoints take SDK keys, not admin or user tokens. `need`: "sdk" (server SDK key)
+# or "sdk_or_client" (server or client key).
+DELIVERY = [
+    Endpoint("GET", "/api/v1/sdk/flags", "sdk"),
+    Endpoint("GET", "/api/v1/sdk/flagd", "sdk"),
+    Endpoint("GET", "/api/v1/sdk/stream", "sdk"),
+    Endpoint("POST", "/api/v1/sdk/events", "sdk_or_client", {"events": []}),
+]
+
+
+def expected_delivery(endpoint: Endpoint, caller: str) -> set[int] | None:
+    if caller in ("none", "expired", "revoked"):
+        return {401}
+    if caller == "sdk" or (caller == "client" and endpoint.need == "sdk_or_client"):
+        return None
+    return {403}
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("endpoint", DELIVERY, ids=lambda e: f"{e.method} {e.path}")
+def test_delivery_permission_matrix(world: World, endpoint: Endpoint, caller: str) -> None:
+    """Streams are opened, their status read, and closed (an allowed stream never ends)."""
+    with world.clients[caller].stream(
+        endpoint.method, endpoint.path, json=endpoint.body, headers=endpoint.headers
+    ) as response:
+        denied = expected_delivery(endpoint, caller)
+        if denied is None:
+            assert response.status_code in (200, 202), response.read()
+        else:
+            assert response.status_code in denied, response.read()
+            assert response.headers["content-type"] == "application/problem+json"
+
+
 def test_matrix_covers_every_admin_route(server: Server) -> None:
     """A new endpoint must be added to the matrix before it can ship."""
     with server.client() as client:
@@ -230,7 +263,7 @@ def test_matrix_covers_every_admin_route(server: Server) -> None:
         (method.upper(), path)
         for path, item in spec["paths"].items()
         for method in item
-        if path.startswith("/api/v1") and path != "/api/v1/auth/login"
+        if path.startswith(("/api/v1", "/ofrep")) and path != "/api/v1/auth/login"
     }
     covered = {
         (
@@ -244,6 +277,6 @@ def test_matrix_covers_every_admin_route(server: Server) -> None:
             .replace("/flags/gate", "/flags/{flag}")
             .replace("/segments/staff", "/segments/{segment}"),
         )
-        for e in ENDPOINTS
+        for e in [*ENDPOINTS, *DELIVERY]
     }
     assert routes - covered == set()

@@ -6,13 +6,16 @@ its collaborators passed in.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TextIO
 
 from fastapi import FastAPI
 
 from fader_server import logs
-from fader_server.api import flags, health, identity, problems, projects, segments
+from fader_server.api import flags, health, identity, problems, projects, sdk, segments
 from fader_server.api.middleware import HttpMetrics, RequestContext
+from fader_server.delivery.service import Delivery
 from fader_server.services import Services
 from fader_server.services.identity import FirstRun
 from fader_server.settings import Settings
@@ -38,17 +41,27 @@ def create_app(
     logs.configure(log_stream, json=settings.log_json)
     if services is None:
         services, _ = open_services(settings)
+    delivery = Delivery.over(services, heartbeat=settings.sse_heartbeat_seconds)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await delivery.hub.aclose()
+
     app = FastAPI(
         title="Fader",
         version="1",
         description=API_DESCRIPTION,
         docs_url="/docs",
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.state.services = services
+    app.state.delivery = delivery
     app.state.metrics = HttpMetrics()
+    app.state.metrics.watch_streams(lambda: delivery.hub.streams)
     problems.install(app)
-    for module in (projects, flags, segments, identity, health):
+    for module in (projects, flags, segments, identity, sdk, health):
         app.include_router(module.router)
     app.add_middleware(RequestContext, metrics=app.state.metrics)
     return app

@@ -11,6 +11,7 @@ them into HTTP problem details (RFC 9457). The tree, with the status each maps t
     ├── PreconditionRequiredError   428    a write to a versioned entity came without `If-Match`
     ├── VersionConflictError        412    `If-Match` names a version that is no longer current
     ├── InvalidInputError           422    well-formed but wrong; `.problems` lists why
+    │   └── NotExportableError      409    the configuration has no equivalent in the format
     ├── TooManyAttemptsError        429    login throttled; `.retry_after` seconds to wait
     └── StorageUnavailableError     503    the database cannot be reached; retry later
 
@@ -82,6 +83,10 @@ class TooManyAttemptsError(FaderServerError):
     def __init__(self, detail: str, retry_after: int) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+class NotExportableError(InvalidInputError):
+    """The environment uses constructs the requested format (flagd) cannot express."""
 
 
 class StorageUnavailableError(FaderServerError):

@@ -34,6 +34,7 @@ class Settings:
     admin_token: str | None = field(default=None, repr=False)
     demo: bool = False
     log_json: bool = True
+    sse_heartbeat_seconds: float = 15.0
 
     @property
     def effective_database_url(self) -> str:
@@ -66,4 +67,5 @@ class Settings:
             admin_password=source.get("FADER_ADMIN_PASSWORD") or None,
             admin_token=source.get("FADER_ADMIN_TOKEN") or None,
             demo=demo if demo is not None else source.get("FADER_DEMO", "") in {"1", "true"},
+            sse_heartbeat_seconds=float(source.get("FADER_SSE_HEARTBEAT_SECONDS", "15")),
         )

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fader_server.logs import get_logger
@@ -35,6 +36,13 @@ class HttpMetrics:
             ["method", "route"],
             registry=self.registry,
         )
+
+    def watch_streams(self, count: Callable[[], int]) -> None:
+        """Export the number of connected SDK streams, read at scrape time."""
+        streams = Gauge(
+            "fader_sdk_streams", "SDK streams connected to this process", registry=self.registry
+        )
+        streams.set_function(count)
 
 
 class RequestContext:

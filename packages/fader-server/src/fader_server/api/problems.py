@@ -37,6 +37,7 @@ _MAPPING: dict[type[errors.FaderServerError], tuple[int, str, str, str]] = {
         "If-Match required",
         "user_fixable",
     ),
+    errors.NotExportableError: (409, "not-exportable", "Not exportable", "user_fixable"),
     errors.InvalidInputError: (422, "invalid", "Invalid request", "user_fixable"),
     errors.TooManyAttemptsError: (429, "too-many-attempts", "Too many attempts", "retryable"),
     errors.StorageUnavailableError: (

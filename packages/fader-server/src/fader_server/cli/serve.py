@@ -55,4 +55,13 @@ def serve_command(
         '-d \'{"username": "admin", "password": "..."}\''
     )
     app = create_app(settings, services)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    # Open SDK streams never end by themselves: give them a few seconds, then close them
+    # (SDKs reconnect, to another replica if this one is going away).
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=3,
+    )

@@ -1,0 +1,234 @@
+"""The SDK delivery endpoints (``docs/delivery-protocol.md``): polling, streaming, events, and
+the flagd export. Authenticated by SDK keys (:mod:`fader_server.delivery.keys`), never by admin
+tokens, so a server that only serves flags needs no admin credential.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Request, Response, status
+from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import Field
+
+from fader_engine.flagd.export import ExportError
+from fader_server.api.schemas import Strict
+from fader_server.delivery.keys import SdkCaller
+from fader_server.delivery.service import Delivery
+from fader_server.delivery.snapshots import Snapshot
+from fader_server.errors import FieldProblem, NotExportableError, NotFoundError
+from fader_server.storage.ports import SdkEvent, TokenKind
+
+router = APIRouter(prefix="/api/v1/sdk", tags=["sdk"])
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="sdkKey",
+    description="a server SDK key (fdr_srv_...); the events endpoint also takes client keys",
+)
+_SERVER = frozenset({TokenKind.SERVER})
+_ANY_SDK = frozenset({TokenKind.SERVER, TokenKind.CLIENT})
+RETRY_MS = 1000
+MAX_BATCH = 1000
+
+
+def delivery(request: Request) -> Delivery:
+    found: Delivery = request.app.state.delivery
+    return found
+
+
+Dlv = Annotated[Delivery, Depends(delivery)]
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def _caller(
+    request: Request, dlv: Delivery, bearer: Bearer, kinds: frozenset[TokenKind]
+) -> SdkCaller:
+    caller = dlv.keys.authenticate(bearer.credentials if bearer else None, kinds)
+    request.state.actor = caller.actor
+    return caller
+
+
+def server_key(request: Request, dlv: Dlv, bearer: Bearer) -> SdkCaller:
+    return _caller(request, dlv, bearer, _SERVER)
+
+
+def any_sdk_key(request: Request, dlv: Dlv, bearer: Bearer) -> SdkCaller:
+    return _caller(request, dlv, bearer, _ANY_SDK)
+
+
+ServerKey = Annotated[SdkCaller, Depends(server_key)]
+AnySdkKey = Annotated[SdkCaller, Depends(any_sdk_key)]
+
+
+def _current(dlv: Delivery, caller: SdkCaller) -> Snapshot:
+    snapshot = dlv.snapshots.current(caller.ref)
+    if snapshot is None:
+        raise NotFoundError(
+            f"environment '{caller.ref.environment}' of project '{caller.ref.project_key}' "
+            "no longer exists; create a key for an existing environment"
+        )
+    return snapshot
+
+
+def _not_modified(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    candidates = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in candidates or etag in candidates
+
+
+class SnapshotOut(Strict):
+    project: str
+    environment: str
+    version: int = Field(description="increases with every change to the environment")
+    document: dict[str, Any] = Field(description="a Fader document (docs/flag-format.md)")
+
+
+IfNoneMatch = Annotated[
+    str | None, Header(alias="If-None-Match", description="the ETag you hold: 304 if current")
+]
+
+
+@router.get(
+    "/flags",
+    summary="The environment's flags (polling)",
+    response_model=SnapshotOut,
+    responses={304: {"description": "the snapshot named by If-None-Match is still current"}},
+)
+def poll(caller: ServerKey, dlv: Dlv, if_none_match: IfNoneMatch = None) -> Response:
+    snapshot = _current(dlv, caller)
+    headers = {"ETag": snapshot.etag, "Cache-Control": "no-cache"}
+    if _not_modified(if_none_match, snapshot.etag):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(snapshot.body, media_type="application/json", headers=headers)
+
+
+@router.get(
+    "/stream",
+    summary="The environment's flags, streamed (server-sent events)",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "`snapshot` first, then a `change` event per new version; "
+            "`: heartbeat` comments keep the stream alive",
+        }
+    },
+)
+async def stream(
+    caller: ServerKey,
+    dlv: Dlv,
+    last_event_id: Annotated[
+        str | None,
+        Header(alias="Last-Event-ID", description="the last version received: resume from it"),
+    ] = None,
+) -> StreamingResponse:
+    initial = await asyncio.to_thread(_current, dlv, caller)
+    return StreamingResponse(
+        _events(dlv, initial, last_event_id),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _events(
+    dlv: Delivery, initial: Snapshot, last_event_id: str | None
+) -> AsyncIterator[bytes]:
+    """The stream body. A resuming client that already holds the current version gets no
+    snapshot; one that holds an older version gets the current one (a snapshot is complete,
+    so there is nothing to replay)."""
+    async with dlv.hub.subscribe(initial) as topic:
+        current = topic.latest or initial
+        preamble = b"retry: %d\n\n" % RETRY_MS
+        if last_event_id is not None and last_event_id.strip() == str(current.version):
+            yield preamble
+        else:
+            yield preamble + current.sse_event("snapshot")
+        sent = current.version
+        while True:
+            newer = await topic.newer_than(sent, dlv.heartbeat)
+            if topic.gone:
+                return
+            if newer is None:
+                yield b": heartbeat\n\n"
+                continue
+            yield newer.sse_event("change")
+            sent = newer.version
+
+
+class ExposureIn(Strict):
+    kind: Literal["exposure"]
+    flag: Annotated[str, Field(min_length=1, max_length=128)]
+    variant: Annotated[str, Field(max_length=128)] | None = None
+    reason: Annotated[str, Field(max_length=40)] | None = None
+    targeting_key: Annotated[str, Field(max_length=256)] | None = None
+    timestamp: float = Field(description="seconds since the Unix epoch")
+
+
+class CustomIn(Strict):
+    kind: Literal["custom"]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    value: float | None = None
+    flag: Annotated[str, Field(max_length=128)] | None = None
+    variant: Annotated[str, Field(max_length=128)] | None = None
+    targeting_key: Annotated[str, Field(max_length=256)] | None = None
+    timestamp: float = Field(description="seconds since the Unix epoch")
+
+
+class EventBatchIn(Strict):
+    events: list[Annotated[ExposureIn | CustomIn, Field(discriminator="kind")]] = Field(
+        max_length=MAX_BATCH
+    )
+
+
+class EventsAccepted(Strict):
+    accepted: int
+
+
+def _event(item: ExposureIn | CustomIn) -> SdkEvent:
+    at = datetime.fromtimestamp(item.timestamp, UTC)
+    if isinstance(item, ExposureIn):
+        return SdkEvent(
+            "exposure", item.flag, item.variant, item.reason, None, None, item.targeting_key, at
+        )
+    return SdkEvent(
+        "custom", item.flag, item.variant, None, item.name, item.value, item.targeting_key, at
+    )
+
+
+@router.post(
+    "/events",
+    summary="Report exposures and custom events (server or client key)",
+    status_code=status.HTTP_202_ACCEPTED,
+)
+def events(batch: EventBatchIn, caller: AnySdkKey, dlv: Dlv) -> EventsAccepted:
+    dlv.record_events(caller, [_event(item) for item in batch.events])
+    return EventsAccepted(accepted=len(batch.events))
+
+
+@router.get(
+    "/flagd",
+    summary="The environment's flags as a flagd flag-definition document",
+    responses={
+        200: {"content": {"application/json": {"schema": {"type": "object"}}}},
+        304: {"description": "the document named by If-None-Match is still current"},
+    },
+)
+def flagd(caller: ServerKey, dlv: Dlv, if_none_match: IfNoneMatch = None) -> Response:
+    snapshot = _current(dlv, caller)
+    headers = {"ETag": snapshot.etag, "Cache-Control": "no-cache"}
+    if _not_modified(if_none_match, snapshot.etag):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    try:
+        body = snapshot.flagd_body
+    except ExportError as exc:
+        raise NotExportableError(
+            "this environment uses constructs flagd cannot express (listed in `errors`); "
+            "change them, or evaluate with Fader's SDK or OFREP instead",
+            [FieldProblem(p.path, p.message) for p in exc.problems],
+        ) from exc
+    return Response(body, media_type="application/json", headers=headers)

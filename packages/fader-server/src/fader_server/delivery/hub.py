@@ -1,0 +1,191 @@
+"""Fan-out of snapshot changes to every stream connected to this process.
+
+Writers commit in worker threads (and, with PostgreSQL, on other replicas); streams are asyncio
+tasks. The hub is the bridge: :meth:`ChangeHub.publish` may be called from any thread, and hops
+onto the event loop. Per environment with at least one connected stream there is one
+:class:`Topic` holding the latest snapshot and one future that every waiting stream awaits; a
+change builds the snapshot once (off the loop) and resolves that future, so 10,000 streams cost
+one database read and one serialisation, then 10,000 socket writes.
+
+Missed notifications (a lost LISTEN connection) are repaired by :meth:`ChangeHub.resync`, which
+re-reads the revision of every environment that has streams; it also runs every
+`resync_interval` seconds as a safety net, so a stream is never stale for longer than that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+from fader_server.delivery.snapshots import EnvironmentRef, Snapshot, SnapshotService
+from fader_server.storage.ports import EnvironmentChange
+
+_log = logging.getLogger("fader.hub")
+_MAX_CATCH_UP = 5
+"""Rebuild attempts when the database answers an older revision than announced (replica lag
+of the read, or a notification overtaking its commit); the periodic resync covers the rest."""
+
+
+class Topic:
+    """One environment's latest snapshot and the streams waiting for a newer one."""
+
+    def __init__(self, ref: EnvironmentRef, loop: asyncio.AbstractEventLoop) -> None:
+        self.ref = ref
+        self.latest: Snapshot | None = None
+        self.gone = False
+        self.subscribers = 0
+        self.wanted = 0
+        self.building = False
+        self._loop = loop
+        self._changed: asyncio.Future[None] = loop.create_future()
+
+    async def newer_than(self, version: int, timeout: float | None) -> Snapshot | None:
+        """The latest snapshot once its version exceeds `version`; None on timeout or when the
+        environment was deleted (check :attr:`gone`)."""
+        while not self.gone and (self.latest is None or self.latest.version <= version):
+            try:
+                await asyncio.wait_for(asyncio.shield(self._changed), timeout)
+            except TimeoutError:
+                return None
+        return None if self.gone else self.latest
+
+    def advance(self, snapshot: Snapshot) -> None:
+        """Make `snapshot` the latest if it is newer, and wake every waiting stream."""
+        if self.latest is None or snapshot.version > self.latest.version:
+            self.latest = snapshot
+            self._wake()
+
+    def close(self) -> None:
+        """The environment is gone: every waiting stream ends."""
+        self.gone = True
+        self._wake()
+
+    def _wake(self) -> None:
+        fired, self._changed = self._changed, self._loop.create_future()
+        fired.set_result(None)
+
+
+class ChangeHub:
+    def __init__(self, snapshots: SnapshotService, *, resync_interval: float = 30.0) -> None:
+        self.snapshots = snapshots
+        self.resync_interval = resync_interval
+        self._topics: dict[EnvironmentRef, Topic] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._periodic: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def streams(self) -> int:
+        return sum(t.subscribers for t in self._topics.values())
+
+    # ------------------------------------------------------------ any thread
+    def publish(self, changes: Sequence[EnvironmentChange]) -> None:
+        """Announce committed changes (called by the store's listeners, from any thread)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return  # no stream was ever opened in this process: nothing to push
+        with contextlib.suppress(RuntimeError):  # the loop is shutting down
+            loop.call_soon_threadsafe(self._announce_all, list(changes))
+
+    def resync(self) -> None:
+        """Re-read every streamed environment's revision (from any thread)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._spawn, self._resync())
+
+    # ------------------------------------------------------------ event loop
+    @contextlib.asynccontextmanager
+    async def subscribe(self, initial: Snapshot) -> AsyncIterator[Topic]:
+        """Hold the topic of `initial`'s environment for the duration of one stream.
+
+        The caller reads `initial` itself before subscribing, so that a missing environment or
+        an unreachable database becomes an HTTP error instead of a stream that never starts.
+        """
+        self._bind()
+        assert self._loop is not None
+        ref = initial.ref
+        topic = self._topics.get(ref)
+        if topic is None:
+            topic = self._topics[ref] = Topic(ref, self._loop)
+        topic.advance(initial)
+        topic.subscribers += 1
+        try:
+            yield topic
+        finally:
+            topic.subscribers -= 1
+            if topic.subscribers == 0 and self._topics.get(ref) is topic:
+                del self._topics[ref]
+
+    async def aclose(self) -> None:
+        for task in [*self._tasks, *([self._periodic] if self._periodic else [])]:
+            task.cancel()
+        self._tasks.clear()
+        self._periodic = None
+
+    def _bind(self) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        if self._periodic is None and self.resync_interval > 0:
+            self._periodic = self._loop.create_task(self._resync_periodically())
+
+    def _spawn(self, coroutine: object) -> None:
+        assert self._loop is not None
+        task: asyncio.Task[None] = self._loop.create_task(coroutine)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _announce_all(self, changes: list[EnvironmentChange]) -> None:
+        for change in changes:
+            ref = EnvironmentRef(change.project_id, change.project_key, change.environment)
+            topic = self._topics.get(ref)
+            if topic is not None:
+                self._request(topic, change.revision)
+
+    def _request(self, topic: Topic, revision: int) -> None:
+        if topic.latest is not None and revision <= topic.latest.version:
+            return
+        topic.wanted = max(topic.wanted, revision)
+        if not topic.building:
+            topic.building = True
+            self._spawn(self._build(topic))
+
+    async def _build(self, topic: Topic) -> None:
+        """Single-flight: one build per topic at a time; changes announced meanwhile are
+        picked up by the loop instead of starting a second build."""
+        try:
+            for _ in range(_MAX_CATCH_UP):
+                snapshot = await asyncio.to_thread(self.snapshots.current, topic.ref)
+                if snapshot is None:
+                    topic.close()
+                    return
+                topic.advance(snapshot)
+                if snapshot.version >= topic.wanted:
+                    return
+                await asyncio.sleep(0.05)
+        except Exception:
+            _log.exception("could not build the snapshot of %s", topic.ref)
+        finally:
+            topic.building = False
+
+    async def _resync(self) -> None:
+        refs = list(self._topics)
+        if not refs:
+            return
+        try:
+            revisions = await asyncio.to_thread(self.snapshots.revisions, refs)
+        except Exception:
+            _log.exception("resync could not read revisions")
+            return
+        for ref, revision in revisions.items():
+            topic = self._topics.get(ref)
+            if topic is not None:
+                self._request(topic, revision)
+
+    async def _resync_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.resync_interval)
+            await self._resync()

@@ -1,0 +1,119 @@
+"""Environment snapshots: one environment's flag document at one revision, built once.
+
+Every delivery endpoint (polling, streaming, OFREP, flagd export) serves the same
+:class:`Snapshot`, so a revision is read from the database, validated and serialised once per
+process no matter how many SDKs ask. Bodies are pre-encoded bytes because the hot path (10,000
+streams receiving one change) must not serialise 10,000 times.
+
+Consistency: the revision is read *before* the document, in the same transaction. Under
+PostgreSQL's READ COMMITTED a write may commit between the two reads; then the document is newer
+than its label, never older, and the next revision makes every client fetch again. The opposite
+order could label old content with a new revision, and clients would keep it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from fader_engine.evaluate import Engine
+from fader_engine.flagd.export import to_flagd
+from fader_engine.formats import load
+from fader_engine.parse import parse_document
+from fader_server.services import documents
+from fader_server.storage.ports import JSON, PROJECT_SCOPE, ResourceType, Store
+
+CACHE_SIZE = 4096
+"""Environments whose latest snapshot is kept in memory (least recently used ones go)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentRef:
+    """Which environment: what an SDK or client key points at."""
+
+    project_id: int
+    project_key: str
+    environment: str
+
+
+class Snapshot:
+    """Immutable once built; properties that cost something are computed on first use."""
+
+    def __init__(self, ref: EnvironmentRef, version: int, document: JSON) -> None:
+        self.ref = ref
+        self.version = version
+        self.document = document
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.version}"'
+
+    @cached_property
+    def body(self) -> bytes:
+        """The protocol's snapshot object (``docs/delivery-protocol.md``)."""
+        payload = {
+            "project": self.ref.project_key,
+            "environment": self.ref.environment,
+            "version": self.version,
+            "document": self.document,
+        }
+        return _json(payload)
+
+    def sse_event(self, kind: str) -> bytes:
+        return b"event: %s\nid: %d\ndata: %s\n\n" % (kind.encode(), self.version, self.body)
+
+    @cached_property
+    def engine(self) -> Engine:
+        """The compiled document, for evaluation on the server (OFREP). Dates compare against
+        the wall clock at evaluation time, like an SDK does."""
+        return load(self.document, clock=time.time)
+
+    @cached_property
+    def flagd_body(self) -> bytes:
+        """The flagd form (raises :class:`fader_engine.flagd.export.ExportError`)."""
+        return _json(to_flagd(parse_document(self.document)))
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class SnapshotService:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._cache: OrderedDict[EnvironmentRef, Snapshot] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def current(self, ref: EnvironmentRef) -> Snapshot | None:
+        """The environment's snapshot at its current revision; None if it no longer exists."""
+        with self.store.read() as tx:
+            revision = tx.revision(ref.project_id, ref.environment)
+            with self._lock:
+                cached = self._cache.get(ref)
+                if cached is not None and cached.version == revision:
+                    self._cache.move_to_end(ref)
+                    return cached
+            project = tx.get_project_by_id(ref.project_id)
+            env = tx.get_resource(
+                ref.project_id, ResourceType.ENVIRONMENT, PROJECT_SCOPE, ref.environment
+            )
+            if project is None or env is None or env.deleted:
+                return None
+            snapshot = Snapshot(ref, revision, documents.build(tx, project, ref.environment))
+        with self._lock:
+            cached = self._cache.get(ref)
+            if cached is None or cached.version < snapshot.version:
+                self._cache[ref] = snapshot
+                self._cache.move_to_end(ref)
+                while len(self._cache) > CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        return snapshot
+
+    def revisions(self, refs: list[EnvironmentRef]) -> dict[EnvironmentRef, int]:
+        with self.store.read() as tx:
+            return {ref: tx.revision(ref.project_id, ref.environment) for ref in refs}
