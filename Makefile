@@ -11,7 +11,7 @@ UV_VERSION := 0.13.8
 # uv comes from PATH, or is installed into .tools/ (a private venv) on first use.
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 
-.PHONY: run demo-eval test bootstrap sync lint typecheck test-engine-alone pytest bench-engine
+.PHONY: run demo-eval test bootstrap sync system-packages lint typecheck test-engine-alone pytest bench-engine
 
 bootstrap:
 	@test -x "$(UV)" || { $(PYTHON) -m venv .tools && \
@@ -29,7 +29,16 @@ demo-eval: sync
 	$(UV) run --frozen fader eval examples/demo.json --contexts examples/demo-contexts.jsonl
 
 ## The whole test suite: lint, types, architecture, the engine alone, then everything.
-test: sync lint typecheck test-engine-alone pytest
+test: sync system-packages lint typecheck test-engine-alone pytest
+
+# Browser tests drive Debian's Chromium (Playwright's own browser download cannot work here).
+CHROMIUM := /usr/bin/chromium
+system-packages:
+	@test -x $(CHROMIUM) || { \
+		SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+			chromium >/dev/null; }
 
 lint:
 	$(UV) run --frozen ruff check .
