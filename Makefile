@@ -31,14 +31,17 @@ demo-eval: sync
 ## The whole test suite: lint, types, architecture, the engine alone, then everything.
 test: sync system-packages lint typecheck test-engine-alone pytest
 
-# Browser tests drive Debian's Chromium (Playwright's own browser download cannot work here).
-CHROMIUM := /usr/bin/chromium
+# Browser tests drive Debian's Chromium (Playwright's own browser download cannot work here);
+# rollout gate tests query a real Prometheus. Both come from Debian's packages.
+SYSTEM_BINARIES := /usr/bin/chromium /usr/bin/prometheus
 system-packages:
-	@test -x $(CHROMIUM) || { \
+	@for binary in $(SYSTEM_BINARIES); do test -x $$binary || missing=1; done; \
+	if [ -n "$$missing" ]; then \
 		SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
-			chromium >/dev/null; }
+			chromium prometheus >/dev/null; \
+	fi
 
 lint:
 	$(UV) run --frozen ruff check .
