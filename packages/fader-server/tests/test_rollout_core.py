@@ -24,6 +24,7 @@ from fader_server.rollouts.stats import (
     compare_means,
     compare_rates,
     msprt,
+    samples_to_detect,
 )
 
 PLAN = Plan(
@@ -239,3 +240,35 @@ def test_stage_configurations_are_cumulative_and_only_add_users() -> None:
         assert abs(len(treated) / len(users) - expected) < 0.03
         previous = treated
     assert apply.restored_config(BASE) == BASE
+
+
+def test_detect_waits_for_enough_traffic_to_catch_the_regression_size() -> None:
+    control = RateCounts(100_000, 1000)
+    few = RateCounts(300, 3)
+    plain = compare_rates(control, few, alpha=0.01, min_samples=200)
+    assert plain.verdict is Verdict.NO_REGRESSION
+    strict = compare_rates(control, few, alpha=0.01, min_samples=200, detect=0.01)
+    assert strict.verdict is Verdict.INSUFFICIENT
+    assert strict.needed > 1000
+    # A bigger regression size needs fewer samples; enough samples give a verdict.
+    coarse = compare_rates(control, few, alpha=0.01, min_samples=200, detect=0.04)
+    assert coarse.needed < strict.needed
+    plenty = RateCounts(strict.needed, strict.needed // 100)
+    assert (
+        compare_rates(control, plenty, alpha=0.01, min_samples=200, detect=0.01).verdict
+        is Verdict.NO_REGRESSION
+    )
+
+
+def test_samples_to_detect_gives_about_ninety_percent_power() -> None:
+    """Simulate the regression at the advertised sample size: it is caught most of the time."""
+    needed = samples_to_detect(0.01 * 0.99, 100_000, 0.05 * 0.95, 0.04, alpha=0.01, tau=0.04)
+    rng = random.Random(3)
+    caught = 0
+    for _ in range(300):
+        failures = sum(rng.random() < 0.05 for _ in range(needed))
+        result = compare_rates(
+            RateCounts(100_000, 1000), RateCounts(needed, failures), alpha=0.01, min_samples=1
+        )
+        caught += result.verdict is Verdict.REGRESSION
+    assert caught / 300 >= 0.8

@@ -92,19 +92,25 @@ def metric_result(
     """Run the sequential test of one metric gate."""
     if isinstance(control, RateCounts) and isinstance(treatment, RateCounts):
         comparison = compare_rates(
-            control, treatment, alpha=gate.alpha, min_samples=gate.min_samples, margin=gate.margin
-        )
+            control, treatment, alpha=gate.alpha, min_samples=gate.min_samples,
+            margin=gate.margin, detect=gate.detect,
+        )  # fmt: skip
         shown = f"{gate.event} rate {comparison.treatment:.2%} vs control {comparison.control:.2%}"
     elif isinstance(control, MeanStats) and isinstance(treatment, MeanStats):
         comparison = compare_means(
-            control, treatment, alpha=gate.alpha, min_samples=gate.min_samples, margin=gate.margin
-        )
+            control, treatment, alpha=gate.alpha, min_samples=gate.min_samples,
+            margin=gate.margin, detect=gate.detect,
+        )  # fmt: skip
         shown = f"mean {gate.event} {comparison.treatment:.1f} vs control {comparison.control:.1f}"
     else:
         raise TypeError("control and treatment must be the same kind of statistics")
     if comparison.verdict is Verdict.INSUFFICIENT:
-        needed = gate.min_samples - min(comparison.control_samples, comparison.treatment_samples)
-        status, summary = GateStatus.INSUFFICIENT, f"{shown}; {needed} more samples needed"
+        missing = max(
+            gate.min_samples - comparison.control_samples,
+            comparison.needed - comparison.treatment_samples,
+            1,
+        )
+        status, summary = GateStatus.INSUFFICIENT, f"{shown}; {missing} more samples needed"
     elif comparison.verdict is Verdict.REGRESSION:
         status, summary = GateStatus.REGRESSION, f"regression: {shown}"
     else:

@@ -42,6 +42,10 @@ class MetricGate:
     alpha: float = 0.01
     min_samples: int = 200
     margin: float = 0.0
+    detect: float | None = None
+    """The smallest regression a stage must be able to catch before it may end (absolute:
+    0.01 = one percentage point of error rate; milliseconds for latency). None: only
+    `min_samples` is required."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,6 +79,8 @@ class Comparison:
     threshold: float
     control_samples: int
     treatment_samples: int
+    needed: int = 0
+    """Treatment samples a "no regression" verdict needs (see `detect`)."""
 
     def as_dict(self) -> dict[str, float | int | str]:
         return {
@@ -90,6 +92,7 @@ class Comparison:
             "threshold": self.threshold,
             "control_samples": self.control_samples,
             "treatment_samples": self.treatment_samples,
+            "needed": self.needed,
         }
 
 
@@ -105,6 +108,49 @@ def msprt(difference: float, variance: float, tau: float) -> float:
     return scale * math.exp(exponent)
 
 
+_Z_POWER = 1.2816
+"""The standard normal quantile for 90% power."""
+
+
+def samples_to_detect(
+    control_variance: float,
+    control_samples: int,
+    treatment_variance: float,
+    effect: float,
+    *,
+    alpha: float,
+    tau: float,
+    limit: int = 10_000_000,
+) -> int:
+    """Treatment samples after which a true regression of `effect` is detected with about 90%
+    probability (the estimate one standard error below `effect` already crosses 1/alpha).
+
+    This is what lets a stage wait until it has seen *enough traffic to catch the regression
+    the plan cares about*, instead of advancing on a fixed count that may be far too small.
+    """
+    if effect <= 0:
+        return 0
+
+    def detects(n: int) -> bool:
+        variance = treatment_variance / n + control_variance / max(control_samples, 1)
+        low = effect - _Z_POWER * math.sqrt(variance)
+        return low > 0 and msprt(low, variance, tau) >= 1.0 / alpha
+
+    high = 2
+    while not detects(high):
+        if high >= limit:
+            return limit
+        high *= 2
+    low = high // 2
+    while low + 1 < high:
+        middle = (low + high) // 2
+        if detects(middle):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
 def compare_rates(
     control: RateCounts,
     treatment: RateCounts,
@@ -112,31 +158,36 @@ def compare_rates(
     alpha: float,
     min_samples: int,
     margin: float = 0.0,
+    detect: float | None = None,
     tau: float | None = None,
 ) -> Comparison:
     """Is the treatment's failure rate higher than the control's by more than `margin`?
 
+    With `detect` (a regression size, e.g. 0.01 for one percentage point), "no regression" is
+    only concluded once the treatment has enough samples to have caught that regression; until
+    then the verdict is INSUFFICIENT and `needed` says how many samples that takes.
     Rates are smoothed by half a failure and one trial (Agresti-Caffo style) for the variance
     only, so an arm with zero failures so far does not claim zero variance.
     """
-    threshold = 1.0 / alpha
     p_c, p_t = control.rate, treatment.rate
-    difference = p_t - p_c
-    if min(control.trials, treatment.trials) < min_samples:
-        return Comparison(
-            Verdict.INSUFFICIENT, p_c, p_t, difference, 1.0, threshold,
-            control.trials, treatment.trials,
-        )  # fmt: skip
     s_c = (min(control.failures, control.trials) + 0.5) / (control.trials + 1)
     s_t = (min(treatment.failures, treatment.trials) + 0.5) / (treatment.trials + 1)
-    variance = s_c * (1 - s_c) / control.trials + s_t * (1 - s_t) / treatment.trials
-    scale = tau if tau is not None else max(p_c, 0.01)
-    excess = difference - margin
-    ratio = msprt(excess, variance, scale) if excess > 0 else 1.0
-    verdict = Verdict.REGRESSION if ratio >= threshold else Verdict.NO_REGRESSION
-    return Comparison(
-        verdict, p_c, p_t, difference, ratio, threshold, control.trials, treatment.trials
-    )
+    scale = tau if tau is not None else (detect or max(p_c, 0.01))
+    needed = min_samples
+    if detect is not None:
+        shifted = min(s_c + margin + detect, 1.0)
+        needed = max(
+            needed,
+            samples_to_detect(
+                s_c * (1 - s_c), control.trials, shifted * (1 - shifted), detect,
+                alpha=alpha, tau=scale,
+            ),
+        )  # fmt: skip
+    return _verdict(
+        p_c, p_t, control.trials, treatment.trials,
+        s_c * (1 - s_c), s_t * (1 - s_t),
+        alpha=alpha, min_samples=min_samples, needed=needed, margin=margin, tau=scale,
+    )  # fmt: skip
 
 
 def compare_means(
@@ -146,22 +197,59 @@ def compare_means(
     alpha: float,
     min_samples: int,
     margin: float = 0.0,
+    detect: float | None = None,
     tau: float | None = None,
 ) -> Comparison:
-    """Is the treatment's mean (e.g. latency) higher than the control's by more than `margin`?"""
-    threshold = 1.0 / alpha
-    m_c, m_t = control.mean, treatment.mean
-    difference = m_t - m_c
-    if min(control.count, treatment.count) < max(min_samples, 2):
-        return Comparison(
-            Verdict.INSUFFICIENT, m_c, m_t, difference, 1.0, threshold,
-            control.count, treatment.count,
+    """Is the treatment's mean (e.g. latency) higher than the control's by more than `margin`?
+    `detect` works as in :func:`compare_rates`, in the unit of the values."""
+    spread = math.sqrt(control.variance)
+    scale = tau if tau is not None else (detect or max(spread, abs(control.mean) * 0.1, 1e-9))
+    needed = max(min_samples, 2)
+    if detect is not None and control.count >= 2:
+        needed = max(
+            needed,
+            samples_to_detect(
+                control.variance, control.count, control.variance, detect,
+                alpha=alpha, tau=scale,
+            ),
         )  # fmt: skip
-    variance = control.variance / control.count + treatment.variance / treatment.count
-    scale = tau if tau is not None else max(math.sqrt(control.variance), abs(m_c) * 0.1, 1e-9)
+    return _verdict(
+        control.mean, treatment.mean, control.count, treatment.count,
+        control.variance, treatment.variance,
+        alpha=alpha, min_samples=max(min_samples, 2), needed=needed, margin=margin, tau=scale,
+    )  # fmt: skip
+
+
+def _verdict(
+    control: float,
+    treatment: float,
+    control_samples: int,
+    treatment_samples: int,
+    control_variance: float,
+    treatment_variance: float,
+    *,
+    alpha: float,
+    min_samples: int,
+    needed: int,
+    margin: float,
+    tau: float,
+) -> Comparison:
+    threshold = 1.0 / alpha
+    difference = treatment - control
+
+    def result(verdict: Verdict, ratio: float) -> Comparison:
+        return Comparison(
+            verdict, control, treatment, difference, ratio, threshold,
+            control_samples, treatment_samples, needed,
+        )  # fmt: skip
+
+    if min(control_samples, treatment_samples) < min_samples:
+        return result(Verdict.INSUFFICIENT, 1.0)
+    variance = control_variance / control_samples + treatment_variance / treatment_samples
     excess = difference - margin
-    ratio = msprt(excess, variance, scale) if excess > 0 else 1.0
-    verdict = Verdict.REGRESSION if ratio >= threshold else Verdict.NO_REGRESSION
-    return Comparison(
-        verdict, m_c, m_t, difference, ratio, threshold, control.count, treatment.count
-    )
+    ratio = msprt(excess, variance, tau) if excess > 0 else 1.0
+    if ratio >= threshold:
+        return result(Verdict.REGRESSION, ratio)
+    if treatment_samples < needed:
+        return result(Verdict.INSUFFICIENT, ratio)
+    return result(Verdict.NO_REGRESSION, ratio)
