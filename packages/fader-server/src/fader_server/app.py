@@ -12,7 +12,7 @@ from typing import TextIO
 
 from fastapi import FastAPI
 
-from fader_server import logs
+from fader_server import logs, web
 from fader_server.api import flags, health, identity, problems, projects, sdk, segments
 from fader_server.api.middleware import HttpMetrics, RequestContext
 from fader_server.delivery.service import Delivery
@@ -63,5 +63,6 @@ def create_app(
     problems.install(app)
     for module in (projects, flags, segments, identity, sdk, health):
         app.include_router(module.router)
+    web.install(app)
     app.add_middleware(RequestContext, metrics=app.state.metrics)
     return app

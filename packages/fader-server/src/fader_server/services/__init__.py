@@ -8,6 +8,7 @@ from fader_server.services.access import Clock, system_clock
 from fader_server.services.flags import FlagService
 from fader_server.services.identity import IdentityService
 from fader_server.services.projects import ProjectService
+from fader_server.services.reports import ReportService
 from fader_server.services.segments import SegmentService
 from fader_server.storage.ports import Store
 
@@ -21,6 +22,7 @@ class Services:
     projects: ProjectService
     flags: FlagService
     segments: SegmentService
+    reports: ReportService
 
     @classmethod
     def over(cls, store: Store, clock: Clock = system_clock) -> Services:
@@ -30,4 +32,5 @@ class Services:
             projects=ProjectService(store, clock),
             flags=FlagService(store, clock),
             segments=SegmentService(store, clock),
+            reports=ReportService(store, clock),
         )

@@ -82,6 +82,13 @@ class DefinitionService:
             project = load_project(tx, principal, project_key, Role.VIEWER)
             return live(tx, project, self.resource_type, self.noun, key)
 
+    def check(self, principal: Principal, project_key: str, key: str, data: JSON) -> None:
+        """Validate a definition without writing it; raise :class:`InvalidInputError` with the
+        engine's problems for every environment, exactly as `create` or `update` would."""
+        with self.store.read() as tx:
+            project = load_project(tx, principal, project_key, Role.VIEWER)
+            self.validate(tx, project, key, data)
+
     def create(
         self, principal: Principal, project_key: str, key: str, data: JSON, comment: str | None
     ) -> Resource:

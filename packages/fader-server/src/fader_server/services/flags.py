@@ -9,8 +9,12 @@ document it changes (:mod:`fader_server.services.documents`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from fader_engine.formats import load
+from fader_engine.result import Resolution
 from fader_server.errors import NotFoundError, VersionConflictError
 from fader_server.services import documents, versioning
 from fader_server.services.access import Principal, Role, authorize, load_project
@@ -68,6 +72,34 @@ class FlagService(DefinitionService):
             if stored is None:
                 return FlagConfig(key, environment, documents.default_config(flag.data), 0)
             return FlagConfig(key, environment, stored.data, stored.version)
+
+    def check_config(
+        self, principal: Principal, project_key: str, environment: str, key: str, data: JSON
+    ) -> None:
+        """Validate a configuration without writing it (the console checks as you type); raise
+        :class:`InvalidInputError` with the engine's problems, exactly as `put_config` would."""
+        with self.store.read() as tx:
+            project = load_project(tx, principal, project_key, Role.VIEWER)
+            _flag_and_env(tx, project, key, environment)
+            document = documents.build(tx, project, environment, configs={key: data})
+        documents.validate([(environment, document)])
+
+    def evaluate(
+        self,
+        principal: Principal,
+        project_key: str,
+        environment: str,
+        key: str,
+        context: Mapping[str, Any],
+    ) -> Resolution:
+        """What `context` gets from flag `key` in `environment`: the environment's current
+        document, evaluated by the engine exactly as an SDK holding it would."""
+        with self.store.read() as tx:
+            project = load_project(tx, principal, project_key, Role.VIEWER)
+            _flag_and_env(tx, project, key, environment)
+            document = documents.build(tx, project, environment)
+        engine = load(document, clock=lambda: self.clock().timestamp())
+        return engine.evaluate(key, context)
 
     def put_config(
         self,

@@ -1,0 +1,35 @@
+"""The web console: server-rendered pages over the same services as the API.
+
+Routes are split by area (auth, projects, dashboard, flags, rules, segments, history, tokens,
+members); :func:`install` mounts them and the static files on the app. Pages work without
+JavaScript; ``static/console.js`` only adds confirmation dialogs, checking as you type and
+in-place results.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
+
+from fader_server.web import (
+    auth,
+    dashboard,
+    flag_page,
+    flags,
+    history,
+    members,
+    projects,
+    rules,
+    segments,
+    tokens,
+)
+from fader_server.web.rendering import STATIC
+
+# Order matters where paths overlap: `flags/_new` before `flags/{flag}`.
+_MODULES = (auth, projects, dashboard, flags, flag_page, rules, segments, history, tokens, members)
+
+
+def install(app: FastAPI) -> None:
+    for module in _MODULES:
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")

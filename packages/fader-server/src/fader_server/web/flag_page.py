@@ -1,0 +1,197 @@
+"""One flag: its definition, its state in every environment, its rules in words, and the
+"what does this user get" box, which evaluates a context with the engine exactly as an SDK
+holding the environment's current configuration would."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Query, Request
+from starlette.responses import Response
+
+from fader_engine.result import Reason, Resolution
+from fader_server.storage.ports import JSON, Resource
+from fader_server.web import frame
+from fader_server.web.clauses import describe
+from fader_server.web.forms import CheckedForm, FieldErrors
+from fader_server.web.frame import ProjectView
+from fader_server.web.rendering import json_text, render
+from fader_server.web.routing import page_router
+from fader_server.web.session import CurrentSession, Session, Svc
+
+router = page_router()
+
+Param = Annotated[str | None, Query(max_length=200)]
+EXAMPLE_CONTEXT = '{\n  "targetingKey": "user-42",\n  "email": "ada@example.com"\n}'
+REASONS = {
+    Reason.STATIC: "The flag has no targeting here: everyone gets this variant.",
+    Reason.TARGETING_MATCH: "A targeting rule matched this context.",
+    Reason.SPLIT: "A percentage split placed this context in this variant.",
+    Reason.DEFAULT: "No rule matched, so the default was served.",
+    Reason.DISABLED: "The flag is off here (or a prerequisite is not met): the off variant "
+    "was served.",
+    Reason.ERROR: "The evaluation failed; the application would use its own default value.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RuleText:
+    title: str
+    conditions: list[str]
+    serves: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnvState:
+    env: frame.Environment
+    enabled: bool
+    version: int
+
+
+def serves(owner: JSON) -> str:
+    if "split" in owner:
+        split = owner.get("split") or {}
+        parts = ", ".join(f"“{w['variant']}” {w['weight']}%" for w in split.get("weights") or [])
+        by = split.get("by") or "targetingKey"
+        return f"a percentage split: {parts} (bucketed by {by})"
+    return f"“{owner.get('variant')}”"
+
+
+def rules_in_words(config: JSON) -> list[RuleText]:
+    out = []
+    for index, rule in enumerate(config.get("rules") or [], start=1):
+        name = f"Rule {index}" + (f" “{rule['id']}”" if rule.get("id") else "")
+        conditions = [describe(c) for c in rule.get("clauses") or []] or ["everyone"]
+        out.append(RuleText(name, conditions, serves(rule)))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    environment: str
+    value: str
+    variant: str | None
+    reason: str
+    explanation: str
+    error: str | None
+
+
+def evaluation(resolution: Resolution, environment: str) -> Evaluation:
+    error = None
+    if resolution.error_code is not None:
+        error = f"{resolution.error_code}: {resolution.error_message or ''}".strip(": ")
+    return Evaluation(
+        environment,
+        json_text(resolution.value),
+        resolution.variant,
+        str(resolution.reason),
+        REASONS.get(resolution.reason, ""),
+        error,
+    )
+
+
+def _page(
+    request: Request,
+    svc: Svc,
+    session: Session,
+    view: ProjectView,
+    flag: Resource,
+    *,
+    context_text: str = EXAMPLE_CONTEXT,
+    result: Evaluation | None = None,
+    errors: FieldErrors | None = None,
+    eval_env: str | None = None,
+    status: int = 200,
+) -> Response:
+    principal = session.principal
+    states = []
+    config: JSON = {}
+    version = 0
+    for env in view.environments:
+        found = svc.flags.get_config(principal, view.project.key, env.key, flag.key)
+        states.append(EnvState(env, bool(found.data.get("enabled", True)), found.version))
+        if env.key == view.env.key:
+            config, version = found.data, found.version
+    return render(
+        request,
+        "flags/detail.html",
+        {
+            "session": session,
+            "view": view,
+            "section": "flags",
+            "title": f"{flag.data.get('name') or flag.key} ({flag.key})",
+            "flag": flag,
+            "data": flag.data,
+            "states": states,
+            "config": config,
+            "config_version": version,
+            "rules": rules_in_words(config),
+            "default_serves": serves(config.get("default") or {}),
+            "off_variant": config.get("offVariant"),
+            "context_text": context_text,
+            "result": result,
+            "errors": errors,
+            "eval_env": eval_env or view.env.key,
+        },
+        status=status,
+    )
+
+
+@router.get("/projects/{project}/flags/{flag}")
+def flag_detail(
+    request: Request, svc: Svc, session: CurrentSession, project: str, flag: str, env: Param = None
+) -> Response:
+    view = frame.load(svc, session, project, env)
+    return _page(request, svc, session, view, svc.flags.get(session.principal, project, flag))
+
+
+@router.post("/projects/{project}/flags/{flag}/evaluate")
+def evaluate(
+    request: Request,
+    svc: Svc,
+    session: CurrentSession,
+    form: CheckedForm,
+    project: str,
+    flag: str,
+) -> Response:
+    view = frame.load(svc, session, project, form.text("env") or None)
+    target = view.environment(form.text("eval-env") or view.env.key)
+    found = svc.flags.get(session.principal, project, flag)
+    text = form.get("context")
+    errors = FieldErrors()
+    context: Any = None
+    try:
+        context = json.loads(text)
+    except ValueError as exc:
+        errors.add("context", f"This is not valid JSON ({exc.msg} at line {exc.lineno}).")
+    else:
+        if not isinstance(context, dict):
+            errors.add(
+                "context",
+                'The context must be a JSON object, e.g. {"targetingKey": "user-42"}.',
+            )
+    if errors:
+        return _page(
+            request,
+            svc,
+            session,
+            view,
+            found,
+            context_text=text,
+            errors=errors,
+            eval_env=target.key,
+            status=422,
+        )
+    resolution = svc.flags.evaluate(session.principal, project, target.key, flag, context)
+    return _page(
+        request,
+        svc,
+        session,
+        view,
+        found,
+        context_text=text,
+        result=evaluation(resolution, target.name),
+        eval_env=target.key,
+    )
