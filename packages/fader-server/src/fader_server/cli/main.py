@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fader_server.cli import db, flagd
+from fader_server.cli import db, environments, flagd, flags, projects, segments, tokens
 from fader_server.cli.eval import eval_command
 from fader_server.cli.serve import serve_command
 
@@ -19,6 +19,14 @@ app.command("eval")(eval_command)
 app.command("serve")(serve_command)
 app.add_typer(db.app, name="db")
 app.add_typer(flagd.app, name="flagd")
+for _name, _group in (
+    ("projects", projects),
+    ("environments", environments),
+    ("flags", flags),
+    ("segments", segments),
+    ("tokens", tokens),
+):
+    app.add_typer(_group.app, name=_name)
 
 
 @app.callback()
