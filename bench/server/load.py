@@ -138,17 +138,17 @@ def _process_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
-def _postgres_seconds() -> float:
-    """CPU seconds of every process named `postgres` (the database's backends and workers)."""
-    total = 0.0
+def _postgres_seconds() -> dict[int, float]:
+    """CPU seconds of each process named `postgres` (the database's backends and workers)."""
+    found: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 if (entry / "comm").read_text().strip() == "postgres":
-                    total += _process_seconds(int(entry.name))
+                    found[int(entry.name)] = _process_seconds(int(entry.name))
             except OSError:
                 continue
-    return total
+    return found
 
 
 def _machine_ticks() -> list[int] | None:
@@ -199,7 +199,12 @@ class CpuMeter:
         wall = time.monotonic() - self._wall
         capacity = wall * (os.cpu_count() or 1) / 100
         server = (_process_seconds(self.server_pid) - self._server) if self.server_pid else 0.0
-        postgres = _postgres_seconds() - self._postgres
+        # Backends that started meanwhile count from zero; those that ended are lost (so the
+        # share is a lower bound, never negative).
+        postgres = sum(
+            max(0.0, seconds - self._postgres.get(pid, 0.0))
+            for pid, seconds in _postgres_seconds().items()
+        )
         client = sum(os.times()[:2]) - self._client
         after = _machine_ticks()
         others = steal = iowait = None

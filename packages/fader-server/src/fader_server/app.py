@@ -14,8 +14,10 @@ from fastapi import FastAPI
 
 from fader_server import logs, web
 from fader_server.api import flags, health, identity, problems, projects, sdk, segments
+from fader_server.api import rollouts as rollout_api
 from fader_server.api.middleware import HttpMetrics, RequestContext
 from fader_server.delivery.service import Delivery
+from fader_server.rollouts.scheduler import Scheduler
 from fader_server.services import Services
 from fader_server.services.identity import FirstRun
 from fader_server.settings import Settings
@@ -42,10 +44,14 @@ def create_app(
     if services is None:
         services, _ = open_services(settings)
     delivery = Delivery.over(services, heartbeat=settings.sse_heartbeat_seconds)
+    scheduler = Scheduler(services.store, services.rollouts)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.rollout_tick_seconds > 0:
+            scheduler.start(settings.rollout_tick_seconds)
         yield
+        scheduler.close()
         await delivery.hub.aclose()
 
     app = FastAPI(
@@ -58,11 +64,13 @@ def create_app(
     )
     app.state.services = services
     app.state.delivery = delivery
+    app.state.scheduler = scheduler
     app.state.metrics = HttpMetrics()
     app.state.metrics.watch_streams(lambda: delivery.hub.streams)
     problems.install(app)
     for module in (projects, flags, segments, identity, sdk, health):
         app.include_router(module.router)
+    app.include_router(rollout_api.router)
     web.install(app)
     app.add_middleware(RequestContext, metrics=app.state.metrics)
     return app
