@@ -47,6 +47,10 @@ STALE = {"If-Match": '"999"'}
 CONFIG = {"enabled": False, "offVariant": "off", "default": {"variant": "off"}}
 P = "/api/v1/projects/{p}"
 F = P + "/environments/development/flags/gate"
+# Rollout writes are refused (422 bad variant, 409 duplicate or finished plan) once allowed.
+STAGES = {"stages": [{"name": "all", "min_duration": 1, "percent": 100}]}
+BAD_PLAN = {"flag": "gate", "environment": "development", "control": "off", "treatment": "nope"}
+HOOK = "https://hooks.example/matrix"
 ENDPOINTS = [
     Endpoint("GET", "/api/v1/projects", "any", project_scoped=False),
     Endpoint("POST", "/api/v1/projects", "instance", {"key": "{p}", "name": "dup"}, None, False),
@@ -99,6 +103,22 @@ ENDPOINTS = [
         None,
         False,
     ),
+    Endpoint("GET", P + "/rollout-templates", "viewer"),
+    Endpoint("POST", P + "/rollout-templates", "editor", {"key": "tpl", "name": "T", **STAGES}),
+    Endpoint("GET", P + "/rollout-templates/tpl", "viewer"),
+    Endpoint("DELETE", P + "/rollout-templates/tpl-gone", "editor"),
+    Endpoint("GET", P + "/rollouts", "viewer"),
+    Endpoint("POST", P + "/rollouts", "editor", {**BAD_PLAN, **STAGES}),
+    Endpoint("GET", P + "/rollouts/{rollout}", "viewer"),
+    *(
+        Endpoint("POST", P + "/rollouts/{rollout}/" + command, "editor", {})
+        for command in ("start", "pause", "resume", "advance", "abort")
+    ),
+    Endpoint("GET", P + "/incidents", "viewer"),
+    Endpoint("GET", P + "/incidents/999999", "viewer"),
+    Endpoint("GET", P + "/webhooks", "admin"),
+    Endpoint("POST", P + "/webhooks", "admin", {"url": HOOK}),
+    Endpoint("DELETE", P + "/webhooks/999999", "admin"),
 ]
 
 
@@ -129,6 +149,19 @@ def _user_token(server: Server, admin: httpx.Client, name: str, project: str, ro
         login = anonymous.post("/api/v1/auth/login", json={"username": name, "password": password})
     assert login.status_code == 201, login.text
     return str(login.json()["token"])
+
+
+def _rollout_fixtures(admin: httpx.Client, project: str) -> str:
+    """A template, a webhook and a finished (aborted) plan; returns the plan's id."""
+    base = f"/api/v1/projects/{project}"
+    created = admin.post(base + "/rollout-templates", json={"key": "tpl", "name": "T", **STAGES})
+    assert created.status_code == 201, created.text
+    assert admin.post(base + "/webhooks", json={"url": HOOK}).status_code == 201
+    plan = admin.post(base + "/rollouts", json={**BAD_PLAN, "treatment": "on", **STAGES})
+    assert plan.status_code == 201, plan.text
+    plan_id = plan.json()["id"]
+    assert admin.post(f"{base}/rollouts/{plan_id}/abort").status_code == 200
+    return str(plan_id)
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +207,8 @@ def world(server: Server) -> Iterator[World]:
             "admin": _user_token(server, admin, unique("admin"), project, "admin"),
             "other_admin": _user_token(server, admin, unique("oadmin"), other, "admin"),
         }
-    values = {"p": project, "viewer": viewer, "spare_token": str(spare["id"])}
+        rollout = _rollout_fixtures(admin, project)
+    values = {"p": project, "viewer": viewer, "spare_token": str(spare["id"]), "rollout": rollout}
     clients = {caller: server.client(token) for caller, token in tokens.items()}
     yield World(server, values, clients)
     for client in clients.values():
@@ -275,7 +309,11 @@ def test_matrix_covers_every_admin_route(server: Server) -> None:
             .replace("{spare_token}", "{token_id}")
             .replace("/environments/development", "/environments/{environment}")
             .replace("/flags/gate", "/flags/{flag}")
-            .replace("/segments/staff", "/segments/{segment}"),
+            .replace("/segments/staff", "/segments/{segment}")
+            .replace("/rollout-templates/tpl-gone", "/rollout-templates/{template}")
+            .replace("/rollout-templates/tpl", "/rollout-templates/{template}")
+            .replace("/incidents/999999", "/incidents/{incident}")
+            .replace("/webhooks/999999", "/webhooks/{webhook}"),
         )
         for e in [*ENDPOINTS, *DELIVERY]
     }

@@ -8,6 +8,7 @@ them into HTTP problem details (RFC 9457). The tree, with the status each maps t
     ├── PermissionDeniedError       403    authenticated, but the role does not allow the action
     ├── NotFoundError               404    no such entity (or one of a project you cannot see)
     ├── AlreadyExistsError          409    a key is taken
+    ├── InvalidStateError           409    the entity's state does not allow the action
     ├── PreconditionRequiredError   428    a write to a versioned entity came without `If-Match`
     ├── VersionConflictError        412    `If-Match` names a version that is no longer current
     ├── InvalidInputError           422    well-formed but wrong; `.problems` lists why
@@ -55,6 +56,11 @@ class NotFoundError(FaderServerError):
 
 class AlreadyExistsError(FaderServerError):
     """An entity with the same key already exists."""
+
+
+class InvalidStateError(FaderServerError):
+    """The action does not apply to the entity as it is now (e.g. resuming a release plan that
+    is not paused); the message says what state it is in."""
 
 
 class PreconditionRequiredError(FaderServerError):

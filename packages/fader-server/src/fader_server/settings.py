@@ -35,6 +35,9 @@ class Settings:
     demo: bool = False
     log_json: bool = True
     sse_heartbeat_seconds: float = 15.0
+    rollout_tick_seconds: float = 5.0
+    """How often the rollout scheduler looks at active release plans; 0 turns it off (tests
+    that drive :meth:`~fader_server.rollouts.scheduler.Scheduler.tick` themselves)."""
 
     @property
     def effective_database_url(self) -> str:
@@ -68,4 +71,5 @@ class Settings:
             admin_token=source.get("FADER_ADMIN_TOKEN") or None,
             demo=demo if demo is not None else source.get("FADER_DEMO", "") in {"1", "true"},
             sse_heartbeat_seconds=float(source.get("FADER_SSE_HEARTBEAT_SECONDS", "15")),
+            rollout_tick_seconds=float(source.get("FADER_ROLLOUT_TICK_SECONDS", "5")),
         )

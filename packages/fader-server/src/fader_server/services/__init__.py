@@ -9,6 +9,8 @@ from fader_server.services.flags import FlagService
 from fader_server.services.identity import IdentityService
 from fader_server.services.projects import ProjectService
 from fader_server.services.reports import ReportService
+from fader_server.services.rollout_templates import RolloutTemplateService, WebhookService
+from fader_server.services.rollouts import RolloutService
 from fader_server.services.segments import SegmentService
 from fader_server.storage.ports import Store
 
@@ -23,14 +25,21 @@ class Services:
     flags: FlagService
     segments: SegmentService
     reports: ReportService
+    rollouts: RolloutService
+    rollout_templates: RolloutTemplateService
+    webhooks: WebhookService
 
     @classmethod
     def over(cls, store: Store, clock: Clock = system_clock) -> Services:
+        flags = FlagService(store, clock)
         return cls(
             store=store,
             identity=IdentityService(store, clock),
             projects=ProjectService(store, clock),
-            flags=FlagService(store, clock),
+            flags=flags,
             segments=SegmentService(store, clock),
             reports=ReportService(store, clock),
+            rollouts=RolloutService(store, clock, flags),
+            rollout_templates=RolloutTemplateService(store, clock),
+            webhooks=WebhookService(store, clock),
         )

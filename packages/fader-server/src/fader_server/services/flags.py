@@ -148,6 +148,33 @@ class FlagService(DefinitionService):
         )
         return FlagConfig(key, environment, written.data, written.version)
 
+    def config_in(
+        self, tx: Transaction, project: Project, environment: str, key: str
+    ) -> FlagConfig:
+        """The configuration as `get_config` reads it, inside the caller's transaction."""
+        flag, _ = _flag_and_env(tx, project, key, environment)
+        stored = tx.get_resource(project.id, ResourceType.CONFIG, environment, key)
+        if stored is None:
+            return FlagConfig(key, environment, documents.default_config(flag.data), 0)
+        return FlagConfig(key, environment, stored.data, stored.version)
+
+    def write_config_in(
+        self,
+        tx: Transaction,
+        project: Project,
+        environment: str,
+        key: str,
+        data: JSON,
+        change: Change,
+        action: str,
+    ) -> FlagConfig:
+        """Write a configuration inside the caller's transaction, validated, versioned and
+        audited like any other. The caller has authorised the change: release plans move a
+        flag this way, atomically with the plan's own state."""
+        _flag_and_env(tx, project, key, environment)
+        stored = tx.get_resource(project.id, ResourceType.CONFIG, environment, key)
+        return self._write_config(tx, project, environment, key, stored, data, change, action)
+
     def toggle(
         self,
         principal: Principal,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -160,6 +160,111 @@ class SdkEvent:
     occurred_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class RolloutTemplate:
+    """Stages and gates saved under a key, to create release plans from."""
+
+    id: int
+    project_id: int
+    key: str
+    name: str
+    data: JSON
+    created_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPlan:
+    """A release plan row: the plan and its state as JSON (see :mod:`fader_server.rollouts`),
+    the flag configuration it started from (`base_config`, restored on rollback), and a
+    `version` that every write bumps (compare-and-swap, so no transition happens twice)."""
+
+    id: int
+    project_id: int
+    flag: str
+    environment: str
+    template: str | None
+    plan: JSON
+    state: JSON
+    status: str
+    base_config: JSON | None
+    last_evaluation: JSON | None
+    incident_id: int | None
+    version: int
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewPlan:
+    project_id: int
+    flag: str
+    environment: str
+    template: str | None
+    plan: JSON
+    state: JSON
+    status: str
+    created_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlanUpdate:
+    """What a transition writes; fields left None keep their stored value."""
+
+    state: JSON
+    status: str
+    active: bool
+    last_evaluation: JSON | None = None
+    base_config: JSON | None = None
+    incident_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    id: int
+    project_id: int
+    plan_id: int
+    opened_at: datetime
+    stage: int
+    stage_name: str
+    metric: str
+    evidence: list[JSON]
+    timeline: list[JSON]
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """A notification endpoint. `secret` signs deliveries; it leaves the server once, in the
+    answer to its creation, and is never logged."""
+
+    id: int
+    project_id: int
+    url: str
+    description: str
+    secret: str = field(repr=False)
+    created_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EventTotals:
+    """Custom events of one name for one variant: how many, and the sum and sum of squares
+    of their values (the sufficient statistics of a mean and a variance)."""
+
+    count: int
+    total: float
+    total_squares: float
+
+
+@dataclass(frozen=True, slots=True)
+class VariantTotals:
+    """What SDKs reported for one variant of one flag in a time window."""
+
+    exposures: int
+    events: Mapping[str, EventTotals]
+
+
 ChangeListener = Callable[[Sequence[EnvironmentChange]], None]
 
 
@@ -248,6 +353,83 @@ class Transaction(Protocol):
     def insert_sdk_events(
         self, project_id: int, environment: str, events: Sequence[SdkEvent], at: datetime
     ) -> None: ...
+
+    # guarded rollouts
+    def event_totals(
+        self, project_id: int, environment: str, flag: str, since: datetime
+    ) -> dict[str, VariantTotals]:
+        """Per variant: exposures and custom events (by name) of `flag` since `since`,
+        aggregated by the database (never by loading the events)."""
+        ...
+
+    def insert_template(
+        self, project_id: int, key: str, name: str, data: JSON, created_by: str, at: datetime
+    ) -> RolloutTemplate: ...
+    def get_template(self, project_id: int, key: str) -> RolloutTemplate | None: ...
+    def list_templates(self, project_id: int) -> list[RolloutTemplate]: ...
+    def delete_template(self, project_id: int, key: str) -> bool: ...
+
+    def insert_plan(self, plan: NewPlan, at: datetime) -> StoredPlan:
+        """Raises :class:`~fader_server.errors.AlreadyExistsError` if the flag already has an
+        unfinished plan in that environment."""
+        ...
+
+    def get_plan(self, project_id: int, plan_id: int) -> StoredPlan | None: ...
+    def list_plans(
+        self,
+        project_id: int,
+        *,
+        limit: int,
+        before_id: int | None,
+        flag: str | None = None,
+        status: str | None = None,
+    ) -> list[StoredPlan]: ...
+
+    def active_plans(self) -> list[StoredPlan]:
+        """Plans the scheduler must look at (running, paused or awaiting approval), any project."""
+        ...
+
+    def lock_plan(self, plan_id: int, *, wait: bool) -> StoredPlan | None:
+        """The plan, locked until the transaction ends. Without `wait`, None when another
+        transaction holds it (PostgreSQL ``FOR UPDATE SKIP LOCKED``; SQLite's write
+        transactions are serialised already)."""
+        ...
+
+    def update_plan(self, plan: StoredPlan, update: PlanUpdate, at: datetime) -> StoredPlan | None:
+        """Compare-and-swap on `plan.version`; None when someone else wrote first."""
+        ...
+
+    def insert_incident(
+        self,
+        project_id: int,
+        plan_id: int,
+        opened_at: datetime,
+        stage: int,
+        stage_name: str,
+        metric: str,
+        evidence: list[JSON],
+        timeline: list[JSON],
+    ) -> Incident: ...
+    def get_incident(self, project_id: int, incident_id: int) -> Incident | None: ...
+    def list_incidents(
+        self, project_id: int, *, limit: int, before_id: int | None, plan_id: int | None = None
+    ) -> list[Incident]: ...
+
+    def insert_webhook(
+        self,
+        project_id: int,
+        url: str,
+        description: str,
+        secret: str,
+        created_by: str,
+        at: datetime,
+    ) -> Webhook:
+        """Raises :class:`~fader_server.errors.AlreadyExistsError` for a URL already registered
+        in the project."""
+        ...
+
+    def list_webhooks(self, project_id: int) -> list[Webhook]: ...
+    def delete_webhook(self, project_id: int, webhook_id: int) -> bool: ...
 
     # users and memberships
     def count_users(self) -> int: ...

@@ -25,6 +25,7 @@ from fader_server.storage.ports import (
 )
 from fader_server.storage.sql.accounts import AccountQueries
 from fader_server.storage.sql.delivery import DeliveryQueries
+from fader_server.storage.sql.rollouts import RolloutQueries
 from fader_server.storage.sql.tables import (
     audit_log,
     projects,
@@ -62,7 +63,7 @@ def _fts5_query(text: str) -> str:
     return " ".join(f'"{w}"*' for w in words if w)
 
 
-class SqlTransaction(AccountQueries, DeliveryQueries):
+class SqlTransaction(AccountQueries, DeliveryQueries, RolloutQueries):
     """Repository methods bound to one open transaction."""
 
     def __init__(self, connection: sa.Connection) -> None:

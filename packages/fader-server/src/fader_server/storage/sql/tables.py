@@ -131,3 +131,77 @@ sdk_events = sa.Table(
 )
 """Exposures and custom events reported by SDKs; guarded rollouts aggregate them per flag,
 variant and time window."""
+
+rollout_templates = sa.Table(
+    "rollout_templates",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("key", sa.String(128), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("project_id", "key", name="uq_rollout_templates_key"),
+)
+"""Release-plan templates: stages and gates saved per project."""
+
+release_plans = sa.Table(
+    "release_plans",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("flag", sa.String(128), nullable=False),
+    sa.Column("environment", sa.String(128), nullable=False),
+    sa.Column("template", sa.String(128), nullable=True),
+    sa.Column("plan", sa.JSON, nullable=False),
+    sa.Column("state", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=True),
+    sa.Column("base_config", sa.JSON, nullable=True),
+    sa.Column("last_evaluation", sa.JSON, nullable=True),
+    sa.Column("incident_id", sa.Integer, nullable=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint(
+        "project_id", "environment", "flag", "active", name="uq_release_plans_active"
+    ),
+    sa.Index("ix_release_plans_status", "status"),
+)
+"""Release plans and where they are. `active` is TRUE while a plan is unfinished and NULL
+after: NULLs never collide in a unique constraint (on SQLite and PostgreSQL alike), so the
+constraint allows one unfinished plan per flag and environment and any number of finished
+ones. `version` is bumped by every write (compare-and-swap)."""
+
+rollout_incidents = sa.Table(
+    "rollout_incidents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("plan_id", sa.Integer, sa.ForeignKey("release_plans.id"), nullable=False),
+    sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("stage", sa.Integer, nullable=False),
+    sa.Column("stage_name", sa.String(200), nullable=False),
+    sa.Column("metric", sa.Text, nullable=False),
+    sa.Column("evidence", sa.JSON, nullable=False),
+    sa.Column("timeline", sa.JSON, nullable=False),
+    sa.Index("ix_rollout_incidents_project", "project_id", "id"),
+)
+"""What a rollback leaves behind: the stage, the metric and its values, and the timeline."""
+
+rollout_webhooks = sa.Table(
+    "rollout_webhooks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("url", sa.String(2000), nullable=False),
+    sa.Column("description", sa.String(200), nullable=False),
+    sa.Column("secret", sa.String(200), nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("project_id", "url", name="uq_rollout_webhooks_url"),
+)
+"""Where rollout notifications go. The secret signs each delivery (HMAC-SHA256), so it is kept
+as is rather than hashed; it is returned once, at creation, and never logged."""

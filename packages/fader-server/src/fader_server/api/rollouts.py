@@ -1,0 +1,278 @@
+"""Guarded rollouts: release plans, their templates, incidents and notification webhooks.
+
+Plan actions need the editor role (admin in a protected environment, as any change to a flag
+there); webhooks need admin; reads need viewer. An action that does not apply to the plan's
+status (resuming a plan that is not paused...) is a 409 ``invalid-state`` problem; a plan that
+makes no sense (unknown segment or variant, percentages that do not grow) is a 422 naming the
+field. See ``docs/rollouts.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query, status
+
+from fader_server.api import pagination, problems
+from fader_server.api.pagination import Cursor, Limit
+from fader_server.api.rollout_schemas import (
+    CommandIn,
+    IncidentOut,
+    IncidentPage,
+    PlanIn,
+    PlanOut,
+    PlanPage,
+    TemplateIn,
+    TemplateList,
+    TemplateOut,
+    WebhookCreated,
+    WebhookIn,
+    WebhookList,
+    WebhookOut,
+)
+from fader_server.api.security import Caller, Svc
+from fader_server.services.rollout_records import PlanStatus, at
+from fader_server.storage.ports import Incident, RolloutTemplate, Webhook
+
+router = APIRouter(
+    prefix="/api/v1/projects/{project}", tags=["rollouts"], responses=problems.API_ERRORS
+)
+
+MAX_ID = 2**31 - 1  # ids are 32-bit serials on PostgreSQL
+RolloutId = Annotated[int, Path(ge=1, le=MAX_ID, description="release plan id")]
+Command = Annotated[CommandIn | None, Body()]
+
+
+def _time(seconds: float | None) -> Any:
+    return None if seconds is None else at(seconds)
+
+
+def plan_out(view: PlanStatus) -> PlanOut:
+    stored, plan, state = view.stored, view.plan, view.state
+    data = plan.to_dict()
+    return PlanOut(
+        id=stored.id,
+        flag=plan.flag,
+        environment=plan.environment,
+        control=plan.control,
+        treatment=plan.treatment,
+        template=stored.template,
+        status=state.status.value,
+        stage=state.stage,
+        stage_name=plan.stages[min(state.stage, len(plan.stages) - 1)].name,
+        time_in_stage=view.time_in_stage,
+        stages=list(data["stages"]),
+        gates=list(data["gates"]),
+        split_by=plan.split_by,
+        started_at=_time(state.started_at),
+        finished_at=_time(state.finished_at),
+        last_evaluation=stored.last_evaluation,
+        incident=stored.incident_id,
+        created_by=stored.created_by,
+        created_at=stored.created_at,
+        updated_at=stored.updated_at,
+        version=stored.version,
+    )
+
+
+def template_out(template: RolloutTemplate) -> TemplateOut:
+    return TemplateOut(
+        key=template.key,
+        name=template.name,
+        stages=template.data["stages"],
+        gates=template.data.get("gates") or [],
+        split_by=template.data.get("split_by"),
+        created_by=template.created_by,
+        created_at=template.created_at,
+    )
+
+
+def incident_out(incident: Incident) -> IncidentOut:
+    return IncidentOut(
+        id=incident.id,
+        rollout=incident.plan_id,
+        opened_at=incident.opened_at,
+        stage=incident.stage,
+        stage_name=incident.stage_name,
+        metric=incident.metric,
+        evidence=incident.evidence,
+        timeline=incident.timeline,
+    )
+
+
+def webhook_out(webhook: Webhook) -> WebhookOut:
+    return WebhookOut(
+        id=webhook.id,
+        url=webhook.url,
+        description=webhook.description,
+        created_by=webhook.created_by,
+        created_at=webhook.created_at,
+    )
+
+
+def _comment(body: CommandIn | None) -> str | None:
+    return None if body is None else body.comment
+
+
+# ---------------------------------------------------------------- templates
+@router.post("/rollout-templates", status_code=status.HTTP_201_CREATED)
+def create_template(project: str, body: TemplateIn, svc: Svc, caller: Caller) -> TemplateOut:
+    data = body.model_dump(include={"stages", "gates", "split_by"})
+    template = svc.rollout_templates.create(
+        caller, project, body.key, body.name, data, body.comment
+    )
+    return template_out(template)
+
+
+@router.get("/rollout-templates")
+def list_templates(project: str, svc: Svc, caller: Caller) -> TemplateList:
+    return TemplateList(
+        items=[template_out(t) for t in svc.rollout_templates.list(caller, project)]
+    )
+
+
+@router.get("/rollout-templates/{template}")
+def get_template(project: str, template: str, svc: Svc, caller: Caller) -> TemplateOut:
+    return template_out(svc.rollout_templates.get(caller, project, template))
+
+
+@router.delete("/rollout-templates/{template}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_template(
+    project: str,
+    template: str,
+    svc: Svc,
+    caller: Caller,
+    comment: Annotated[str | None, Query(max_length=2000)] = None,
+) -> None:
+    svc.rollout_templates.delete(caller, project, template, comment)
+
+
+# -------------------------------------------------------------------- plans
+@router.post("/rollouts", status_code=status.HTTP_201_CREATED)
+def create_rollout(project: str, body: PlanIn, svc: Svc, caller: Caller) -> PlanOut:
+    """Create a release plan from stages and gates, or from a template (``start: true`` also
+    starts it)."""
+    data = body.model_dump(exclude={"comment"})
+    return plan_out(svc.rollouts.create(caller, project, data, body.comment))
+
+
+@router.get("/rollouts")
+def list_rollouts(
+    project: str,
+    svc: Svc,
+    caller: Caller,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    flag: Annotated[str | None, Query(max_length=128)] = None,
+    status: Annotated[str | None, Query(max_length=20, alias="status")] = None,
+) -> PlanPage:
+    """Release plans, newest first."""
+    found = svc.rollouts.list(
+        caller,
+        project,
+        limit=limit,
+        before_id=pagination.decode_int(cursor),
+        flag=flag,
+        status=status,
+    )
+    return PlanPage(
+        items=[plan_out(p) for p in found],
+        next_cursor=pagination.next_cursor([str(p.stored.id) for p in found], limit),
+    )
+
+
+@router.get("/rollouts/{rollout}")
+def get_rollout(project: str, rollout: RolloutId, svc: Svc, caller: Caller) -> PlanOut:
+    """The plan's status: stage, time in stage, latest gate results, incident."""
+    return plan_out(svc.rollouts.get(caller, project, rollout))
+
+
+@router.post("/rollouts/{rollout}/start")
+def start_rollout(
+    project: str, rollout: RolloutId, svc: Svc, caller: Caller, body: Command = None
+) -> PlanOut:
+    """Keep the flag's configuration as the base to restore, and serve the first stage."""
+    return plan_out(svc.rollouts.start(caller, project, rollout, _comment(body)))
+
+
+@router.post("/rollouts/{rollout}/pause")
+def pause_rollout(
+    project: str, rollout: RolloutId, svc: Svc, caller: Caller, body: Command = None
+) -> PlanOut:
+    """Stop advancing; gates still roll a paused plan back on a regression."""
+    return plan_out(svc.rollouts.pause(caller, project, rollout, _comment(body)))
+
+
+@router.post("/rollouts/{rollout}/resume")
+def resume_rollout(
+    project: str, rollout: RolloutId, svc: Svc, caller: Caller, body: Command = None
+) -> PlanOut:
+    return plan_out(svc.rollouts.resume(caller, project, rollout, _comment(body)))
+
+
+@router.post("/rollouts/{rollout}/advance")
+def advance_rollout(
+    project: str, rollout: RolloutId, svc: Svc, caller: Caller, body: Command = None
+) -> PlanOut:
+    """Go to the next stage now (also approves a stage waiting for approval)."""
+    return plan_out(svc.rollouts.advance(caller, project, rollout, _comment(body)))
+
+
+@router.post("/rollouts/{rollout}/abort")
+def abort_rollout(
+    project: str, rollout: RolloutId, svc: Svc, caller: Caller, body: Command = None
+) -> PlanOut:
+    """Stop for good; a started plan's flag gets its base configuration back."""
+    return plan_out(svc.rollouts.abort(caller, project, rollout, _comment(body)))
+
+
+# ---------------------------------------------------------------- incidents
+@router.get("/incidents")
+def list_incidents(
+    project: str,
+    svc: Svc,
+    caller: Caller,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    rollout: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only this plan's")] = None,
+) -> IncidentPage:
+    found = svc.rollouts.incidents(
+        caller, project, limit=limit, before_id=pagination.decode_int(cursor), plan_id=rollout
+    )
+    return IncidentPage(
+        items=[incident_out(i) for i in found],
+        next_cursor=pagination.next_cursor([str(i.id) for i in found], limit),
+    )
+
+
+@router.get("/incidents/{incident}")
+def get_incident(
+    project: str,
+    incident: Annotated[int, Path(ge=1, le=MAX_ID)],
+    svc: Svc,
+    caller: Caller,
+) -> IncidentOut:
+    return incident_out(svc.rollouts.incident(caller, project, incident))
+
+
+# ----------------------------------------------------------------- webhooks
+@router.post("/webhooks", status_code=status.HTTP_201_CREATED)
+def create_webhook(project: str, body: WebhookIn, svc: Svc, caller: Caller) -> WebhookCreated:
+    """Register a URL for rollout notifications; the answer carries the signing secret, once."""
+    webhook = svc.webhooks.create(caller, project, body.url, body.description, body.secret)
+    return WebhookCreated(**webhook_out(webhook).model_dump(), secret=webhook.secret)
+
+
+@router.get("/webhooks")
+def list_webhooks(project: str, svc: Svc, caller: Caller) -> WebhookList:
+    return WebhookList(items=[webhook_out(w) for w in svc.webhooks.list(caller, project)])
+
+
+@router.delete("/webhooks/{webhook}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_webhook(
+    project: str,
+    webhook: Annotated[int, Path(ge=1, le=MAX_ID)],
+    svc: Svc,
+    caller: Caller,
+) -> None:
+    svc.webhooks.delete(caller, project, webhook)

@@ -1,0 +1,144 @@
+"""What makes a release plan (or a template) meaningful, checked against the project.
+
+The API's models check shape (types, ranges); this module checks meaning and names the field
+of each problem as a JSON pointer into the request (``/body/stages/2/percent``): the flag, the
+environment and the segments exist, the control and the treatment are two different variants
+of the flag, each stage has exactly one audience, percentages grow from stage to stage (a plan
+only ever adds users), and threshold gates have something to compare against. Every stage's
+flag configuration is then built and validated by the engine, as any configuration write is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from fader_server.errors import FieldProblem, InvalidInputError
+from fader_server.rollouts.apply import stage_config
+from fader_server.rollouts.plan import JSON, Plan
+from fader_server.services import documents
+from fader_server.storage.ports import PROJECT_SCOPE, Project, ResourceType, Transaction
+
+BODY = "/body"
+
+
+def _http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def stage_and_gate_problems(
+    tx: Transaction, project: Project, stages: Sequence[JSON], gates: Sequence[JSON]
+) -> list[FieldProblem]:
+    problems: list[FieldProblem] = []
+    names: set[str] = set()
+    highest: float | None = None
+    for index, stage in enumerate(stages):
+        at = f"{BODY}/stages/{index}"
+        if stage["name"] in names:
+            problems.append(FieldProblem(f"{at}/name", f"two stages are named '{stage['name']}'"))
+        names.add(stage["name"])
+        segment, percent = stage.get("segment"), stage.get("percent")
+        if (segment is None) == (percent is None):
+            problems.append(
+                FieldProblem(at, "give a stage either a segment or a percent (exactly one)")
+            )
+        if segment is not None:
+            found = tx.get_resource(project.id, ResourceType.SEGMENT, PROJECT_SCOPE, segment)
+            if found is None or found.deleted:
+                problems.append(
+                    FieldProblem(
+                        f"{at}/segment",
+                        f"no segment '{segment}' in project '{project.key}'; create it first",
+                    )
+                )
+        if percent is not None:
+            if highest is not None and percent <= highest:
+                problems.append(
+                    FieldProblem(
+                        f"{at}/percent",
+                        f"percentages must increase from stage to stage: {percent:g} comes "
+                        f"after {highest:g}",
+                    )
+                )
+            highest = percent if highest is None else max(highest, percent)
+    for index, gate in enumerate(gates):
+        at = f"{BODY}/gates/{index}"
+        kind = gate["kind"]
+        if kind in ("prometheus", "http_check") and not _http_url(gate["url"]):
+            problems.append(FieldProblem(f"{at}/url", "must be an http:// or https:// URL"))
+        if kind == "prometheus":
+            low, high = gate.get("min_value"), gate.get("max_value")
+            if low is None and high is None:
+                problems.append(FieldProblem(at, "set max_value, min_value or both"))
+            elif low is not None and high is not None and low > high:
+                problems.append(FieldProblem(f"{at}/min_value", "must not exceed max_value"))
+    return problems
+
+
+def check_template(tx: Transaction, project: Project, data: JSON) -> None:
+    problems = stage_and_gate_problems(tx, project, data["stages"], data["gates"])
+    if problems:
+        raise InvalidInputError("the template is not valid; fix the fields in `errors`", problems)
+
+
+def check_plan(tx: Transaction, project: Project, body: JSON, base: JSON | None) -> Plan:
+    """The plan `body` describes, or :class:`InvalidInputError` listing every problem.
+
+    `base` is the flag's current configuration in the environment (None when the flag or the
+    environment does not exist), from which every stage's configuration is built and checked.
+    """
+    problems: list[FieldProblem] = []
+    flag = tx.get_resource(project.id, ResourceType.FLAG, PROJECT_SCOPE, body["flag"])
+    if flag is None or flag.deleted:
+        problems.append(
+            FieldProblem(f"{BODY}/flag", f"no flag '{body['flag']}' in project '{project.key}'")
+        )
+    env = tx.get_resource(project.id, ResourceType.ENVIRONMENT, PROJECT_SCOPE, body["environment"])
+    if env is None or env.deleted:
+        problems.append(
+            FieldProblem(
+                f"{BODY}/environment",
+                f"no environment '{body['environment']}' in project '{project.key}'",
+            )
+        )
+    if flag is not None and not flag.deleted:
+        variants: dict[str, Any] = flag.data.get("variants") or {}
+        for field in ("control", "treatment"):
+            if body[field] not in variants:
+                known = ", ".join(sorted(variants))
+                problems.append(
+                    FieldProblem(
+                        f"{BODY}/{field}",
+                        f"flag '{flag.key}' has no variant '{body[field]}' (it has: {known})",
+                    )
+                )
+    if body["control"] == body["treatment"]:
+        problems.append(
+            FieldProblem(f"{BODY}/treatment", "the treatment must differ from the control")
+        )
+    problems.extend(stage_and_gate_problems(tx, project, body["stages"], body["gates"]))
+    if problems:
+        raise InvalidInputError(
+            "the release plan is not valid; fix the fields in `errors`", problems
+        )
+    plan = Plan.from_dict(body)
+    if base is not None and flag is not None:
+        document = documents.build(tx, project, plan.environment)
+        staged = []
+        for index in range(len(plan.stages)):
+            entry = documents.flag_entry(flag.data, stage_config(base, plan, index))
+            staged.append(
+                (plan.environment, {**document, "flags": {**document["flags"], plan.flag: entry}})
+            )
+        documents.validate(staged)
+    return plan
+
+
+def check_webhook_url(url: str) -> None:
+    if not _http_url(url):
+        raise InvalidInputError(
+            "a webhook needs an http:// or https:// URL",
+            [FieldProblem(f"{BODY}/url", "must be an http:// or https:// URL")],
+        )

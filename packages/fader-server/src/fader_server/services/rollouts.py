@@ -1,0 +1,596 @@
+"""Use cases for release plans: create, start, pause, resume, advance, abort, read; and the
+scheduler's step, which applies an automatic decision.
+
+Every transition runs in one transaction that locks the plan's row, writes the flag
+configuration the new stage serves (through :class:`FlagService`, so it is validated,
+versioned and audited like any change, by ``rollout:<id>`` or by the person who acted), swaps
+the plan's state (compare-and-swap on its version) and appends the plan's own audit entry. A
+rollback also opens an incident in that transaction. Nothing is sent from inside a transaction:
+:meth:`RolloutService.step` returns the deliveries, and the scheduler sends them after commit.
+
+A plan's flag configuration at each stage comes from the configuration the flag had when the
+plan started (its *base*, kept with the plan; see :mod:`fader_server.rollouts.apply`). Edits
+made to the flag's configuration by hand while a plan runs are replaced at the next stage, and
+a rollback or an abort restores the base.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from fader_server.errors import (
+    FieldProblem,
+    InvalidInputError,
+    InvalidStateError,
+    NotFoundError,
+    VersionConflictError,
+)
+from fader_server.rollouts import apply, decide
+from fader_server.rollouts.decide import Action, Decision, GateResult, InvalidTransitionError
+from fader_server.rollouts.gates import Reading, metric_results, threshold_results
+from fader_server.rollouts.notify import Delivery, Notification, deliveries
+from fader_server.rollouts.plan import MetricGate, Plan, State, Status
+from fader_server.services import rollout_checks, rollout_records
+from fader_server.services.access import Clock, Principal, Role, authorize, load_project
+from fader_server.services.flags import FlagService
+from fader_server.services.rollout_records import PlanStatus, at, stage_name
+from fader_server.services.versioning import Change
+from fader_server.storage.ports import (
+    JSON,
+    PROJECT_SCOPE,
+    Incident,
+    NewPlan,
+    PlanUpdate,
+    Project,
+    ResourceType,
+    Store,
+    StoredPlan,
+    Transaction,
+)
+
+ACTIVE = (Status.RUNNING, Status.PAUSED, Status.AWAITING_APPROVAL)
+_T = TypeVar("_T")
+_Command = Callable[[Transaction, Project, StoredPlan, Principal, "str | None", float], StoredPlan]
+_NOTIFIED = {
+    Action.ADVANCE: "advanced",
+    Action.AWAIT_APPROVAL: "awaiting_approval",
+    Action.COMPLETE: "completed",
+    Action.ROLLBACK: "rolled_back",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one scheduler step did to one plan, and whom to tell."""
+
+    plan_id: int
+    action: Action
+    reason: str
+    deliveries: list[Delivery] = field(default_factory=list)
+
+
+def system_actor(plan_id: int) -> Principal:
+    """The actor of the scheduler's changes, as the audit log shows it."""
+    return Principal(f"rollout:{plan_id}", instance_admin=True)
+
+
+class RolloutService:
+    def __init__(self, store: Store, clock: Clock, flags: FlagService) -> None:
+        self.store = store
+        self.clock = clock
+        self.flags = flags
+
+    def _now(self) -> float:
+        return self.clock().timestamp()
+
+    # ------------------------------------------------------------------- reads
+    def get(self, principal: Principal, project_key: str, plan_id: int) -> PlanStatus:
+        with self.store.read() as tx:
+            project = load_project(tx, principal, project_key, Role.VIEWER)
+            return PlanStatus.of(_plan(tx, project, plan_id), self._now())
+
+    def list(
+        self,
+        principal: Principal,
+        project_key: str,
+        *,
+        limit: int,
+        before_id: int | None,
+        flag: str | None = None,
+        status: str | None = None,
+    ) -> list[PlanStatus]:
+        with self.store.read() as tx:
+            project = load_project(tx, principal, project_key, Role.VIEWER)
+            found = tx.list_plans(
+                project.id, limit=limit, before_id=before_id, flag=flag, status=status
+            )
+        now = self._now()
+        return [PlanStatus.of(p, now) for p in found]
+
+    def incidents(
+        self,
+        principal: Principal,
+        project_key: str,
+        *,
+        limit: int,
+        before_id: int | None,
+        plan_id: int | None = None,
+    ) -> list[Incident]:
+        with self.store.read() as tx:
+            project = load_project(tx, principal, project_key, Role.VIEWER)
+            return tx.list_incidents(project.id, limit=limit, before_id=before_id, plan_id=plan_id)
+
+    def incident(self, principal: Principal, project_key: str, incident_id: int) -> Incident:
+        with self.store.read() as tx:
+            project = load_project(tx, principal, project_key, Role.VIEWER)
+            found = tx.get_incident(project.id, incident_id)
+        if found is None:
+            raise NotFoundError(f"incident {incident_id} does not exist in project '{project_key}'")
+        return found
+
+    # -------------------------------------------------------------- commands
+    def create(
+        self, principal: Principal, project_key: str, body: JSON, comment: str | None = None
+    ) -> PlanStatus:
+        """Create a plan from `body` (flag, environment, control, treatment, and either stages
+        and gates or a template); with ``start: true`` it also starts, in the same transaction."""
+        now = self._now()
+        with self.store.transaction() as tx:
+            project = load_project(tx, principal, project_key, Role.EDITOR)
+            _require_environment_role(tx, principal, project, body["environment"])
+            merged = _with_template(tx, project, body)
+            base = self._current_config(tx, project, merged["environment"], merged["flag"])
+            plan = rollout_checks.check_plan(tx, project, merged, base)
+            stored = tx.insert_plan(
+                NewPlan(
+                    project_id=project.id,
+                    flag=plan.flag,
+                    environment=plan.environment,
+                    template=merged.get("template"),
+                    plan=plan.to_dict(),
+                    state=State().to_dict(),
+                    status=Status.PENDING.value,
+                    created_by=principal.actor,
+                ),
+                at(now),
+            )
+            rollout_records.audit_transition(
+                tx,
+                project,
+                stored,
+                plan,
+                None,
+                State(),
+                action="create",
+                actor=principal.actor,
+                comment=comment,
+                when=at(now),
+            )
+            if body.get("start"):
+                stored = self._start(tx, project, stored, principal, comment, now)
+            return PlanStatus.of(stored, now)
+
+    def start(
+        self, principal: Principal, project_key: str, plan_id: int, comment: str | None = None
+    ) -> PlanStatus:
+        """Record the flag's configuration as the base, and serve the first stage."""
+        return self._command(principal, project_key, plan_id, comment, self._start)
+
+    def _start(
+        self,
+        tx: Transaction,
+        project: Project,
+        stored: StoredPlan,
+        principal: Principal,
+        comment: str | None,
+        now: float,
+    ) -> StoredPlan:
+        plan, before = Plan.from_dict(stored.plan), State.from_dict(stored.state)
+        after = _checked(lambda: decide.start(before, now))
+        base = self.flags.config_in(tx, project, plan.environment, plan.flag).data
+        self._serve(tx, project, plan, apply.stage_config(base, plan, 0), principal, comment, now)
+        return _transition(
+            tx,
+            project,
+            stored,
+            plan,
+            before,
+            after,
+            action="start",
+            actor=principal.actor,
+            comment=comment,
+            now=now,
+            base_config=base,
+        )
+
+    def pause(
+        self, principal: Principal, project_key: str, plan_id: int, comment: str | None = None
+    ) -> PlanStatus:
+        """Stop advancing (gates still guard: a regression rolls back a paused plan too)."""
+        return self._command(principal, project_key, plan_id, comment, self._pause)
+
+    def resume(
+        self, principal: Principal, project_key: str, plan_id: int, comment: str | None = None
+    ) -> PlanStatus:
+        """Run again; the time spent paused does not count toward the stage's duration."""
+        return self._command(principal, project_key, plan_id, comment, self._resume)
+
+    def advance(
+        self, principal: Principal, project_key: str, plan_id: int, comment: str | None = None
+    ) -> PlanStatus:
+        """Go to the next stage now, whatever the stage's duration or data (also how a stage
+        waiting for approval is approved); after the last stage, complete."""
+        return self._command(principal, project_key, plan_id, comment, self._advance)
+
+    def abort(
+        self, principal: Principal, project_key: str, plan_id: int, comment: str | None = None
+    ) -> PlanStatus:
+        """Stop the plan for good; a started plan's flag goes back to its base configuration."""
+        return self._command(principal, project_key, plan_id, comment, self._abort)
+
+    def _command(
+        self,
+        principal: Principal,
+        project_key: str,
+        plan_id: int,
+        comment: str | None,
+        run: _Command,
+    ) -> PlanStatus:
+        now = self._now()
+        with self.store.transaction() as tx:
+            project = load_project(tx, principal, project_key, Role.EDITOR)
+            _plan(tx, project, plan_id)
+            stored = tx.lock_plan(plan_id, wait=True)
+            assert stored is not None  # plans are never deleted
+            _require_environment_role(tx, principal, project, stored.environment)
+            return PlanStatus.of(run(tx, project, stored, principal, comment, now), now)
+
+    def _pause(
+        self,
+        tx: Transaction,
+        project: Project,
+        stored: StoredPlan,
+        principal: Principal,
+        comment: str | None,
+        now: float,
+    ) -> StoredPlan:
+        plan, before = Plan.from_dict(stored.plan), State.from_dict(stored.state)
+        after = _checked(lambda: decide.pause(before, now))
+        return _transition(
+            tx,
+            project,
+            stored,
+            plan,
+            before,
+            after,
+            action="pause",
+            actor=principal.actor,
+            comment=comment,
+            now=now,
+        )
+
+    def _resume(
+        self,
+        tx: Transaction,
+        project: Project,
+        stored: StoredPlan,
+        principal: Principal,
+        comment: str | None,
+        now: float,
+    ) -> StoredPlan:
+        plan, before = Plan.from_dict(stored.plan), State.from_dict(stored.state)
+        after = _checked(lambda: decide.resume(before, now))
+        return _transition(
+            tx,
+            project,
+            stored,
+            plan,
+            before,
+            after,
+            action="resume",
+            actor=principal.actor,
+            comment=comment,
+            now=now,
+        )
+
+    def _advance(
+        self,
+        tx: Transaction,
+        project: Project,
+        stored: StoredPlan,
+        principal: Principal,
+        comment: str | None,
+        now: float,
+    ) -> StoredPlan:
+        plan, before = Plan.from_dict(stored.plan), State.from_dict(stored.state)
+        decision = _checked(lambda: decide.advance(plan, before, now, principal.actor))
+        return self._apply(tx, project, stored, plan, before, decision, principal, comment, now)
+
+    def _abort(
+        self,
+        tx: Transaction,
+        project: Project,
+        stored: StoredPlan,
+        principal: Principal,
+        comment: str | None,
+        now: float,
+    ) -> StoredPlan:
+        plan, before = Plan.from_dict(stored.plan), State.from_dict(stored.state)
+        after = _checked(lambda: decide.abort(before, now))
+        if stored.base_config is not None:
+            restored = apply.restored_config(stored.base_config)
+            self._serve(tx, project, plan, restored, principal, comment, now, "rollout abort")
+        return _transition(
+            tx,
+            project,
+            stored,
+            plan,
+            before,
+            after,
+            action="abort",
+            actor=principal.actor,
+            comment=comment,
+            now=now,
+        )
+
+    # -------------------------------------------------------------- scheduler
+    def step(
+        self, plan_id: int, seen_version: int, readings: Mapping[int, Reading], now: float
+    ) -> Step | None:
+        """One automatic decision for one plan, applied; None when another replica holds the
+        plan, when it is no longer active, or when it changed since `readings` were taken."""
+        with self.store.transaction() as tx:
+            stored = tx.lock_plan(plan_id, wait=False)
+            if stored is None or Status(stored.status) not in ACTIVE:
+                return None
+            if readings and stored.version != seen_version:
+                return None
+            project = tx.get_project_by_id(stored.project_id)
+            assert project is not None  # projects are never deleted
+            plan, state = Plan.from_dict(stored.plan), State.from_dict(stored.state)
+            results: list[GateResult] = []
+            if any(isinstance(g, MetricGate) for g in plan.gates):
+                since = at(state.started_at if state.started_at is not None else now)
+                totals = tx.event_totals(project.id, plan.environment, plan.flag, since)
+                results.extend(metric_results(plan, totals))
+            thresholds, state = threshold_results(plan, state, readings, now)
+            results.extend(thresholds)
+            results.sort(key=lambda r: r.index)
+            decision = decide.decide(plan, state, results, now)
+            actor = system_actor(stored.id)
+            evaluation = rollout_records.evaluation(
+                now, decision.action.value, decision.reason, results
+            )
+            if decision.action is Action.WAIT:
+                update = PlanUpdate(
+                    decision.state.to_dict(),
+                    decision.state.status.value,
+                    active=True,
+                    last_evaluation=evaluation,
+                )
+                if tx.update_plan(stored, update, at(now)) is None:
+                    raise VersionConflictError(f"release plan {plan_id} changed during its step")
+                return Step(plan_id, decision.action, decision.reason)
+            written = self._apply(
+                tx, project, stored, plan, state, decision, actor, decision.reason, now, evaluation
+            )
+            note = Notification(
+                event=_NOTIFIED[decision.action],
+                project=project.key,
+                flag=plan.flag,
+                environment=plan.environment,
+                plan_id=plan_id,
+                stage=stage_name(plan, decision.state),
+                reason=decision.reason,
+                actor=actor.actor,
+                at=at(now).isoformat(),
+                results=rollout_records.result_dicts(results),
+                incident_id=written.incident_id,
+            )
+            hooks = tx.list_webhooks(project.id)
+        return Step(plan_id, decision.action, decision.reason, deliveries(hooks, note))
+
+    def record_failure(self, plan_id: int, detail: str, now: float) -> None:
+        """Keep why a step could not be applied where the plan's status shows it."""
+        with self.store.transaction() as tx:
+            stored = tx.lock_plan(plan_id, wait=True)
+            if stored is None or Status(stored.status) not in ACTIVE:
+                return
+            failure = rollout_records.evaluation(now, "error", detail, [])
+            update = PlanUpdate(stored.state, stored.status, active=True, last_evaluation=failure)
+            tx.update_plan(stored, update, at(now))
+
+    # ----------------------------------------------------------- application
+    def _apply(
+        self,
+        tx: Transaction,
+        project: Project,
+        stored: StoredPlan,
+        plan: Plan,
+        before: State,
+        decision: Decision,
+        principal: Principal,
+        comment: str | None,
+        now: float,
+        evaluation: JSON | None = None,
+    ) -> StoredPlan:
+        """Write what a decision (automatic or by hand) means: the stage's configuration, the
+        restored base on rollback (with an incident), and the plan's new state."""
+        after = decision.state
+        base = stored.base_config or {}
+        if decision.action is Action.ADVANCE:
+            config = apply.stage_config(base, plan, after.stage)
+            self._serve(tx, project, plan, config, principal, comment, now, "rollout advance")
+        incident_id = None
+        if decision.action is Action.ROLLBACK:
+            config = apply.restored_config(base)
+            self._serve(tx, project, plan, config, principal, comment, now, "rollback")
+        written = _transition(
+            tx,
+            project,
+            stored,
+            plan,
+            before,
+            after,
+            action=decision.action.value,
+            actor=principal.actor,
+            comment=comment,
+            now=now,
+            results=decision.results,
+            evaluation=evaluation,
+        )
+        if decision.action is Action.ROLLBACK:
+            incident_id = _open_incident(tx, project, written, plan, before, decision, now)
+            update = PlanUpdate(
+                written.state, written.status, active=False, incident_id=incident_id
+            )
+            found = tx.update_plan(written, update, at(now))
+            assert found is not None  # the row is locked by this transaction
+            written = found
+        return written
+
+    def _serve(
+        self,
+        tx: Transaction,
+        project: Project,
+        plan: Plan,
+        config: JSON,
+        principal: Principal,
+        comment: str | None,
+        now: float,
+        action: str = "rollout start",
+    ) -> None:
+        change = Change(principal, lambda: at(now), comment)
+        self.flags.write_config_in(tx, project, plan.environment, plan.flag, config, change, action)
+
+    def _current_config(
+        self, tx: Transaction, project: Project, environment: str, flag: str
+    ) -> JSON | None:
+        try:
+            return self.flags.config_in(tx, project, environment, flag).data
+        except NotFoundError:
+            return None  # reported field by field by the checks
+
+
+def _plan(tx: Transaction, project: Project, plan_id: int) -> StoredPlan:
+    found = tx.get_plan(project.id, plan_id)
+    if found is None:
+        raise NotFoundError(f"release plan {plan_id} does not exist in project '{project.key}'")
+    return found
+
+
+def _checked(command: Callable[[], _T]) -> _T:
+    try:
+        return command()
+    except InvalidTransitionError as exc:
+        raise InvalidStateError(str(exc)) from None
+
+
+def _require_environment_role(
+    tx: Transaction, principal: Principal, project: Project, environment: str
+) -> None:
+    """A plan changes the flag's configuration, so a protected environment takes the same
+    admin role as changing it by hand: a rollout is no way around the protection."""
+    env = tx.get_resource(project.id, ResourceType.ENVIRONMENT, PROJECT_SCOPE, environment)
+    if env is not None and env.data.get("protected"):
+        authorize(principal, project, project.key, Role.ADMIN)
+
+
+def _with_template(tx: Transaction, project: Project, body: JSON) -> JSON:
+    """The request with its template's stages, gates and split attribute filled in."""
+    key = body.get("template")
+    has_stages = body.get("stages") is not None
+    if key is None:
+        if not has_stages:
+            raise InvalidInputError(
+                "a release plan needs stages, or a template to take them from",
+                [FieldProblem("/body/stages", "give stages, or name a template")],
+            )
+        return {**body, "gates": body.get("gates") or []}
+    if has_stages or body.get("gates") is not None:
+        raise InvalidInputError(
+            "give either a template or stages and gates, not both",
+            [FieldProblem("/body/template", "remove it, or remove stages and gates")],
+        )
+    template = tx.get_template(project.id, key)
+    if template is None:
+        raise InvalidInputError(
+            f"no rollout template '{key}' in project '{project.key}'",
+            [FieldProblem("/body/template", f"no template '{key}'; create it first")],
+        )
+    return {
+        **body,
+        "stages": template.data["stages"],
+        "gates": template.data.get("gates") or [],
+        "split_by": body.get("split_by") or template.data.get("split_by"),
+    }
+
+
+def _transition(
+    tx: Transaction,
+    project: Project,
+    stored: StoredPlan,
+    plan: Plan,
+    before: State,
+    after: State,
+    *,
+    action: str,
+    actor: str,
+    comment: str | None,
+    now: float,
+    results: Sequence[GateResult] = (),
+    base_config: JSON | None = None,
+    evaluation: JSON | None = None,
+) -> StoredPlan:
+    update = PlanUpdate(
+        after.to_dict(),
+        after.status.value,
+        active=not after.status.finished,
+        last_evaluation=evaluation,
+        base_config=base_config,
+    )
+    written = tx.update_plan(stored, update, at(now))
+    if written is None:
+        raise VersionConflictError(
+            f"release plan {stored.id} changed while this action ran; read it again and retry"
+        )
+    rollout_records.audit_transition(
+        tx,
+        project,
+        written,
+        plan,
+        before,
+        after,
+        action=action,
+        actor=actor,
+        comment=comment,
+        when=at(now),
+        results=results,
+    )
+    return written
+
+
+def _open_incident(
+    tx: Transaction,
+    project: Project,
+    stored: StoredPlan,
+    plan: Plan,
+    before: State,
+    decision: Decision,
+    now: float,
+) -> int:
+    regressions = [r for r in decision.results if r.status.value == "regression"]
+    metric = "; ".join(f"{r.kind} (gate {r.index}): {r.summary}" for r in regressions)
+    incident = tx.insert_incident(
+        project.id,
+        stored.id,
+        at(now),
+        before.stage,
+        stage_name(plan, before),
+        metric or decision.reason,
+        rollout_records.result_dicts(decision.results),
+        rollout_records.timeline(tx, project, stored),
+    )
+    return incident.id
