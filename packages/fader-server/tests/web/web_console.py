@@ -1,0 +1,276 @@
+"""The web console's test harness: a real `fader serve` process, Debian's Chromium driven by
+Playwright, axe-core scans, HTTP logins, and test data made through the JSON API.
+
+Kept out of ``conftest.py`` so fixtures stay thin and these helpers can be read on their own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from axe_playwright_python.base import AXE_SCRIPT
+from playwright.sync_api import Page
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+ADMIN = "admin"
+PASSWORD = "correct-horse-" + secrets.token_hex(6)
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+# ------------------------------------------------------------------------------ the server
+@dataclass(frozen=True)
+class Console:
+    url: str
+    admin_token: str
+    log_path: Path
+
+    def api(self, token: str | None = None) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {token or self.admin_token}"},
+            timeout=30,
+        )
+
+    def browser_client(self) -> httpx.Client:
+        """A cookie-keeping client that behaves like a browser without JavaScript."""
+        return httpx.Client(base_url=self.url, timeout=30, follow_redirects=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def fader_serve(data_dir: Path):
+    """`fader serve --demo` on a free port (SQLite in `data_dir`) until the block ends."""
+    port = _free_port()
+    token = "fdr_admin_" + secrets.token_urlsafe(32)
+    env = {**os.environ, "FADER_ADMIN_PASSWORD": PASSWORD, "FADER_ADMIN_TOKEN": token}
+    log_path = data_dir / "server.log"
+    command = [sys.executable, "-c", "from fader_server.cli.main import main; main()"]
+    command += ["serve", "--demo", "--data-dir", str(data_dir), "--port", str(port)]
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("fader serve did not start:\n" + log_path.read_text())
+            time.sleep(0.05)
+        yield Console(url, token, log_path)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# ------------------------------------------------------------------------------ accessibility
+@dataclass
+class Report:
+    """What the web tests measured, summed over the session (and over xdist workers)."""
+
+    axe_scans: int = 0
+    axe_violations: int = 0
+    pages: set[str] = field(default_factory=set)
+    kill_switch_ms: list[float] = field(default_factory=list)
+
+    def as_json(self) -> str:
+        return json.dumps(
+            {
+                "axe_scans": self.axe_scans,
+                "axe_violations": self.axe_violations,
+                "pages": sorted(self.pages),
+                "kill_switch_ms": self.kill_switch_ms,
+            }
+        )
+
+    def merge(self, text: str) -> None:
+        data = json.loads(text)
+        self.axe_scans += data["axe_scans"]
+        self.axe_violations += data["axe_violations"]
+        self.pages.update(data["pages"])
+        self.kill_switch_ms.extend(data["kill_switch_ms"])
+
+
+def _describe(violations: list[dict[str, Any]]) -> str:
+    lines = []
+    for violation in violations:
+        lines.append(f"- {violation['id']} ({violation['impact']}): {violation['help']}")
+        for node in violation["nodes"][:5]:
+            lines.append(f"    {' '.join(node['target'])}: {node['html'][:160]}")
+            summary = (node.get("failureSummary") or "").replace("\n", " ")
+            lines.append(f"      {summary[:300]}")
+    return "\n".join(lines)
+
+
+def axe_check(page: Page, report: Report, state: str) -> None:
+    """Scan the page as it is now with axe-core at WCAG 2.2 AA; fail listing every violation."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE_SCRIPT)
+    result = page.evaluate(
+        """(tags) => axe.run(document, {
+            runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})""",
+        WCAG_TAGS,
+    )
+    violations = result["violations"]
+    report.axe_scans += 1
+    report.axe_violations += len(violations)
+    report.pages.add(page_pattern(page.url))
+    assert not violations, f"axe-core found violations on {page.url} ({state}):\n" + _describe(
+        violations
+    )
+
+
+def page_pattern(url: str) -> str:
+    """/projects/shop-1/flags/x/rules → /projects/{project}/flags/{flag}/rules."""
+    path = urlsplit(url).path
+    path = re.sub(r"^/projects/[^/]+", "/projects/{project}", path)
+    path = re.sub(r"/flags/(?!_new)[^/]+", "/flags/{flag}", path)
+    path = re.sub(r"/segments/(?!_new)[^/]+", "/segments/{segment}", path)
+    return re.sub(r"/(tokens|members)/[^/]+", r"/\1/{id}", path)
+
+
+# ------------------------------------------------------------------------------ HTTP helpers
+def csrf_of(html: str) -> str:
+    match = CSRF.search(html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+def http_login(
+    client: httpx.Client, username: str, password: str, **headers: str
+) -> httpx.Response:
+    page = client.get("/login", headers=headers)
+    token = csrf_of(page.text)
+    return client.post(
+        "/login",
+        data={"csrf_token": token, "username": username, "password": password},
+        headers=headers,
+    )
+
+
+# ------------------------------------------------------------------------------ test data
+FLAGS: dict[str, dict[str, Any]] = {
+    "new-checkout": {
+        "name": "New checkout",
+        "description": "Single-page checkout replacing the three-step flow",
+        "tags": ["checkout", "web"],
+        "kind": "release",
+        "type": "boolean",
+        "variants": {"on": True, "off": False},
+        "owner_team": "payments",
+        "expected_lifetime_days": 60,
+    },
+    "button-copy": {
+        "name": "Checkout button copy",
+        "description": "Which call to action converts better",
+        "tags": ["checkout", "growth"],
+        "kind": "experiment",
+        "type": "string",
+        "variants": {"control": "Buy now", "treatment": "Complete purchase"},
+        "owner_team": "growth",
+    },
+    "search-page-size": {
+        "name": "Search page size",
+        "description": "Results per page; lower it to shed load",
+        "tags": ["search"],
+        "kind": "ops",
+        "type": "number",
+        "variants": {"normal": 50, "reduced": 20},
+        "owner_team": "search",
+    },
+}
+INTERNAL = {
+    "name": "Internal users",
+    "included": ["qa-bot"],
+    "rules": [{"clauses": [{"attribute": "email", "op": "ends_with", "values": ["@example.com"]}]}],
+}
+PRODUCTION_CHECKOUT = {
+    "enabled": True,
+    "offVariant": "off",
+    "rules": [
+        {
+            "id": "internal",
+            "clauses": [{"op": "in_segment", "values": ["internal-users"]}],
+            "variant": "on",
+        }
+    ],
+    "default": {
+        "split": {"weights": [{"variant": "on", "weight": 5}, {"variant": "off", "weight": 95}]}
+    },
+    "prerequisites": [],
+}
+
+
+def seed_project(console: Console) -> str:
+    """A fresh project with three flags, a segment and new-checkout on in production."""
+    key = unique("shop")
+    with console.api() as api:
+        _ok(api.post("/api/v1/projects", json={"key": key, "name": f"Shop {key[-8:]}"}))
+        _ok(
+            api.post(f"/api/v1/projects/{key}/segments", json={"key": "internal-users", **INTERNAL})
+        )
+        for flag, data in FLAGS.items():
+            _ok(api.post(f"/api/v1/projects/{key}/flags", json={"key": flag, **data}))
+        path = f"/api/v1/projects/{key}/environments/production/flags/new-checkout"
+        _ok(api.put(path, json=PRODUCTION_CHECKOUT, headers={"If-Match": '"0"'}))
+    return key
+
+
+def add_user(console: Console, project: str, role: str) -> tuple[str, str]:
+    username, password = unique(role), "pw-" + secrets.token_hex(8)
+    with console.api() as api:
+        _ok(api.post("/api/v1/users", json={"username": username, "password": password}))
+        _ok(api.put(f"/api/v1/projects/{project}/members/{username}", json={"role": role}))
+    return username, password
+
+
+def config(console: Console, project: str, env: str, flag: str) -> dict[str, Any]:
+    with console.api() as api:
+        response = api.get(f"/api/v1/projects/{project}/environments/{env}/flags/{flag}")
+        _ok(response)
+        return dict(response.json())
+
+
+def _ok(response: httpx.Response) -> None:
+    assert response.status_code < 300, f"{response.request.method} {response.url}: {response.text}"
