@@ -170,7 +170,7 @@ def world(server: Server) -> Iterator[World]:
     with server.admin() as admin:
         for key in (project, other):
             assert admin.post("/api/v1/projects", json={"key": key, "name": key}).status_code == 201
-        create_flag(admin, project, key="gate")
+        create_flag(admin, project, key="gate", client_side=True)  # client keys may evaluate it
         assert (
             admin.post(
                 f"/api/v1/projects/{project}/segments", json={"key": "staff", "included": ["u1"]}
@@ -258,11 +258,15 @@ def test_permission_matrix(world: World, endpoint: Endpoint, caller: str) -> Non
 
 # Delivery endpoints take SDK keys, not admin or user tokens. `need`: "sdk" (server SDK key)
 # or "sdk_or_client" (server or client key).
+OFREP_CONTEXT = {"context": {"targetingKey": "u1"}}
 DELIVERY = [
     Endpoint("GET", "/api/v1/sdk/flags", "sdk"),
     Endpoint("GET", "/api/v1/sdk/flagd", "sdk"),
     Endpoint("GET", "/api/v1/sdk/stream", "sdk"),
     Endpoint("POST", "/api/v1/sdk/events", "sdk_or_client", {"events": []}),
+    Endpoint("POST", "/ofrep/v1/evaluate/flags/gate", "sdk_or_client", OFREP_CONTEXT),
+    Endpoint("POST", "/ofrep/v1/evaluate/flags", "sdk_or_client", OFREP_CONTEXT),
+    Endpoint("GET", "/ofrep/v1/event-stream", "sdk_or_client"),
 ]
 
 

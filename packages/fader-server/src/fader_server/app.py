@@ -13,7 +13,7 @@ from typing import TextIO
 from fastapi import FastAPI
 
 from fader_server import logs, web
-from fader_server.api import flags, health, identity, problems, projects, sdk, segments
+from fader_server.api import flags, health, identity, ofrep, problems, projects, sdk, segments
 from fader_server.api import rollouts as rollout_api
 from fader_server.api.middleware import HttpMetrics, RequestContext
 from fader_server.delivery.service import Delivery
@@ -68,9 +68,10 @@ def create_app(
     app.state.metrics = HttpMetrics()
     app.state.metrics.watch_streams(lambda: delivery.hub.streams)
     problems.install(app)
-    for module in (projects, flags, segments, identity, sdk, health):
+    for module in (projects, flags, segments, identity, sdk, ofrep, health):
         app.include_router(module.router)
     app.include_router(rollout_api.router)
     web.install(app)
+    app.add_middleware(ofrep.CrossOrigin)
     app.add_middleware(RequestContext, metrics=app.state.metrics)
     return app

@@ -47,6 +47,7 @@ def flag_out(flag: Resource) -> FlagOut:
         owner_team=data.get("owner_team"),
         owner=data.get("owner_team"),
         expected_lifetime_days=data.get("expected_lifetime_days"),
+        client_side=data.get("client_side", False),
         version=flag.version,
         created_at=flag.created_at,
         updated_at=flag.updated_at,

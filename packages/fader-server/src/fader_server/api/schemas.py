@@ -89,6 +89,9 @@ class FlagFields(Strict):
         default=None, **deprecation.schema(deprecation.FLAG_OWNER)
     )
     expected_lifetime_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    client_side: bool = Field(
+        default=False, description="client keys may evaluate it (OFREP); server keys see all"
+    )
     comment: Comment = None
 
     def data(self) -> dict[str, Any]:
@@ -114,6 +117,7 @@ class FlagOut(Strict):
     owner_team: str | None
     owner: str | None = Field(**deprecation.schema(deprecation.FLAG_OWNER))
     expected_lifetime_days: int | None
+    client_side: bool = False
     version: int
     created_at: datetime
     updated_at: datetime

@@ -5,10 +5,19 @@ a verified key is cached for `ttl` seconds (never past its expiry). The cost is 
 revoked key keeps working on a replica for at most `ttl` seconds. Failures are never cached, so
 a key works as soon as it is created. Keys are looked up by their SHA-256 hash; the cache is
 keyed by that hash too, so no secret is held in memory longer than the request.
+
+A *grant* is a narrower credential derived from a key, for places where a key must not travel:
+an OFREP event-stream URL, which browsers open with ``EventSource`` (no headers, so the
+credential rides in the URL, where proxies log it). It is ``<token id>.<HMAC of a purpose
+under the key's stored hash>``: it reveals neither the key nor the hash keys are looked up by,
+it is good for its purpose only, it needs no server secret (every replica can check it), and it
+stops working with its key.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import threading
 import time
 from collections import OrderedDict
@@ -19,7 +28,7 @@ from datetime import datetime
 from fader_server.delivery.snapshots import EnvironmentRef
 from fader_server.errors import NotAuthenticatedError, NotFoundError, PermissionDeniedError
 from fader_server.services import credentials
-from fader_server.storage.ports import Store, TokenKind
+from fader_server.storage.ports import Store, Token, TokenKind, Transaction
 
 DEFAULT_TTL = 5.0
 MAX_CACHED = 10_000
@@ -63,13 +72,19 @@ class SdkKeys:
         if not bearer:
             raise NotAuthenticatedError(_HOW)
         digest = credentials.hash_token(bearer)
-        caller = self._cached(digest) or self._load(digest)
-        if caller.kind not in accepted:
-            names = " or ".join(sorted(f"{k.value} key" for k in accepted))
-            raise PermissionDeniedError(
-                f"this endpoint needs a {names}; a {caller.kind.value} key cannot use it"
-            )
-        return caller
+        return _check_kind(self._cached(digest) or self._load(digest), accepted)
+
+    def grant(self, bearer: str, caller: SdkCaller, purpose: str) -> str:
+        """A grant for `purpose` derived from `bearer`, the key `caller` authenticated with."""
+        return f"{caller.token_id}.{_proof(credentials.hash_token(bearer), purpose)}"
+
+    def authenticate_grant(
+        self, grant: str, purpose: str, accepted: frozenset[TokenKind]
+    ) -> SdkCaller:
+        """The caller behind a grant made by :meth:`grant` for the same `purpose`."""
+        cache_key = f"{purpose}:{grant}"  # never a hex digest, so never another entry's key
+        caller = self._cached(cache_key) or self._load_grant(cache_key, grant, purpose)
+        return _check_kind(caller, accepted)
 
     def _cached(self, digest: str) -> SdkCaller | None:
         with self._lock:
@@ -87,26 +102,66 @@ class SdkKeys:
             token = tx.find_token(digest)
             if token is None:
                 raise NotAuthenticatedError("the key is not valid; " + _HOW)
-            if token.revoked_at is not None:
-                raise NotAuthenticatedError("the key was revoked; create a new one")
-            if token.expires_at is not None and token.expires_at <= now:
-                raise NotAuthenticatedError("the key has expired; create a new one")
-            if token.kind not in (TokenKind.SERVER, TokenKind.CLIENT):
-                raise PermissionDeniedError(
-                    "admin and user tokens cannot use the delivery endpoints; "
-                    "create a server SDK key or a client key for the environment"
-                )
-            project = tx.get_project_by_id(token.project_id or -1)
-            if project is None or token.environment_key is None:
-                raise NotFoundError("the key's project no longer exists")
-        caller = SdkCaller(
-            EnvironmentRef(project.id, project.key, token.environment_key), token.kind, token.id
+            caller = _admit(tx, token, now)
+        self._remember(digest, caller, token, now)
+        return caller
+
+    def _load_grant(self, cache_key: str, grant: str, purpose: str) -> SdkCaller:
+        invalid = NotAuthenticatedError(
+            "the grant is not valid; take the URL from a new response of the endpoint that "
+            "handed it out"
         )
+        token_id, _, proof = grant.partition(".")
+        if not token_id.isdigit() or len(token_id) > 18:
+            raise invalid
+        now = self.clock()
+        with self.store.read() as tx:
+            token = tx.get_token(int(token_id))
+            if token is None or not hmac.compare_digest(
+                proof.encode(), _proof(token.token_hash, purpose).encode()
+            ):
+                raise invalid
+            caller = _admit(tx, token, now)
+        self._remember(cache_key, caller, token, now)
+        return caller
+
+    def _remember(self, cache_key: str, caller: SdkCaller, token: Token, now: datetime) -> None:
         lifetime = self.ttl
         if token.expires_at is not None:
             lifetime = min(lifetime, (token.expires_at - now).total_seconds())
         with self._lock:
-            self._cache[digest] = (caller, self._monotonic() + lifetime)
+            self._cache[cache_key] = (caller, self._monotonic() + lifetime)
             while len(self._cache) > MAX_CACHED:
                 self._cache.popitem(last=False)
-        return caller
+
+
+def _admit(tx: Transaction, token: Token, now: datetime) -> SdkCaller:
+    """The caller of a found token, if the token may use the delivery endpoints now."""
+    if token.revoked_at is not None:
+        raise NotAuthenticatedError("the key was revoked; create a new one")
+    if token.expires_at is not None and token.expires_at <= now:
+        raise NotAuthenticatedError("the key has expired; create a new one")
+    if token.kind not in (TokenKind.SERVER, TokenKind.CLIENT):
+        raise PermissionDeniedError(
+            "admin and user tokens cannot use the delivery endpoints; "
+            "create a server SDK key or a client key for the environment"
+        )
+    project = tx.get_project_by_id(token.project_id or -1)
+    if project is None or token.environment_key is None:
+        raise NotFoundError("the key's project no longer exists")
+    return SdkCaller(
+        EnvironmentRef(project.id, project.key, token.environment_key), token.kind, token.id
+    )
+
+
+def _check_kind(caller: SdkCaller, accepted: frozenset[TokenKind]) -> SdkCaller:
+    if caller.kind not in accepted:
+        names = " or ".join(sorted(f"{k.value} key" for k in accepted))
+        raise PermissionDeniedError(
+            f"this endpoint needs a {names}; a {caller.kind.value} key cannot use it"
+        )
+    return caller
+
+
+def _proof(token_hash: str, purpose: str) -> str:
+    return hmac.new(token_hash.encode(), purpose.encode(), hashlib.sha256).hexdigest()[:32]

@@ -29,6 +29,7 @@ _FLAGS: dict[str, dict[str, object]] = {
         "variants": {"on": True, "off": False},
         "owner_team": "payments",
         "expected_lifetime_days": 60,
+        "client_side": True,
     },
     "checkout-button-copy": {
         "name": "Checkout button copy",
@@ -39,6 +40,7 @@ _FLAGS: dict[str, dict[str, object]] = {
         "variants": {"control": "Buy now", "treatment": "Complete purchase"},
         "owner_team": "growth",
         "expected_lifetime_days": 30,
+        "client_side": True,
     },
     "search-page-size": {
         "name": "Search page size",

@@ -48,8 +48,13 @@ def flag_entry(flag: JSON, config: JSON) -> JSON:
     for field in CONFIG_FIELDS:
         if field in config:
             entry[field] = config[field]
+    metadata: JSON = {}
     if flag.get("owner_team"):
-        entry["metadata"] = {"owner_team": flag["owner_team"]}
+        metadata["owner_team"] = flag["owner_team"]
+    if flag.get("client_side"):
+        metadata["client_side"] = True  # OFREP serves it to client keys
+    if metadata:
+        entry["metadata"] = metadata
     return entry
 
 
