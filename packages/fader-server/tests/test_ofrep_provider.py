@@ -69,7 +69,7 @@ def fader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fader]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # generous: a loaded CI machine starts slowly
         while True:
             try:
                 if httpx.get(url + "/readyz", timeout=1).status_code == 200:

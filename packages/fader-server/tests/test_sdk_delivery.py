@@ -440,3 +440,24 @@ def test_flagd_export_refuses_what_flagd_cannot_express(deployment: Deployment, 
     problem = refused.json()
     assert problem["category"] == "user_fixable"
     assert any("matches" in e["message"] for e in problem["errors"])
+
+
+def test_polling_another_replica_sees_a_change_promptly(deployment: Deployment, env) -> None:
+    """Snapshots are served from memory between changes; a change committed on one replica
+    invalidates the other's copy through NOTIFY (and at worst after `FRESH_FOR`)."""
+    if deployment.backend != "postgresql":
+        pytest.skip("replicas share PostgreSQL; SQLite is one process")
+    project, key, admin = env
+    with sdk(deployment.replicas[1].url, key) as other:
+        assert (
+            other.get("/api/v1/sdk/flags").json()["document"]["flags"]["new-checkout"]["enabled"]
+            is False
+        )
+        toggle(admin, project, True)
+        started = time.monotonic()
+        while True:
+            body = other.get("/api/v1/sdk/flags").json()
+            if body["document"]["flags"]["new-checkout"]["enabled"]:
+                break
+            assert time.monotonic() - started < 3, "replica 1 kept serving the old snapshot"
+            time.sleep(0.01)

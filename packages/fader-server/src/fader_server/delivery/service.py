@@ -9,7 +9,7 @@ from fader_server.delivery.hub import ChangeHub
 from fader_server.delivery.keys import SdkCaller, SdkKeys
 from fader_server.delivery.snapshots import SnapshotService
 from fader_server.services import Services
-from fader_server.storage.ports import SdkEvent
+from fader_server.storage.ports import EnvironmentChange, SdkEvent
 
 DEFAULT_HEARTBEAT = 15.0
 
@@ -28,8 +28,17 @@ class Delivery:
         directly, other replicas' through the database (LISTEN/NOTIFY on PostgreSQL)."""
         snapshots = SnapshotService(services.store)
         hub = ChangeHub(snapshots)
-        services.store.subscribe(hub.publish)
-        services.store.listen(hub.publish, hub.resync)
+
+        def changed(changes: Sequence[EnvironmentChange]) -> None:
+            snapshots.invalidate(changes)
+            hub.publish(changes)
+
+        def resync() -> None:
+            snapshots.invalidate_all()
+            hub.resync()
+
+        services.store.subscribe(changed)
+        services.store.listen(changed, resync)
         keys = SdkKeys(services.store, services.identity.clock)
         return cls(services, snapshots, hub, keys, heartbeat)
 

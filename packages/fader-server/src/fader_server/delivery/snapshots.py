@@ -5,6 +5,13 @@ Every delivery endpoint (polling, streaming, OFREP, flagd export) serves the sam
 process no matter how many SDKs ask. Bodies are pre-encoded bytes because the hot path (10,000
 streams receiving one change) must not serialise 10,000 times.
 
+Freshness: a cached snapshot is served without touching the database for up to `fresh_for`
+seconds after it was last confirmed current. Every change this process commits, and every change
+another replica announces (LISTEN/NOTIFY), invalidates that confirmation at once through
+:meth:`SnapshotService.invalidate`, so reads see a change within milliseconds; the time bound only
+matters if a notification is lost (a dropped LISTEN connection), and then caps the staleness.
+This takes the database off the hot path of polling and OFREP evaluation.
+
 Consistency: the revision is read *before* the document, in the same transaction. Under
 PostgreSQL's READ COMMITTED a write may commit between the two reads; then the document is newer
 than its label, never older, and the next revision makes every client fetch again. The opposite
@@ -17,6 +24,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -26,10 +34,18 @@ from fader_engine.flagd.export import to_flagd
 from fader_engine.formats import load
 from fader_engine.parse import parse_document
 from fader_server.services import documents
-from fader_server.storage.ports import JSON, PROJECT_SCOPE, ResourceType, Store
+from fader_server.storage.ports import (
+    JSON,
+    PROJECT_SCOPE,
+    EnvironmentChange,
+    ResourceType,
+    Store,
+)
 
 CACHE_SIZE = 4096
 """Environments whose latest snapshot is kept in memory (least recently used ones go)."""
+FRESH_FOR = 1.0
+"""Seconds a snapshot is served unchecked when no change notification arrived meanwhile."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,19 +100,58 @@ def _json(value: Any) -> bytes:
 
 
 class SnapshotService:
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        fresh_for: float = FRESH_FOR,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store = store
+        self.fresh_for = fresh_for
+        self._monotonic = monotonic
         self._cache: OrderedDict[EnvironmentRef, Snapshot] = OrderedDict()
+        self._confirmed: dict[EnvironmentRef, float] = {}
+        self._epoch = 0
+        """Bumped by every invalidation: a read that began before one must not confirm what it
+        read as current (it may predate the change)."""
         self._lock = threading.Lock()
+
+    def invalidate(self, changes: Sequence[EnvironmentChange]) -> None:
+        """Forget that these environments' cached snapshots are current (any thread)."""
+        with self._lock:
+            self._epoch += 1
+            for change in changes:
+                ref = EnvironmentRef(change.project_id, change.project_key, change.environment)
+                self._confirmed.pop(ref, None)
+
+    def invalidate_all(self) -> None:
+        """After notifications may have been lost: confirm everything again on next use."""
+        with self._lock:
+            self._epoch += 1
+            self._confirmed.clear()
 
     def current(self, ref: EnvironmentRef) -> Snapshot | None:
         """The environment's snapshot at its current revision; None if it no longer exists."""
+        checked_at = self._monotonic()
+        with self._lock:
+            epoch = self._epoch
+            cached = self._cache.get(ref)
+            confirmed = self._confirmed.get(ref)
+            if (
+                cached is not None
+                and confirmed is not None
+                and checked_at - confirmed < self.fresh_for
+            ):
+                return cached
         with self.store.read() as tx:
             revision = tx.revision(ref.project_id, ref.environment)
             with self._lock:
                 cached = self._cache.get(ref)
                 if cached is not None and cached.version == revision:
                     self._cache.move_to_end(ref)
+                    if epoch == self._epoch:
+                        self._confirmed[ref] = checked_at
                     return cached
             project = tx.get_project_by_id(ref.project_id)
             env = tx.get_resource(
@@ -110,8 +165,11 @@ class SnapshotService:
             if cached is None or cached.version < snapshot.version:
                 self._cache[ref] = snapshot
                 self._cache.move_to_end(ref)
+                if epoch == self._epoch:
+                    self._confirmed[ref] = checked_at
                 while len(self._cache) > CACHE_SIZE:
-                    self._cache.popitem(last=False)
+                    evicted, _ = self._cache.popitem(last=False)
+                    self._confirmed.pop(evicted, None)
         return snapshot
 
     def revisions(self, refs: list[EnvironmentRef]) -> dict[EnvironmentRef, int]:
