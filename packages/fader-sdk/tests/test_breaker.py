@@ -52,6 +52,24 @@ def test_failed_probe_reopens_for_a_full_cooldown_and_good_probe_closes() -> Non
     assert breaker.allow()
 
 
+def test_recovery_elsewhere_lets_a_probe_through_before_the_cooldown() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, cooldown=60.0, clock=clock)
+    breaker.record_recovery()  # nothing to recover from
+    assert breaker.state is BreakerState.CLOSED
+    breaker.record_failure()
+    assert not breaker.allow()
+    breaker.record_recovery()
+    assert breaker.state is BreakerState.HALF_OPEN
+    assert breaker.allow()
+    breaker.record_recovery()  # a probe is already out: still only one
+    assert not breaker.allow()
+    breaker.record_failure()
+    assert breaker.state is BreakerState.OPEN  # the probe failed: a full cool-down again
+    clock.advance(59)
+    assert not breaker.allow()
+
+
 def test_table_has_no_transition_out_of_half_open_by_time() -> None:
     assert (BreakerState.HALF_OPEN, Signal.COOLDOWN_ELAPSED) not in TRANSITIONS
     assert {state for state, _ in TRANSITIONS} == set(BreakerState)

@@ -213,3 +213,45 @@ def test_network_errors_are_retried() -> None:
     source.run(Store())
     assert len(recorder.requests) == 2
     assert sleeper.delays == [0.5, 1.0]
+
+
+def test_a_poll_getting_through_after_an_outage_probes_the_stream_at_once() -> None:
+    """A restarted server: streams refused, polls refused, then a poll works. The stream is
+    probed right away instead of after the rest of the breaker's cool-down."""
+
+    def script(request: httpx.Request, n: int) -> httpx.Response:
+        if n < 4:  # three stream attempts and the first poll: nothing listens
+            raise httpx.ConnectError("refused")
+        if request.url.path.endswith("/flags"):
+            return httpx.Response(200, json=snapshot(5), headers={"ETag": '"5"'})
+        return event_stream(sse("snapshot", 6))
+
+    recorder = Recorder(script)
+    source, sleeper = make_source(recorder, limit=4)
+    store = Store()
+    source.run(store)
+    assert recorder.paths == ["/api/v1/sdk/stream"] * 3 + ["/api/v1/sdk/flags"] * 2 + [
+        "/api/v1/sdk/stream"
+    ]
+    # 0.5 and 1.0 between the refused streams, a poll interval after the refused poll, none
+    # after the poll that got through
+    assert sleeper.delays[:3] == [0.5, 1.0, 30.0]
+    assert store.snapshot is not None
+    assert store.snapshot.version == 6
+    assert source.breaker.state is BreakerState.CLOSED
+
+
+def test_a_stream_broken_by_a_proxy_is_not_probed_at_every_poll() -> None:
+    """Streams fail although the server answers (a proxy that cuts them): polls succeed all
+    along, so nothing says the stream would work now; the cool-down decides."""
+
+    def script(request: httpx.Request, n: int) -> httpx.Response:
+        if request.url.path.endswith("/flags"):
+            return httpx.Response(304 if n > 3 else 200, json=snapshot(5))
+        return httpx.Response(502, text="bad gateway")
+
+    recorder = Recorder(script)
+    source, sleeper = make_source(recorder, limit=4)
+    source.run(Store())
+    assert recorder.paths == ["/api/v1/sdk/stream"] * 3 + ["/api/v1/sdk/flags"] * 2
+    assert sleeper.delays == [0.5, 1.0, 30.0, 30.0]  # polling at its interval, no probe

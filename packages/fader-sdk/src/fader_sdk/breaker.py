@@ -12,11 +12,16 @@ The whole behaviour is the table below; the class only counts failures and reads
     CLOSED     SUCCESS            CLOSED       healthy; the failure count starts again at 0
     CLOSED     FAILURE            CLOSED       counted; below the threshold we keep trying
     CLOSED     TRIP               OPEN         threshold consecutive failures: stop trying
+    CLOSED     RECOVERED          CLOSED       nothing to recover from
     OPEN       COOLDOWN_ELAPSED   HALF_OPEN    time to let exactly one probe through
+    OPEN       RECOVERED          HALF_OPEN    the remote was unreachable and answers again
+                                               (a poll got through): probe now, not after
+                                               the rest of the cool-down
     OPEN       FAILURE            OPEN         a late failure restarts the cool-down
     OPEN       SUCCESS            CLOSED       a late success: the remote is fine after all
     HALF_OPEN  SUCCESS            CLOSED       the probe worked: back to normal
     HALF_OPEN  FAILURE            OPEN         the probe failed: another full cool-down
+    HALF_OPEN  RECOVERED          HALF_OPEN    a probe is allowed already
 
 A (state, signal) pair missing from the table is a bug in the caller and raises `KeyError`.
 The clock is injected; nothing here sleeps.
@@ -44,6 +49,7 @@ class Signal(StrEnum):
     FAILURE = "failure"
     TRIP = "trip"
     COOLDOWN_ELAPSED = "cooldown_elapsed"
+    RECOVERED = "recovered"
 
 
 S, G = BreakerState, Signal
@@ -51,11 +57,14 @@ TRANSITIONS: dict[tuple[BreakerState, Signal], BreakerState] = {
     (S.CLOSED, G.SUCCESS): S.CLOSED,
     (S.CLOSED, G.FAILURE): S.CLOSED,
     (S.CLOSED, G.TRIP): S.OPEN,
+    (S.CLOSED, G.RECOVERED): S.CLOSED,
     (S.OPEN, G.COOLDOWN_ELAPSED): S.HALF_OPEN,
+    (S.OPEN, G.RECOVERED): S.HALF_OPEN,
     (S.OPEN, G.FAILURE): S.OPEN,
     (S.OPEN, G.SUCCESS): S.CLOSED,
     (S.HALF_OPEN, G.SUCCESS): S.CLOSED,
     (S.HALF_OPEN, G.FAILURE): S.OPEN,
+    (S.HALF_OPEN, G.RECOVERED): S.HALF_OPEN,
 }
 del S, G
 
@@ -110,6 +119,18 @@ class CircuitBreaker:
                 self._apply(Signal.TRIP)
             else:
                 self._apply(Signal.FAILURE)
+
+    def record_recovery(self) -> None:
+        """The remote answered on another channel after being unreachable.
+
+        Why a separate signal: an outage of the whole server trips the breaker just like a
+        stream that proxies keep breaking. Only in the first case does a working poll say the
+        stream will work too; without this, a server restart would leave every SDK polling for
+        a full cool-down before it streams again.
+        """
+        with self._lock:
+            self._check_cooldown()
+            self._apply(Signal.RECOVERED)
 
     def _check_cooldown(self) -> None:
         if self._state is BreakerState.OPEN and self._clock() - self._opened_at >= self.cooldown:

@@ -16,6 +16,7 @@ Promises to the application:
 
 from __future__ import annotations
 
+import builtins
 import logging
 import random as _random
 import time
@@ -58,6 +59,7 @@ class FaderClient:
         stream: bool = True,
         poll_interval: float = 30.0,
         heartbeat_interval: float = 15.0,
+        max_reconnect_delay: float = 30.0,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] | None = None,
@@ -68,6 +70,7 @@ class FaderClient:
         event_flush_interval: float = 5.0,
         source: DataSource | None = None,
     ) -> None:
+        entered = time.monotonic()  # the init_timeout budget includes our own set-up
         self._store = Store()
         self._http: httpx.Client | None = None
         self._events: EventProcessor | None = None
@@ -94,7 +97,12 @@ class FaderClient:
                 source = StreamingSource(
                     self._http,
                     heartbeat_interval=heartbeat_interval,
-                    backoff=Backoff(random=random, clock=clock),
+                    backoff=Backoff(
+                        base=min(1.0, max_reconnect_delay),
+                        cap=max_reconnect_delay,
+                        random=random,
+                        clock=clock,
+                    ),
                     breaker=CircuitBreaker(clock=clock),
                     poller=poller,
                     sleep=sleep,
@@ -110,7 +118,8 @@ class FaderClient:
                 )
         self._source = source
         source.start(self._store)
-        fresh = init_timeout <= 0 or self._store.wait_fresh(init_timeout)
+        remaining = init_timeout - (time.monotonic() - entered)
+        fresh = init_timeout <= 0 or self._store.wait_fresh(max(0.0, remaining))
         if not fresh and self._store.fatal_error is None:
             log.warning(
                 "fader: no configuration from the server within %g s; serving %s",
@@ -241,13 +250,20 @@ class FaderClient:
         self,
         name: str,
         context: Context | None,
-        value: Any = None,
+        value: builtins.float | None = None,
         *,
         flag: str | None = None,
         variant: str | None = None,
     ) -> None:
-        """Record a custom event (an error, a latency, a conversion); never blocks or raises."""
+        """Record a custom event (an error, a latency, a conversion); never blocks or raises.
+
+        `value` must be a number (or `None`); anything else is dropped and counted here, since
+        the server would refuse the whole batch it travelled in.
+        """
         if self._events is None:
+            return
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            self._events.discard(f"track({name!r}): value {value!r} is not a number")
             return
         event: dict[str, Any] = {
             "kind": "custom",

@@ -5,10 +5,14 @@ the queue is full a new event is dropped and counted (`dropped`), so the loss is
 application's own metrics instead of silent or unbounded.
 
 Why batches: one ``POST /api/v1/sdk/events`` per event would cost more than the evaluation it
-records; the protocol allows up to 1,000 items per request. A batch that fails with a retryable
-error goes back to the front of the queue (as far as room allows) and is retried at the next
-interval; a non-retryable answer (e.g. a rejected key) stops sending, and everything after that
-is counted as dropped. `close()` sends what is left, once.
+records; the protocol allows up to 1,000 items per request. A full batch goes out at once, the
+rest at every `flush_interval`. A batch that fails with a retryable error goes back to the front
+of the queue (as far as room allows) and nothing is sent before the next interval, however full
+the queue. A batch the server refuses for its content (e.g. 422: a field over the server's limit)
+is dropped and counted, and sending goes on: the next batch is different, and one odd event
+must not silence a whole process's metrics. Any other non-retryable answer (e.g. a rejected
+key) stops sending, and everything after that is counted as dropped. `close()` sends what is
+left, once.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -52,6 +56,7 @@ class EventProcessor:
         self._queue: deque[Event] = deque()
         self._dropped = 0
         self._disabled = False
+        self._discarded = False
         self._closed = False
         self._cond = threading.Condition()
         self._send_lock = threading.Lock()  # one POST at a time keeps order and counts exact
@@ -79,11 +84,18 @@ class EventProcessor:
                 self._cond.notify()
             return True
 
+    def discard(self, why: str) -> None:
+        """Count an event that cannot be sent at all; logs the first such event only (this may
+        be on a hot path), the count shows the rest."""
+        with self._cond:
+            self._dropped += 1
+            first, self._discarded = not self._discarded, True
+        if first:
+            log.warning("fader: dropped an event (later ones are only counted): %s", why)
+
     def flush(self) -> None:
         """Send everything queued now, from the calling thread; stops at the first failure."""
-        with self._send_lock:
-            while self._send_one_batch():
-                pass
+        self._drain()
 
     def close(self) -> None:
         """Stop accepting events, send what is queued (one attempt), stop the thread."""
@@ -93,43 +105,70 @@ class EventProcessor:
             self._closed = True
             self._cond.notify()
         self._thread.join(timeout=10.0)
-        with self._send_lock:
-            while self._send_one_batch(final=True):
-                pass
+        self._drain(final=True)
+        with self._cond:  # what one last attempt could not send is lost: count it
+            self._dropped += len(self._queue)
+            self._queue.clear()
 
     def _run(self) -> None:
+        """Every `flush_interval`: send everything. In between: send full batches as soon as
+        they are full, unless the last attempt failed; then nothing goes out before the next
+        interval (a full queue must not turn into a retry loop against a server that is down).
+        """
+        tick = time.monotonic() + self.flush_interval
+        failing = False
         while True:
             with self._cond:
-                if not self._closed and len(self._queue) < self.batch_size:
-                    self._cond.wait(self.flush_interval)
+                while not self._closed:
+                    wait = tick - time.monotonic()
+                    if wait <= 0 or (not failing and len(self._queue) >= self.batch_size):
+                        break
+                    self._cond.wait(wait)
                 if self._closed:
                     return
-            self.flush()
+                at_tick = time.monotonic() >= tick
+            if at_tick:
+                tick = time.monotonic() + self.flush_interval
+            failing = self._drain(full_only=not at_tick) == "stop"
 
-    def _send_one_batch(self, *, final: bool = False) -> bool:
-        """POST one batch; `True` if there may be more to send now."""
+    def _drain(self, *, full_only: bool = False, final: bool = False) -> Literal["idle", "stop"]:
+        """Send batch after batch: until the queue is empty (or holds no full batch), or a
+        failure stops it."""
+        with self._send_lock:
+            while True:
+                outcome = self._send_one_batch(full_only=full_only, final=final)
+                if outcome != "more":
+                    return outcome
+
+    def _send_one_batch(
+        self, *, full_only: bool = False, final: bool = False
+    ) -> Literal["more", "idle", "stop"]:
+        """POST one batch: "more" when it was handled (sent, or refused and dropped), "idle"
+        when there was nothing to send, "stop" when sending must wait or has ended."""
         with self._cond:
+            if full_only and len(self._queue) < self.batch_size:
+                return "idle"
             size = min(self.batch_size, len(self._queue))
             batch = [self._queue.popleft() for _ in range(size)]
         if not batch:
-            return False
+            return "idle"
         failure = self._post(batch)
         if failure is None:
-            return True
+            return "more"
         if failure.retryable and not final:
             log.warning(
                 "fader: could not send %d events, will retry: %s", len(batch), failure.message
             )
             self._requeue(batch)
-            return False
+            return "stop"
         with self._cond:
             self._dropped += len(batch)
-            if not failure.retryable:
+            if not failure.retryable and not failure.refused_request:
                 self._disabled = True
                 self._dropped += len(self._queue)
                 self._queue.clear()
         log.error("fader: dropped %d events: %s", len(batch), failure.message)
-        return False
+        return "more" if failure.refused_request else "stop"
 
     def _post(self, batch: list[Event]) -> retry.Failure | None:
         try:

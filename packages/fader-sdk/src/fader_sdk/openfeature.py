@@ -8,18 +8,25 @@ The only module that imports OpenFeature, so ``pip install fader-sdk`` works wit
 Events: configuration changes are emitted as ``PROVIDER_CONFIGURATION_CHANGED`` with the keys of
 the flags whose definitions changed, so OpenFeature handlers can react without polling.
 
+Status: when no configuration arrives within `init_timeout` (the server is down and there is no
+cache), :meth:`FaderProvider.initialize` fails and OpenFeature marks the provider ``ERROR``; the
+client keeps trying, and the first configuration that arrives is announced with
+``PROVIDER_READY``, which moves it to ``READY``. A rejected SDK key is ``PROVIDER_FATAL``: no
+retry can fix it.
+
 Spec: https://openfeature.dev/specification/sections/providers
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.event import ProviderEventDetails
-from openfeature.exception import ErrorCode, ProviderNotReadyError
+from openfeature.exception import ErrorCode, ProviderFatalError, ProviderNotReadyError
 from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Reason
 from openfeature.provider import AbstractProvider, Metadata
 from openfeature.track import TrackingEventDetails
@@ -69,15 +76,31 @@ class FaderProvider(AbstractProvider):
         super().__init__()
         self.client = client
         self._init_timeout = init_timeout
+        self._lock = threading.Lock()
+        self._announce_ready = False  # initialize() failed; say READY when flags arrive
         client.store.add_listener(self._on_change)
 
     def get_metadata(self) -> Metadata:
         return Metadata(name="fader")
 
     def initialize(self, evaluation_context: EvaluationContext) -> None:
-        """Wait (bounded) for configuration; OpenFeature marks the provider READY or ERROR."""
-        if not self.client.wait_until_ready(self._init_timeout):
-            raise ProviderNotReadyError(self.client.fatal_error or "Fader has no configuration yet")
+        """Wait (bounded) for configuration; OpenFeature marks the provider READY, or ERROR
+        (READY follows when the configuration arrives), or FATAL for a rejected key."""
+        if self.client.wait_until_ready(self._init_timeout):
+            return
+        fatal = self.client.fatal_error
+        if fatal is not None:
+            raise ProviderFatalError(fatal)
+        with self._lock:
+            if self.client.is_ready:  # it arrived just now: the listener saw no waiter
+                return
+            self._announce_ready = True
+        # (A configuration arriving between here and OpenFeature recording the error would be
+        # announced before the error; the window is a few instructions wide.)
+        raise ProviderNotReadyError(
+            f"Fader has no configuration after {self._init_timeout:g} s (server unreachable, "
+            "no cache file); still trying: PROVIDER_READY follows when it arrives"
+        )
 
     def shutdown(self) -> None:
         self.client.close()
@@ -153,6 +176,10 @@ class FaderProvider(AbstractProvider):
         return details
 
     def _on_change(self, old: Snapshot | None, new: Snapshot) -> None:
+        with self._lock:
+            announce, self._announce_ready = self._announce_ready, False
+        if announce:
+            self.emit_provider_ready(ProviderEventDetails())
         before = {} if old is None else dict(old.document.get("flags", {}))
         after = dict(new.document.get("flags", {}))
         changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))

@@ -22,11 +22,19 @@ import httpx
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """One failed request: whether to try again, when at the earliest, and why."""
+    """One failed request: whether to try again, when at the earliest, and why.
+
+    `unreachable`: no connection could be made at all (refused, no route, connect timeout), so
+    the server (or everything in front of it) is down, not just this kind of request.
+    `refused_request`: the server refused this request's content (a 4xx other than a key or
+    `base_url` problem, e.g. 422): sending it again fails the same way, a different one may not.
+    """
 
     retryable: bool
     message: str
     retry_after: float | None = None
+    unreachable: bool = False
+    refused_request: bool = False
 
 
 _STOP_MESSAGES = {
@@ -83,20 +91,29 @@ def from_response(response: httpx.Response, *, now: Callable[[], float] = time.t
         return Failure(False, _STOP_MESSAGES[status] + detail)
     if status == 429:
         return Failure(True, f"rate limited by the server (429){detail}", retry_after)
+    refused = 400 <= status < 500
     if problem is not None and "category" in problem:
         category = problem["category"]
         if category == "retryable":
             return Failure(True, f"server problem ({status}){detail}", retry_after)
         return Failure(
-            False, f"server reported a {category} problem ({status}){detail}; not retrying"
+            False,
+            f"server reported a {category} problem ({status}){detail}; not retrying",
+            refused_request=refused,
         )
     if status >= 500:
         return Failure(True, f"server error ({status})", retry_after)
-    return Failure(False, f"unexpected response {status}{detail}; not retrying")
+    return Failure(
+        False, f"unexpected response {status}{detail}; not retrying", refused_request=refused
+    )
 
 
 def from_exception(error: httpx.HTTPError) -> Failure:
     """Network trouble (refused, reset, timed out) is always worth another try."""
+    if isinstance(error, httpx.ConnectTimeout):
+        return Failure(True, "timed out connecting (ConnectTimeout)", unreachable=True)
     if isinstance(error, httpx.TimeoutException):
         return Failure(True, f"timed out ({type(error).__name__})")
+    if isinstance(error, httpx.ConnectError):
+        return Failure(True, f"could not connect ({error})", unreachable=True)
     return Failure(True, f"network error ({type(error).__name__}: {error})")

@@ -12,7 +12,9 @@ Reconnect policy (after LaunchDarkly's streaming source):
   connection); the server's ``retry:`` field sets the base; ``Retry-After`` is a floor.
 - :mod:`fader_sdk.retry` decides what is retryable; anything else stops the source for good.
 - Consecutive failures trip a :class:`~fader_sdk.breaker.CircuitBreaker`; while it is open the
-  source polls instead, and probes the stream again once the cool-down has elapsed.
+  source polls instead, and probes the stream again once the cool-down has elapsed, or at once
+  when a poll gets through after the server was unreachable (a restart or an outage is over,
+  so the stream will work again: no reason to stay on polling for the rest of the cool-down).
 """
 
 from __future__ import annotations
@@ -123,6 +125,7 @@ class StreamingSource:
         self._thread: threading.Thread | None = None
         self._response: httpx.Response | None = None
         self._last_failure: retry.Failure | None = None
+        self._unreachable = False  # the server could not be reached, or polls failed: down
         self.last_event_id: str | None = None
 
     # -- one connection ---------------------------------------------------------------------
@@ -149,6 +152,7 @@ class StreamingSource:
                 for line in resp.iter_lines():
                     if not received:
                         received = True
+                        self._unreachable = False
                         self.breaker.record_success()
                         self.backoff.connected()
                     event = parser.feed(line)
@@ -185,6 +189,7 @@ class StreamingSource:
 
     def _failed(self, store: Store, failure: retry.Failure) -> Outcome:
         self._last_failure = failure
+        self._unreachable = self._unreachable or failure.unreachable
         if not failure.retryable:
             log.error("fader: stopped receiving flag updates: %s", failure.message)
             store.fail(failure.message)
@@ -217,7 +222,13 @@ class StreamingSource:
                             "fader: stopped receiving flag updates: %s", result.failure.message
                         )
                         return
+                    self._unreachable = True
                     delay = max(delay, result.failure.retry_after or 0.0)
+                elif self._unreachable:
+                    self._unreachable = False
+                    self.breaker.record_recovery()
+                    log.info("fader: the server answers again; reconnecting the stream")
+                    delay = 0.0
             if delay > 0:
                 self._sleep(delay)
 

@@ -1,0 +1,734 @@
+"""The Python SDK against real `fader serve` processes that fail: down at start, SIGKILLed
+mid-stream, behind a proxy that goes silent, one of two replicas dying; plus event delivery and
+the OpenFeature provider end to end.
+
+Each test asserts what the application sees (values, reasons, error codes, readiness) and how
+long it took; the measured times are printed (run with ``-s -p no:xdist`` to read them) and
+attached to the JUnit report as properties. Servers send heartbeats every `HEARTBEAT` seconds and
+clients use short reconnect and poll intervals, so the file stays fast; nothing sleeps blindly:
+every wait polls for a condition with a deadline.
+
+Process starts dominate the cost, so a server that only has to *exist* before the SDK starts
+(a database with a project and a key in it) is prepared in-process (`offline_setup`), and the
+tests that never kill their server share one PostgreSQL-backed process (`shared_server`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import sqlalchemy as sa
+from conftest import PG_ADMIN_URL, LogSink, running_server
+from openfeature import api
+from openfeature.evaluation_context import EvaluationContext
+from openfeature.event import EventDetails, ProviderEvent
+from openfeature.exception import ErrorCode as OFErrorCode
+from openfeature.exception import ProviderFatalError, ProviderNotReadyError
+from openfeature.flag_evaluation import Reason as OFReason
+from openfeature.provider import ProviderStatus
+from openfeature.provider.no_op_provider import NoOpProvider
+from openfeature.track import TrackingEventDetails
+from processes import FaderProcess, free_port
+from server_api import unique
+from tcp_proxy import TcpProxy
+
+from fader_engine import ErrorCode, Reason
+from fader_sdk import NOT_READY_MESSAGE, FaderClient
+from fader_sdk.openfeature import FaderProvider
+from fader_server.settings import Settings
+from fader_server.storage.sql.tables import projects, sdk_events
+
+HEARTBEAT = 0.5
+"""Seconds between the server's heartbeats (FADER_SSE_HEARTBEAT_SECONDS) in these tests."""
+STALL_DETECTION = 2.5 * HEARTBEAT
+"""The SDK's read timeout: no byte for this long and the stream is treated as dead."""
+RECONNECT_CAP = 0.5
+"""The clients' longest reconnect delay (`max_reconnect_delay`)."""
+POLL_INTERVAL = 2.0
+"""How often a client polls while its stream's breaker is open (the default is 30 s)."""
+LIVE = 2.0
+"""A change made on a server must reach a streaming SDK within this many seconds."""
+FLAG = "banner"
+USER = {"targetingKey": "u-1", "plan": "free"}
+
+
+def slack() -> float:
+    """Scheduling noise allowed on top of a computed bound: 1 s on an idle machine, more when
+    the run queue is longer than the CPUs (other test workers, servers, benchmarks)."""
+    load = os.getloadavg()[0] / (os.cpu_count() or 1)
+    return min(10.0, max(1.0, load))
+
+
+# --------------------------------------------------------------------------- helpers
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> float:
+    """Poll `condition` every 10 ms; the seconds it took, or fail after `timeout`."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"not within {timeout:.2f} s: {what}")
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+@dataclass
+class Timings:
+    test: str
+    record: Callable[[str, object], None]
+
+    def __call__(self, name: str, seconds: float) -> float:
+        print(f"\n[faults] {self.test}: {name} = {seconds:.3f} s")
+        self.record(name, round(seconds, 3))
+        return seconds
+
+
+@pytest.fixture
+def timings(
+    request: pytest.FixtureRequest, record_property: Callable[[str, object], None]
+) -> Timings:
+    return Timings(request.node.name, record_property)
+
+
+def new_admin_token() -> str:
+    return "fdr_admin_" + secrets.token_urlsafe(32)
+
+
+@pytest.fixture
+def admin_token() -> str:
+    return new_admin_token()
+
+
+@pytest.fixture
+def spawn(tmp_path: Path, admin_token: str) -> Iterator[Callable[..., FaderProcess]]:
+    """Makes `fader serve` processes (not started); every one is killed at the end."""
+    made: list[FaderProcess] = []
+
+    def make(*, data_dir: Path | None = None, database_url: str | None = None) -> FaderProcess:
+        server = FaderProcess(
+            port=free_port(),
+            admin_token=admin_token,
+            log_path=tmp_path / f"server-{len(made)}.log",
+            data_dir=data_dir or tmp_path / "data",
+            database_url=database_url,
+            heartbeat=HEARTBEAT,
+        )
+        made.append(server)
+        return server
+
+    yield make
+    for server in made:
+        server.kill()
+    for server in made:  # faults on the outside must not become errors on the inside
+        assert server.errors() == [], server.output()
+
+
+@contextmanager
+def offline_setup(data_dir: Path, admin_token: str) -> Iterator[str]:
+    """An in-process server over `data_dir` (SQLite) for setting data up; yields its URL.
+
+    The `fader serve` process of the test starts later over the same file."""
+    settings = Settings(
+        data_dir=data_dir,
+        admin_token=admin_token,
+        admin_password="pw-" + admin_token[-16:],
+        sse_heartbeat_seconds=HEARTBEAT,
+    )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with running_server("sqlite", settings, LogSink()) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="module")
+def pg_database() -> Iterator[str]:
+    """A PostgreSQL database of this module (per xdist worker), dropped at the end."""
+    name = f"fader_faults_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def shared_server(
+    pg_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FaderProcess]:
+    """One `fader serve` over the module's PostgreSQL database, for tests that keep it alive.
+    Tests isolate by project; a stream of an earlier test is gone within a heartbeat."""
+    data_dir = tmp_path_factory.mktemp("shared")
+    server = FaderProcess(
+        port=free_port(),
+        admin_token=new_admin_token(),
+        log_path=data_dir / "server.log",
+        data_dir=data_dir,
+        database_url=pg_database,
+        heartbeat=HEARTBEAT,
+    )
+    server.start()
+    yield server
+    server.kill()
+    assert server.errors() == [], server.output()
+
+
+@dataclass(frozen=True)
+class Env:
+    """A project with the flag `banner`, and a server SDK key of its production environment."""
+
+    project: str
+    sdk_key: str
+    key_id: int
+
+
+def admin_client(url: str, token: str) -> httpx.Client:
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def prepare(url: str, token: str, variant: str = "green") -> Env:
+    """A project with a string flag `banner` (red/green/blue) serving `variant` in production,
+    and a server SDK key for production."""
+    project = unique("faults")
+    with admin_client(url, token) as admin:
+        created = admin.post("/api/v1/projects", json={"key": project, "name": "Faults"})
+        assert created.status_code == 201, created.text
+        flag = admin.post(
+            f"/api/v1/projects/{project}/flags",
+            json={
+                "key": FLAG,
+                "name": "Banner",
+                "type": "string",
+                "variants": {"red": "red", "green": "green", "blue": "blue"},
+            },
+        )
+        assert flag.status_code == 201, flag.text
+        key = admin.post(
+            "/api/v1/tokens",
+            json={"kind": "server", "name": "sdk", "project": project, "environment": "production"},
+        )
+        assert key.status_code == 201, key.text
+    env = Env(project, key.json()["token"], key.json()["id"])
+    serve(url, token, env, variant)
+    return env
+
+
+def serve(
+    url: str, token: str, env: Env, variant: str, rules: list[dict[str, Any]] | None = None
+) -> None:
+    """Turn `banner` on in production, serving `variant` to everyone (or after `rules`)."""
+    path = f"/api/v1/projects/{env.project}/environments/production/flags/{FLAG}"
+    with admin_client(url, token) as admin:
+        current = admin.get(path)
+        assert current.status_code == 200, current.text
+        config = {
+            "enabled": True,
+            "offVariant": "red",
+            "rules": rules or [],
+            "default": {"variant": variant},
+        }
+        written = admin.put(path, json=config, headers={"If-Match": current.headers["etag"]})
+        assert written.status_code == 200, written.text
+
+
+def sdk(url: str, env: Env, **options: Any) -> FaderClient:
+    """A FaderClient tuned for fast tests: short heartbeats, reconnects, polls; no events."""
+    settings: dict[str, Any] = {
+        "base_url": url,
+        "heartbeat_interval": HEARTBEAT,
+        "poll_interval": POLL_INTERVAL,
+        "max_reconnect_delay": RECONNECT_CAP,
+        "init_timeout": 10.0,
+        "events": False,
+        **options,
+    }
+    return FaderClient(env.sdk_key, **settings)
+
+
+def banner(client: FaderClient) -> tuple[Any, Reason, ErrorCode | None]:
+    details = client.string_details(FLAG, USER, "code-default")
+    return details.value, details.reason, details.error_code
+
+
+def serves(client: FaderClient, value: str) -> Callable[[], bool]:
+    return lambda: client.string(FLAG, USER, "code-default") == value
+
+
+class Sampler:
+    """Evaluates `banner` every few milliseconds on a thread, as an application would, and
+    keeps every distinct (value, reason, error code) in the order first seen."""
+
+    def __init__(self, client: FaderClient) -> None:
+        self.client = client
+        self.seen: list[tuple[Any, Reason, ErrorCode | None]] = []
+        self.count = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            stopping = self._stop.wait(0.005)
+            observed = banner(self.client)  # once more after the stop: the final state
+            self.count += 1
+            if not self.seen or self.seen[-1] != observed:
+                self.seen.append(observed)
+            if stopping:
+                return
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+GREEN = ("green", Reason.STATIC, None)
+BLUE = ("blue", Reason.STATIC, None)
+
+
+# ------------------------------------------------------------- 1. down at start, no cache
+def test_server_down_at_start_serves_defaults_within_init_timeout_then_real_values(
+    spawn: Callable[..., FaderProcess], timings: Timings, tmp_path: Path, admin_token: str
+) -> None:
+    with offline_setup(tmp_path / "data", admin_token) as url:
+        env = prepare(url, admin_token, "green")
+    server = spawn()  # not started: nothing listens on its port
+
+    started = time.monotonic()
+    client = sdk(server.url, env, init_timeout=1.0)
+    try:
+        blocked = timings("constructor, server down, init_timeout 1 s", time.monotonic() - started)
+        assert 1.0 - 0.01 <= blocked < 1.0 + slack() / 2
+        assert not client.is_ready
+        details = client.string_details(FLAG, USER, "code-default")
+        assert (details.value, details.reason, details.error_code) == (
+            "code-default",
+            Reason.ERROR,
+            ErrorCode.GENERAL,
+        )
+        assert details.error_message == NOT_READY_MESSAGE
+        assert client.fatal_error is None  # an outage is no reason to give up
+
+        started = time.monotonic()
+        assert client.wait_until_ready(0.3) is False
+        waited = timings("wait_until_ready(0.3), server down", time.monotonic() - started)
+        assert 0.3 - 0.01 <= waited < 0.3 + slack() / 2
+
+        server.start()
+        timings(
+            "server ready -> SDK ready",
+            wait_for(lambda: client.is_fresh, POLL_INTERVAL + slack(), "the SDK gets the flags"),
+        )
+        assert client.is_ready
+        assert banner(client) == GREEN
+        timings(
+            "SDK ready -> streaming again",
+            wait_for(lambda: server.streams() == 1, RECONNECT_CAP + slack(), "a stream"),
+        )
+        serve(server.url, admin_token, env, "blue")
+        timings("next change, streamed", wait_for(serves(client, "blue"), LIVE, "the change"))
+    finally:
+        client.close()
+
+
+# ----------------------------------------------------------- 2. down at start, with a cache
+def test_server_down_at_start_with_a_cache_serves_cached_values_then_converges(
+    spawn: Callable[..., FaderProcess], timings: Timings, tmp_path: Path, admin_token: str
+) -> None:
+    cache = tmp_path / "cache" / "flags.json"
+    with offline_setup(tmp_path / "data", admin_token) as url:
+        env = prepare(url, admin_token, "green")
+        with sdk(url, env, cache_path=cache) as earlier_run:
+            assert banner(earlier_run) == GREEN
+        assert json.loads(cache.read_text())["project"] == env.project
+        serve(url, admin_token, env, "blue")  # the server moves on after the cache was written
+    server = spawn()  # not started
+
+    started = time.monotonic()
+    client = sdk(server.url, env, cache_path=cache, init_timeout=0.5)
+    try:
+        blocked = timings("constructor, server down, cache", time.monotonic() - started)
+        assert blocked < 0.5 + slack() / 2
+        assert client.is_ready
+        assert not client.is_fresh
+        assert banner(client) == GREEN  # the cached value, with its real reason
+
+        server.start()
+        timings(
+            "server ready -> cached values replaced",
+            wait_for(serves(client, "blue"), POLL_INTERVAL + slack(), "the server's values"),
+        )
+        assert client.is_fresh
+        assert banner(client) == BLUE
+        wait_for(
+            lambda: (
+                json.loads(cache.read_text())["document"]["flags"][FLAG]["default"]
+                == {"variant": "blue"}
+            ),
+            slack(),
+            "the cache file holds the new configuration",
+        )
+        wait_for(lambda: server.streams() == 1, RECONNECT_CAP + slack(), "a stream")
+    finally:
+        client.close()
+
+
+# ------------------------------------------------- 3. killed mid-stream, changed, restarted
+def test_server_killed_mid_stream_serves_last_known_values_and_converges_after_restart(
+    spawn: Callable[..., FaderProcess], timings: Timings, admin_token: str
+) -> None:
+    server = spawn()
+    server.start()
+    env = prepare(server.url, admin_token, "green")
+    client = sdk(server.url, env)
+    try:
+        assert client.is_fresh
+        wait_for(lambda: server.streams() == 1, slack(), "the SDK's stream")
+        with Sampler(client) as sampler:
+            server.kill()
+            killed = time.monotonic()
+            # The flag changes while the SDK's server is down: another server over the same
+            # SQLite file, on a port the SDK does not know.
+            with offline_setup(server.data_dir, admin_token) as url:
+                serve(url, admin_token, env, "blue")
+            assert banner(client) == GREEN
+            assert client.fatal_error is None
+            timings("outage before the restart", time.monotonic() - killed)
+            server.start()
+            timings(
+                "restarted server ready -> SDK converged",
+                wait_for(serves(client, "blue"), POLL_INTERVAL + slack(), "the new value"),
+            )
+        # Through the whole outage: the last known value, then the new one; never a default.
+        assert sampler.seen == [GREEN, BLUE]
+        assert sampler.count > 100
+        timings(
+            "converged -> streaming again",
+            wait_for(lambda: server.streams() == 1, RECONNECT_CAP + slack(), "a stream"),
+        )
+        serve(server.url, admin_token, env, "red")
+        timings("next change, streamed", wait_for(serves(client, "red"), LIVE, "the change"))
+    finally:
+        client.close()
+
+
+# -------------------------------------------------------- 4. a proxy that stops forwarding
+def test_a_silent_proxy_is_noticed_by_missing_heartbeats_and_the_sdk_reconnects(
+    shared_server: FaderProcess, timings: Timings
+) -> None:
+    server = shared_server
+    env = prepare(server.url, server.admin_token, "green")
+    with TcpProxy(server.port) as proxy:
+        client = sdk(proxy.url, env)
+        try:
+            wait_for(lambda: server.streams() == 1, slack(), "only the SDK's stream")
+            [stream] = proxy.open_connections()
+            with Sampler(client) as sampler:
+                proxy.stall()
+                stalled = time.monotonic()
+                serve(server.url, server.admin_token, env, "blue")  # not through the proxy
+                wait_for(
+                    lambda: stream.client_closed_at is not None,
+                    STALL_DETECTION + slack(),
+                    "the SDK gives up on the silent stream",
+                )
+                assert stream.client_closed_at is not None
+                assert stream.last_to_client_at is not None
+                timings("stall -> SDK drops the stream", stream.client_closed_at - stalled)
+                silence = timings(
+                    "last byte delivered -> SDK drops the stream",
+                    stream.client_closed_at - stream.last_to_client_at,
+                )
+                assert STALL_DETECTION - 0.05 <= silence <= STALL_DETECTION + slack()
+                assert banner(client) == GREEN
+                proxy.resume()
+                timings(
+                    "proxy forwards again -> SDK converged",
+                    wait_for(serves(client, "blue"), RECONNECT_CAP + slack(), "the change"),
+                )
+                timings("stall -> SDK converged", time.monotonic() - stalled)
+            assert sampler.seen == [GREEN, BLUE]
+            assert proxy.connections[0] is stream
+            assert [c is stream for c in proxy.open_connections()] == [False]
+        finally:
+            client.close()
+
+
+# ------------------------------------------------------------ 5. a replica dies behind a LB
+def test_when_a_replica_dies_the_sdk_moves_to_another_and_converges(
+    spawn: Callable[..., FaderProcess], timings: Timings, pg_database: str, admin_token: str
+) -> None:
+    a = spawn(database_url=pg_database)
+    b = spawn(database_url=pg_database)
+    a.start()
+    b.start()
+    env = prepare(a.url, admin_token, "green")
+    with TcpProxy(a.port, b.port) as proxy:  # A while it accepts connections, else B
+        client = sdk(proxy.url, env)
+        try:
+            wait_for(lambda: a.streams() == 1, slack(), "the SDK's stream on replica A")
+            assert [c.backend for c in proxy.open_connections()] == [a.port]
+            with Sampler(client) as sampler:
+                a.kill()
+                killed = time.monotonic()
+                serve(b.url, admin_token, env, "blue")  # on B, while A is dead
+                wait_for(serves(client, "blue"), RECONNECT_CAP + LIVE + slack(), "the change")
+                timings("replica A killed -> SDK converged via B", time.monotonic() - killed)
+            assert sampler.seen == [GREEN, BLUE]
+            wait_for(lambda: b.streams() == 1, slack(), "the SDK's stream on replica B")
+            assert [c.backend for c in proxy.open_connections()] == [b.port]
+            serve(b.url, admin_token, env, "red")
+            timings("next change, streamed from B", wait_for(serves(client, "red"), LIVE, "it"))
+        finally:
+            client.close()
+
+
+# ------------------------------------------------------------------------------ 6. events
+def event_rows(database_url: str, project: str) -> list[sa.Row[Any]]:
+    engine = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.select(sdk_events)
+                    .join(projects, projects.c.id == sdk_events.c.project_id)
+                    .where(projects.c.key == project)
+                    .order_by(sdk_events.c.id)
+                ).all()
+            )
+    finally:
+        engine.dispose()
+
+
+def test_exposures_and_custom_events_reach_the_store_in_batches(
+    shared_server: FaderProcess, pg_database: str
+) -> None:
+    env = prepare(shared_server.url, shared_server.admin_token, "green")
+    began = datetime.now(UTC)
+    client = sdk(shared_server.url, env, events=True, event_batch_size=3, event_flush_interval=3600)
+    try:
+        for i in range(5):
+            assert client.string(FLAG, {"targetingKey": f"u-{i}"}, "x") == "green"
+        client.string("no-such-flag", {"targetingKey": "u-0"}, "x")  # errors expose nothing
+        client.track(
+            "checkout.completed", {"targetingKey": "u-0"}, 42.5, flag=FLAG, variant="green"
+        )
+        # Six events: two full batches, sent by the SDK's thread without any flush.
+        wait_for(lambda: len(event_rows(pg_database, env.project)) == 6, 10, "two batches")
+        client.string(FLAG, {"targetingKey": "u-9"}, "x")
+    finally:
+        client.close()  # sends the last, partial batch
+    rows = event_rows(pg_database, env.project)
+    assert [(r.kind, r.flag, r.variant, r.reason, r.name, r.targeting_key) for r in rows] == [
+        *[("exposure", FLAG, "green", "STATIC", None, f"u-{i}") for i in range(5)],
+        ("custom", FLAG, "green", None, "checkout.completed", "u-0"),
+        ("exposure", FLAG, "green", "STATIC", None, "u-9"),
+    ]
+    assert rows[5].value == 42.5
+    assert all(r.environment == "production" for r in rows)
+    assert all(began - timedelta(seconds=1) <= r.occurred_at <= r.received_at for r in rows)
+    batches = Counter(r.received_at for r in rows)  # one insert, one timestamp per batch
+    assert [batches[at] for at in sorted(batches)] == [3, 3, 1]
+    assert client.dropped_events == 0
+
+
+def test_a_full_event_queue_counts_drops_and_keeps_the_rest_through_an_outage(
+    spawn: Callable[..., FaderProcess], pg_database: str, admin_token: str
+) -> None:
+    server = spawn(database_url=pg_database)
+    server.start()
+    env = prepare(server.url, admin_token, "green")
+    client = sdk(
+        server.url,
+        env,
+        events=True,
+        event_capacity=5,
+        event_batch_size=1000,
+        event_flush_interval=3600,
+    )
+    try:
+        server.kill()
+        for i in range(8):
+            client.track("load.ms", {"targetingKey": f"u-{i}"}, float(i))
+        assert client.dropped_events == 3  # the queue holds 5; it never grows beyond
+        client.flush()  # the server is down: the batch stays queued for the next try
+        assert client.dropped_events == 3
+        server.start()
+        client.flush()
+        assert client.dropped_events == 3
+    finally:
+        client.close()
+    rows = event_rows(pg_database, env.project)
+    assert [(r.name, r.value, r.targeting_key) for r in rows] == [
+        ("load.ms", float(i), f"u-{i}") for i in range(5)
+    ]
+
+
+def test_a_batch_the_server_refuses_is_dropped_and_counted_but_sending_goes_on(
+    shared_server: FaderProcess, pg_database: str
+) -> None:
+    env = prepare(shared_server.url, shared_server.admin_token, "green")
+    client = sdk(shared_server.url, env, events=True, event_flush_interval=3600)
+    try:
+        client.track("checkout.completed", {"targetingKey": "u-" + "x" * 300}, 1.0)
+        client.flush()  # the server refuses the batch (422: a targeting key over 256 chars)
+        assert client.dropped_events == 1
+        client.track("checkout.completed", {"targetingKey": "u-1"}, 2.0)
+        client.flush()
+    finally:
+        client.close()
+    rows = event_rows(pg_database, env.project)
+    assert [(r.name, r.value, r.targeting_key) for r in rows] == [
+        ("checkout.completed", 2.0, "u-1")
+    ]
+    assert client.dropped_events == 1
+
+
+# ------------------------------------------------------------------------ 7. OpenFeature
+@pytest.fixture
+def openfeature_domain() -> Iterator[str]:
+    """An OpenFeature domain of this test's own; its provider is shut down at the end."""
+    domain = unique("of")
+    yield domain
+    provider = api.get_client(domain).provider
+    api.set_provider(NoOpProvider(), domain)
+    if isinstance(provider, FaderProvider):
+        provider.shutdown()
+
+
+def test_openfeature_provider_serves_values_and_reasons_from_a_real_server(
+    shared_server: FaderProcess, pg_database: str, openfeature_domain: str
+) -> None:
+    server = shared_server
+    env = prepare(server.url, server.admin_token, "green")
+    pro = {"clauses": [{"attribute": "plan", "op": "in", "values": ["pro"]}], "variant": "blue"}
+    serve(server.url, server.admin_token, env, "green", rules=[pro])
+    provider = FaderProvider(sdk(server.url, env, init_timeout=0, events=True), init_timeout=10)
+    api.set_provider_and_wait(provider, openfeature_domain)
+    client = api.get_client(openfeature_domain)
+    assert client.get_provider_status() is ProviderStatus.READY
+    assert api.get_provider_metadata(openfeature_domain).name == "fader"
+
+    targeted = client.get_string_details(FLAG, "x", EvaluationContext("u-1", {"plan": "pro"}))
+    assert (targeted.value, targeted.reason, targeted.variant) == (
+        "blue",
+        OFReason.TARGETING_MATCH,
+        "blue",
+    )
+    other = client.get_string_details(FLAG, "x", EvaluationContext("u-2", {"plan": "free"}))
+    assert (other.value, other.reason, other.variant, other.error_code) == (
+        "green",
+        OFReason.DEFAULT,
+        "green",
+        None,
+    )
+    missing = client.get_boolean_details("no-such-flag", True)
+    assert (missing.value, missing.reason, missing.error_code) == (
+        True,
+        OFReason.ERROR,
+        OFErrorCode.FLAG_NOT_FOUND,
+    )
+    mismatch = client.get_integer_details(FLAG, 3)
+    assert (mismatch.value, mismatch.error_code) == (3, OFErrorCode.TYPE_MISMATCH)
+
+    changed: list[list[str] | None] = []
+
+    def on_change(details: EventDetails) -> None:
+        changed.append(details.flags_changed)
+
+    client.add_handler(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, on_change)
+    try:
+        serve(server.url, server.admin_token, env, "red")
+        wait_for(lambda: changed == [[FLAG]], LIVE + slack(), "a configuration-changed event")
+    finally:
+        client.remove_handler(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, on_change)
+    plain = client.get_string_details(FLAG, "x", EvaluationContext("u-1", {"plan": "pro"}))
+    assert (plain.value, plain.reason) == ("red", OFReason.STATIC)
+
+    client.track("checkout.completed", EvaluationContext("u-1"), TrackingEventDetails(9.5))
+    provider.shutdown()  # flushes the events
+    rows = event_rows(pg_database, env.project)
+    assert [(r.name, r.value, r.targeting_key) for r in rows if r.kind == "custom"] == [
+        ("checkout.completed", 9.5, "u-1")
+    ]
+    assert [(r.variant, r.reason) for r in rows if r.kind == "exposure"] == [
+        ("blue", "TARGETING_MATCH"),
+        ("green", "DEFAULT"),
+        ("red", "STATIC"),
+    ]
+
+
+def test_openfeature_provider_becomes_ready_when_a_server_down_at_start_comes_up(
+    spawn: Callable[..., FaderProcess],
+    timings: Timings,
+    tmp_path: Path,
+    admin_token: str,
+    openfeature_domain: str,
+) -> None:
+    with offline_setup(tmp_path / "data", admin_token) as url:
+        env = prepare(url, admin_token, "green")
+    server = spawn()  # not started
+    provider = FaderProvider(sdk(server.url, env, init_timeout=0), init_timeout=0.5)
+    with pytest.raises(ProviderNotReadyError):
+        api.set_provider_and_wait(provider, openfeature_domain)
+    client = api.get_client(openfeature_domain)
+    assert client.get_provider_status() is ProviderStatus.ERROR
+    details = client.get_string_details(FLAG, "x")
+    assert (details.value, details.reason, details.error_code) == (
+        "x",
+        OFReason.ERROR,
+        OFErrorCode.PROVIDER_NOT_READY,
+    )
+    ready = threading.Event()
+
+    def on_ready(details: EventDetails) -> None:
+        ready.set()
+
+    client.add_handler(ProviderEvent.PROVIDER_READY, on_ready)
+    try:
+        server.start()
+        timings(
+            "server ready -> provider READY",
+            wait_for(
+                lambda: client.get_provider_status() is ProviderStatus.READY,
+                POLL_INTERVAL + slack(),
+                "the provider turns READY",
+            ),
+        )
+        assert ready.wait(slack())
+    finally:
+        client.remove_handler(ProviderEvent.PROVIDER_READY, on_ready)
+    details = client.get_string_details(FLAG, "x")
+    assert (details.value, details.reason, details.error_code) == ("green", OFReason.STATIC, None)
+
+
+def test_openfeature_provider_with_a_revoked_key_is_fatal_at_once(
+    shared_server: FaderProcess, openfeature_domain: str
+) -> None:
+    env = prepare(shared_server.url, shared_server.admin_token, "green")
+    with admin_client(shared_server.url, shared_server.admin_token) as admin:
+        assert admin.delete(f"/api/v1/tokens/{env.key_id}").status_code == 204
+    started = time.monotonic()
+    provider = FaderProvider(sdk(shared_server.url, env, init_timeout=0), init_timeout=10)
+    with pytest.raises(ProviderFatalError, match="server-side SDK key"):
+        api.set_provider_and_wait(provider, openfeature_domain)
+    assert time.monotonic() - started < slack()  # no waiting out the 10 s init timeout
+    client = api.get_client(openfeature_domain)
+    assert client.get_provider_status() is ProviderStatus.FATAL
+    details = client.get_string_details(FLAG, "x")
+    assert (details.value, details.error_code) == ("x", OFErrorCode.PROVIDER_FATAL)
