@@ -60,7 +60,8 @@ def fader_serve(
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    # Generous: importing the server takes seconds, and far longer on a busy two-core machine.
+    deadline = time.monotonic() + 90
     while True:
         try:
             if httpx.get(url + "/readyz", timeout=1).status_code == 200:
@@ -124,7 +125,7 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path, storage_args: tuple
         threads = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
         for t in threads:
             t.start()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while len(acknowledged) < WRITERS * WRITES_PER_WRITER // 2:
             assert time.monotonic() < deadline, f"only {len(acknowledged)} writes acknowledged"
             time.sleep(0.005)
