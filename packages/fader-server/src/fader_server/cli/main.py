@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from fader_server.cli import db, environments, flagd, flags, projects, segments, tokens
+from fader_server.cli import (
+    db,
+    environments,
+    flagd,
+    flags,
+    projects,
+    rollouts,
+    segments,
+    tokens,
+)
 from fader_server.cli.eval import eval_command
 from fader_server.cli.serve import serve_command
 
@@ -25,6 +34,7 @@ for _name, _group in (
     ("flags", flags),
     ("segments", segments),
     ("tokens", tokens),
+    ("rollouts", rollouts),
 ):
     app.add_typer(_group.app, name=_name)
 

@@ -1,0 +1,518 @@
+"""`fader rollouts ...`: guarded rollouts from the command line.
+
+    fader rollouts templates list|show|create|delete     stages and gates saved per project
+    fader rollouts create --flag F --env E ...            a plan, from --template or --file
+    fader rollouts list | status ID                       where plans are, and why
+    fader rollouts start|pause|resume|advance|abort ID    move a plan by hand
+    fader rollouts incidents | incident ID                what rollbacks recorded
+    fader rollouts webhooks list|add|delete               who hears about it
+
+A plan file holds ``stages`` and ``gates`` as in ``docs/rollouts.md`` (and may hold the other
+fields of a plan too; options win). Durations are seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from fader_server.cli.admin import (
+    Comment,
+    Environment,
+    Json,
+    JsonFile,
+    Limit,
+    Project,
+    Token,
+    Url,
+    admin_command,
+    connect,
+    read_body,
+)
+from fader_server.cli.client import DEFAULT_URL, AdminApi, api_path
+from fader_server.cli.eval import InputError
+from fader_server.cli.output import note, print_fields, print_heading, print_json, print_table
+
+app = typer.Typer(
+    help="Guarded rollouts: release plans that advance on healthy metrics and roll back on "
+    "regressions.",
+    no_args_is_help=True,
+)
+templates = typer.Typer(help="Release-plan templates: stages and gates saved per project.")
+webhooks = typer.Typer(help="Webhooks notified of rollout decisions (signed, Slack-compatible).")
+app.add_typer(templates, name="templates")
+app.add_typer(webhooks, name="webhooks")
+
+PlanId = Annotated[int, typer.Argument(help="Release plan id.", min=1, show_default=False)]
+TemplateKey = Annotated[str, typer.Argument(help="Template key.", show_default=False)]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+PLAN_COLUMNS = [
+    "ID",
+    "FLAG",
+    "ENV",
+    "STATUS",
+    "STAGE",
+    "IN STAGE",
+    "CONTROL",
+    "TREATMENT",
+    "UPDATED",
+]
+GATE_COLUMNS = ["GATE", "KIND", "STATUS", "SUMMARY"]
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    if value < 120:
+        return f"{value:.0f} s"
+    if value < 7200:
+        return f"{value / 60:.0f} min"
+    return f"{value / 3600:.1f} h"
+
+
+def _stage(plan: dict[str, Any]) -> str:
+    return f"{plan['stage'] + 1}/{len(plan['stages'])} {plan['stage_name']}"
+
+
+def _plan_row(plan: dict[str, Any]) -> list[Any]:
+    return [
+        plan["id"],
+        plan["flag"],
+        plan["environment"],
+        plan["status"],
+        _stage(plan),
+        _seconds(plan["time_in_stage"]),
+        plan["control"],
+        plan["treatment"],
+        plan["updated_at"],
+    ]
+
+
+def _audience(stage: dict[str, Any]) -> str:
+    if stage.get("segment"):
+        return f"segment {stage['segment']}"
+    return f"{stage['percent']:g}%"
+
+
+def _show_plan(plan: dict[str, Any]) -> None:
+    current = plan["stages"][plan["stage"]]
+    evaluation = plan.get("last_evaluation") or {}
+    print_fields(
+        {
+            "id": plan["id"],
+            "flag": f"{plan['flag']} in {plan['environment']}",
+            "variants": f"{plan['control']} → {plan['treatment']}",
+            "status": plan["status"],
+            "stage": _stage(plan),
+            "time in stage": (
+                f"{_seconds(plan['time_in_stage'])} of at least {_seconds(current['min_duration'])}"
+                if plan["time_in_stage"] is not None
+                else ""
+            ),
+            "started": plan["started_at"],
+            "finished": plan["finished_at"],
+            "last check": evaluation.get("at"),
+            "decision": evaluation.get("reason"),
+            "incident": plan["incident"],
+            "template": plan["template"],
+        }
+    )
+    print_heading("Stages")
+    print_table(
+        ["#", "NAME", "AUDIENCE", "MIN DURATION", "APPROVAL"],
+        (
+            [i + 1, s["name"], _audience(s), _seconds(s["min_duration"]), s["approval"]]
+            for i, s in enumerate(plan["stages"])
+        ),
+    )
+    if evaluation.get("gates"):
+        print_heading("Gates (latest check)")
+        print_table(
+            GATE_COLUMNS,
+            ([g["gate"], g["kind"], g["status"], g["summary"]] for g in evaluation["gates"]),
+        )
+
+
+def _rollouts(project: str, *rest: str | int) -> str:
+    return api_path("projects", project, "rollouts", *rest)
+
+
+# ---------------------------------------------------------------- templates
+@admin_command(templates, "list")
+def list_templates(
+    project: Project, as_json: Json = False, url: Url = DEFAULT_URL, token: Token = None
+) -> None:
+    """List a project's release-plan templates."""
+    with connect(url, token) as api:
+        items = api.get(api_path("projects", project, "rollout-templates")).body["items"]
+    if as_json:
+        print_json(items)
+        return
+    print_table(
+        ["KEY", "NAME", "STAGES", "GATES", "CREATED BY"],
+        (
+            [
+                t["key"],
+                t["name"],
+                " → ".join(s["name"] for s in t["stages"]),
+                len(t["gates"]),
+                t["created_by"],
+            ]
+            for t in items
+        ),
+    )
+
+
+@admin_command(templates, "show")
+def show_template(
+    key: TemplateKey,
+    project: Project,
+    as_json: Json = False,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Show a template's stages and gates."""
+    with connect(url, token) as api:
+        template = api.get(api_path("projects", project, "rollout-templates", key)).body
+    if as_json:
+        print_json(template)
+        return
+    print_fields({"key": template["key"], "name": template["name"]})
+    print_heading("Stages")
+    print_table(
+        ["#", "NAME", "AUDIENCE", "MIN DURATION", "APPROVAL"],
+        (
+            [i + 1, s["name"], _audience(s), _seconds(s["min_duration"]), s["approval"]]
+            for i, s in enumerate(template["stages"])
+        ),
+    )
+    print_heading("Gates")
+    print_table(["#", "KIND", "SETTINGS"], _gate_rows(template["gates"]))
+
+
+def _gate_rows(gates: list[dict[str, Any]]) -> list[list[Any]]:
+    return [
+        [i, g["kind"], {k: v for k, v in g.items() if k != "kind" and v is not None}]
+        for i, g in enumerate(gates)
+    ]
+
+
+@admin_command(templates, "create")
+def create_template(
+    key: TemplateKey,
+    project: Project,
+    file: Annotated[str, typer.Option("--file", "-f", help="JSON with stages and gates.")],
+    name: Annotated[str | None, typer.Option(help="Display name (default: the key).")] = None,
+    comment: Comment = None,
+    as_json: Json = False,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Save stages and gates from a JSON file as a template."""
+    body = read_body(file, "template file")
+    body = {k: v for k, v in body.items() if k in ("stages", "gates", "split_by", "name")}
+    body.update(key=key, name=name or body.get("name") or key, comment=comment)
+    with connect(url, token) as api:
+        template = api.post(api_path("projects", project, "rollout-templates"), body).body
+    if as_json:
+        print_json(template)
+    else:
+        note(f"created template {key} in {project} ({len(template['stages'])} stages)")
+
+
+@admin_command(templates, "delete")
+def delete_template(
+    key: TemplateKey,
+    project: Project,
+    yes: Yes = False,
+    comment: Comment = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Delete a template (plans created from it keep their stages)."""
+    if not yes:
+        typer.confirm(f"Delete template {key} of {project}?", abort=True)
+    with connect(url, token) as api:
+        params = {"comment": comment} if comment else None
+        api.delete(api_path("projects", project, "rollout-templates", key), params=params)
+    note(f"deleted template {key} from {project}")
+
+
+# -------------------------------------------------------------------- plans
+@admin_command(app, "create")
+def create_plan(
+    project: Project,
+    flag: Annotated[str, typer.Option("--flag", help="Flag to roll out.")],
+    environment: Environment,
+    control: Annotated[str, typer.Option(help="Variant served today.")],
+    treatment: Annotated[str, typer.Option(help="Variant to roll out.")],
+    template: Annotated[
+        str | None, typer.Option("--template", "-t", help="Take stages and gates from it.")
+    ] = None,
+    file: JsonFile = None,
+    split_by: Annotated[
+        str | None, typer.Option(help="Context attribute splits bucket on.")
+    ] = None,
+    start: Annotated[bool, typer.Option("--start", help="Start it at once.")] = False,
+    comment: Comment = None,
+    as_json: Json = False,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Create a release plan for a flag in one environment."""
+    if (template is None) == (file is None):
+        raise InputError("give either --template or --file (a JSON file with stages and gates)")
+    body: dict[str, Any] = read_body(file, "plan file") if file else {}
+    body.update(flag=flag, environment=environment, control=control, treatment=treatment)
+    extra = {"template": template, "split_by": split_by, "comment": comment}
+    body.update({k: v for k, v in extra.items() if v is not None})
+    body["start"] = start
+    with connect(url, token) as api:
+        plan = api.post(_rollouts(project), body).body
+    if as_json:
+        print_json(plan)
+        return
+    note(f"created release plan {plan['id']} for {flag} in {environment} ({plan['status']})")
+    print_table(PLAN_COLUMNS, [_plan_row(plan)])
+
+
+@admin_command(app, "list")
+def list_plans(
+    project: Project,
+    flag: Annotated[str | None, typer.Option("--flag", help="Only this flag's plans.")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Only plans in this status (running, completed...).")
+    ] = None,
+    limit: Limit = None,
+    as_json: Json = False,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """List release plans, newest first."""
+    params = {k: v for k, v in {"flag": flag, "status": status}.items() if v is not None}
+    with connect(url, token) as api:
+        plans = list(api.items(_rollouts(project), params, limit=limit))
+    if as_json:
+        print_json(plans)
+    else:
+        print_table(PLAN_COLUMNS, (_plan_row(p) for p in plans))
+
+
+@admin_command(app, "status")
+def plan_status(
+    plan_id: PlanId,
+    project: Project,
+    as_json: Json = False,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Where a plan is: its stage and time in it, the latest gate results, its incident."""
+    with connect(url, token) as api:
+        plan = api.get(_rollouts(project, plan_id)).body
+    if as_json:
+        print_json(plan)
+    else:
+        _show_plan(plan)
+
+
+def _command(
+    api: AdminApi, project: str, plan_id: int, verb: str, comment: str | None
+) -> dict[str, Any]:
+    body = {"comment": comment} if comment else {}
+    plan: dict[str, Any] = api.post(_rollouts(project, plan_id, verb), body).body
+    return plan
+
+
+def _report(plan: dict[str, Any], as_json: bool, what: str) -> None:
+    if as_json:
+        print_json(plan)
+    else:
+        note(f"release plan {plan['id']} {what}: {plan['status']} at stage {_stage(plan)}")
+
+
+@admin_command(app, "start")
+def start_plan(
+    plan_id: PlanId,
+    project: Project,
+    comment: Comment = None,
+    as_json: Json = False,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Start a pending plan: its flag serves the first stage now."""
+    with connect(url, token) as api:
+        _report(_command(api, project, plan_id, "start", comment), as_json, "started")
+
+
+@admin_command(app, "pause")
+def pause_plan(
+    plan_id: PlanId,
+    project: Project,
+    comment: Comment = None,
+    as_json: Json = False,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Stop advancing (gates still roll back a paused plan on a regression)."""
+    with connect(url, token) as api:
+        _report(_command(api, project, plan_id, "pause", comment), as_json, "paused")
+
+
+@admin_command(app, "resume")
+def resume_plan(
+    plan_id: PlanId,
+    project: Project,
+    comment: Comment = None,
+    as_json: Json = False,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Run a paused plan again (paused time does not count toward the stage)."""
+    with connect(url, token) as api:
+        _report(_command(api, project, plan_id, "resume", comment), as_json, "resumed")
+
+
+@admin_command(app, "advance")
+def advance_plan(
+    plan_id: PlanId,
+    project: Project,
+    comment: Comment = None,
+    as_json: Json = False,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Go to the next stage now; also approves a stage waiting for approval."""
+    with connect(url, token) as api:
+        _report(_command(api, project, plan_id, "advance", comment), as_json, "advanced")
+
+
+@admin_command(app, "abort")
+def abort_plan(
+    plan_id: PlanId,
+    project: Project,
+    yes: Yes = False,
+    comment: Comment = None,
+    as_json: Json = False,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Stop a plan for good; its flag gets back the configuration it had before the plan."""
+    if not yes:
+        typer.confirm(f"Abort release plan {plan_id} of {project}?", abort=True)
+    with connect(url, token) as api:
+        _report(_command(api, project, plan_id, "abort", comment), as_json, "aborted")
+
+
+# ---------------------------------------------------------------- incidents
+@admin_command(app, "incidents")
+def list_incidents(
+    project: Project,
+    plan_id: Annotated[int | None, typer.Option("--rollout", help="Only this plan's.")] = None,
+    limit: Limit = None,
+    as_json: Json = False,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Incidents opened by rollbacks, newest first."""
+    params = {"rollout": plan_id} if plan_id is not None else None
+    with connect(url, token) as api:
+        items = list(api.items(api_path("projects", project, "incidents"), params, limit=limit))
+    if as_json:
+        print_json(items)
+        return
+    print_table(
+        ["ID", "ROLLOUT", "OPENED", "STAGE", "METRIC"],
+        ([i["id"], i["rollout"], i["opened_at"], i["stage_name"], i["metric"]] for i in items),
+    )
+
+
+@admin_command(app, "incident")
+def show_incident(
+    incident_id: Annotated[int, typer.Argument(help="Incident id.", min=1, show_default=False)],
+    project: Project,
+    as_json: Json = False,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """An incident: the stage, the metric and its values, and the timeline of who did what."""
+    with connect(url, token) as api:
+        incident = api.get(api_path("projects", project, "incidents", incident_id)).body
+    if as_json:
+        print_json(incident)
+        return
+    print_fields(
+        {
+            "id": incident["id"],
+            "rollout": incident["rollout"],
+            "opened": incident["opened_at"],
+            "stage": incident["stage_name"],
+            "metric": incident["metric"],
+        }
+    )
+    print_heading("Gates")
+    print_table(
+        GATE_COLUMNS,
+        ([g["gate"], g["kind"], g["status"], g["summary"]] for g in incident["evidence"]),
+    )
+    print_heading("Timeline")
+    print_table(
+        ["AT", "ACTOR", "ACTION", "ON", "COMMENT"],
+        (
+            [t["at"], t["actor"], t["action"], t["entity"], t.get("comment")]
+            for t in incident["timeline"]
+        ),
+    )
+
+
+# ----------------------------------------------------------------- webhooks
+@admin_command(webhooks, "list")
+def list_webhooks(
+    project: Project, as_json: Json = False, url: Url = DEFAULT_URL, token: Token = None
+) -> None:
+    """List the project's webhooks (admin role; their secrets are never shown again)."""
+    with connect(url, token) as api:
+        items = api.get(api_path("projects", project, "webhooks")).body["items"]
+    if as_json:
+        print_json(items)
+    else:
+        print_table(
+            ["ID", "URL", "DESCRIPTION", "CREATED BY", "CREATED"],
+            (
+                [w["id"], w["url"], w["description"], w["created_by"], w["created_at"]]
+                for w in items
+            ),
+        )
+
+
+@admin_command(webhooks, "add")
+def add_webhook(
+    project: Project,
+    hook_url: Annotated[str, typer.Argument(metavar="URL", help="Where to POST notifications.")],
+    description: Annotated[str, typer.Option(help="What it is for.")] = "",
+    as_json: Json = False,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Register a webhook; prints its signing secret, which is shown only this once."""
+    with connect(url, token) as api:
+        body = {"url": hook_url, "description": description}
+        created = api.post(api_path("projects", project, "webhooks"), body).body
+    if as_json:
+        print_json(created)
+        return
+    note(f"added webhook {created['id']}; its signing secret (shown only now):")
+    typer.echo(created["secret"])
+
+
+@admin_command(webhooks, "delete")
+def delete_webhook(
+    webhook_id: Annotated[int, typer.Argument(help="Webhook id.", min=1, show_default=False)],
+    project: Project,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Stop notifying a webhook."""
+    with connect(url, token) as api:
+        api.delete(api_path("projects", project, "webhooks", webhook_id))
+    note(f"deleted webhook {webhook_id} from {project}")
