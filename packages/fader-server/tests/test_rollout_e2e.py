@@ -29,8 +29,10 @@ import httpx
 import pytest
 from conftest import dedicated_postgres_database
 from server_api import BOOLEAN_FLAG, unique
+from typer.testing import CliRunner
 
 from fader_sdk import FaderClient
+from fader_server.cli.main import app as cli
 
 TICK = "0.2"
 PROMETHEUS = Path("/usr/bin/prometheus")
@@ -361,6 +363,14 @@ def test_a_rising_error_rate_rolls_back_with_incident_audit_and_signed_webhook(
         assert FLAG in message["text"]
         assert message["blocks"][0]["type"] == "section"
         assert message["fader"]["incident"] == incident["id"]
+        shown = CliRunner().invoke(
+            cli,
+            ["rollouts", "incident", str(incident["id"]), "-p", api.project],
+            env={"FADER_URL": server.url, "FADER_TOKEN": token},
+        )
+        assert shown.exit_code == 0, shown.stderr
+        assert "regression: error rate" in shown.stdout
+        assert f"rollout:{plan['id']}" in shown.stdout
         log = server.log.read_text()
         assert hook["secret"] not in log
         assert "webhook_delivered" in log
