@@ -451,6 +451,19 @@ def test_abort_restores_the_base_configuration(world: World) -> None:
     world.services.rollouts.create(ADMIN, world.project, plan_body())
 
 
+def test_a_plan_whose_flag_was_deleted_says_so_and_can_still_be_aborted(world: World) -> None:
+    plan_id = started(world, gates=[])
+    flag = world.services.flags.get(ADMIN, world.project, "new-checkout")
+    world.services.flags.delete(ADMIN, world.project, "new-checkout", flag.version, "gone")
+    world.clock.advance(61)
+    assert world.scheduler().tick() == []
+    evaluation = world.status(plan_id).stored.last_evaluation
+    assert evaluation["action"] == "error"
+    assert "new-checkout" in evaluation["reason"]
+    aborted = world.services.rollouts.abort(ADMIN, world.project, plan_id)
+    assert aborted.state.status.value == "aborted"
+
+
 def test_bad_plans_name_the_field(world: World) -> None:
     body = plan_body(
         treatment="maybe",

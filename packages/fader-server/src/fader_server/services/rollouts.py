@@ -319,7 +319,8 @@ class RolloutService:
     ) -> StoredPlan:
         plan, before = Plan.from_dict(stored.plan), State.from_dict(stored.state)
         after = _checked(lambda: decide.abort(before, now))
-        if stored.base_config is not None:
+        exists = self._current_config(tx, project, plan.environment, plan.flag) is not None
+        if stored.base_config is not None and exists:  # a deleted flag has nothing to restore
             restored = apply.restored_config(stored.base_config)
             self._serve(tx, project, plan, restored, principal, comment, now, "rollout abort")
         return _transition(
