@@ -13,7 +13,6 @@ printed at the end of the run when the run includes this directory's conftest (e
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,14 +23,15 @@ from web_console import (
     CHROMIUM,
     CHROMIUM_ARGS,
     PASSWORD,
+    REPORT,
     Console,
     Report,
-    axe_check,
+    Scanner,
     fader_serve,
+    log_in,
     seed_project,
 )
 
-REPORT = pytest.StashKey[Report]()
 TIMEOUT_MS = 15_000
 
 
@@ -128,14 +128,6 @@ def admin_state(
     return path
 
 
-def log_in(page: Page, username: str, password: str) -> None:
-    page.goto("/login")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/projects")
-
-
 @pytest.fixture
 def context(browser: Browser, console: Console, admin_state: Path) -> Iterator[BrowserContext]:
     made = browser.new_context(base_url=console.url, storage_state=str(admin_state))
@@ -161,22 +153,6 @@ def plain_page(context: BrowserContext) -> Page:
 @pytest.fixture
 def project(console: Console) -> str:
     return seed_project(console)
-
-
-class Scanner:
-    """`scan(page, "state")`: one axe-core scan of the page as it is now, counted; `seconds`
-    is the time spent scanning (so timings of user flows can leave it out)."""
-
-    def __init__(self, report: Report) -> None:
-        self.report = report
-        self.seconds = 0.0
-
-    def __call__(self, page: Page, state: str) -> None:
-        started = time.perf_counter()
-        try:
-            axe_check(page, self.report, state)
-        finally:
-            self.seconds += time.perf_counter() - started
 
 
 @pytest.fixture

@@ -10,10 +10,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import REPORT, Scanner
 from keyboard import focused_name, tab_to
 from playwright.sync_api import Page, expect
-from web_console import Console, config
+from web_console import REPORT, Console, Scanner, config
 
 
 def test_keyboard_finds_a_flag_kills_it_in_production_and_reverts_it(

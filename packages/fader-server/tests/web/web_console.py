@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import psycopg
+import pytest
 from axe_playwright_python.base import AXE_SCRIPT
 from playwright.sync_api import Page
 
@@ -39,6 +42,7 @@ CHROMIUM_ARGS = [
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 ADMIN = "admin"
 PASSWORD = "correct-horse-" + secrets.token_hex(6)
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -72,14 +76,30 @@ def _free_port() -> int:
 
 
 @contextmanager
-def fader_serve(data_dir: Path):
-    """`fader serve --demo` on a free port (SQLite in `data_dir`) until the block ends."""
+def postgres_database() -> Iterator[str]:
+    """A PostgreSQL database of its own (the server tests' PostgreSQL), dropped at the end."""
+    name = f"fader_web_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def fader_serve(data_dir: Path, database_url: str | None = None) -> Iterator[Console]:
+    """`fader serve --demo` on a free port until the block ends: SQLite in `data_dir`, or the
+    PostgreSQL database at `database_url`."""
     port = _free_port()
     token = "fdr_admin_" + secrets.token_urlsafe(32)
     env = {**os.environ, "FADER_ADMIN_PASSWORD": PASSWORD, "FADER_ADMIN_TOKEN": token}
     log_path = data_dir / "server.log"
     command = [sys.executable, "-c", "from fader_server.cli.main import main; main()"]
     command += ["serve", "--demo", "--data-dir", str(data_dir), "--port", str(port)]
+    if database_url:
+        command += ["--database-url", database_url]
     with log_path.open("w") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -143,6 +163,9 @@ def _describe(violations: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+REPORT = pytest.StashKey[Report]()
+
+
 def axe_check(page: Page, report: Report, state: str) -> None:
     """Scan the page as it is now with axe-core at WCAG 2.2 AA; fail listing every violation."""
     if not page.evaluate("typeof window.axe !== 'undefined'"):
@@ -170,6 +193,22 @@ def page_pattern(url: str) -> str:
     return re.sub(r"/(tokens|members)/[^/]+", r"/\1/{id}", path)
 
 
+class Scanner:
+    """`scan(page, "state")`: one axe-core scan of the page as it is now, counted; `seconds`
+    is the time spent scanning (so timings of user flows can leave it out)."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        self.seconds = 0.0
+
+    def __call__(self, page: Page, state: str) -> None:
+        started = time.perf_counter()
+        try:
+            axe_check(page, self.report, state)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+
 # ------------------------------------------------------------------------------ HTTP helpers
 def csrf_of(html: str) -> str:
     match = CSRF.search(html)
@@ -187,6 +226,14 @@ def http_login(
         data={"csrf_token": token, "username": username, "password": password},
         headers=headers,
     )
+
+
+def log_in(page: Page, username: str, password: str) -> None:
+    page.goto("/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/projects")
 
 
 # ------------------------------------------------------------------------------ test data

@@ -106,7 +106,7 @@ def from_problems(
     errors: FieldErrors | None = None,
 ) -> FieldErrors:
     """Attach each problem under `prefix` (``/flags/<key>``) to the deepest mapped field."""
-    errors = errors or FieldErrors()
+    errors = FieldErrors() if errors is None else errors
     for problem in problems:
         message = _ENV_PREFIX.sub("", problem.message)
         field_id = None

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import quote, unquote
 
@@ -84,7 +84,8 @@ def set_cookie(
     response.set_cookie(
         name,
         value,
-        expires=expires,
+        # the cookie date format needs UTC itself (PostgreSQL may hand back another zone object)
+        expires=None if expires is None else expires.astimezone(UTC),
         path="/",
         secure=_secure(request),
         httponly=True,

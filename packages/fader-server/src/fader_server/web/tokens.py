@@ -143,4 +143,9 @@ def revoke_token(
             },
         )
     svc.identity.revoke_token(session.principal, token_id)
-    return redirect(request, view.href("tokens"), f"Revoked {name}. It no longer works.")
+    return redirect(
+        request,
+        view.href("tokens"),
+        f"Revoked {name}. The admin API refuses it now; SDK endpoints, which remember "
+        "verified keys for a few seconds, within seconds.",
+    )
