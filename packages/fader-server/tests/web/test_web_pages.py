@@ -39,6 +39,15 @@ def test_every_page_passes_axe_and_the_main_ones_are_screenshotted(
         scan(page, name)
         if name in SCREENSHOTS:
             page.screenshot(path=str(screenshots / f"{name}.png"), full_page=True)
+    page.goto(DEMO_PAGES["flags"])
+    page.get_by_role("button", name="Turn off new-checkout in Production").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    scan(page, "kill switch dialog")
+    page.screenshot(path=str(screenshots / "kill-switch.png"))
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#flag-new-checkout")).to_contain_text("On")
 
 
 @pytest.mark.parametrize("name", ["dashboard", "flags", "flag", "rules", "history", "members"])
