@@ -77,6 +77,36 @@ def stage_and_gate_problems(
     return problems
 
 
+def with_template(tx: Transaction, project: Project, body: JSON) -> JSON:
+    """The request with its template's stages, gates and split attribute filled in."""
+    key = body.get("template")
+    has_stages = body.get("stages") is not None
+    if key is None:
+        if not has_stages:
+            raise InvalidInputError(
+                "a release plan needs stages, or a template to take them from",
+                [FieldProblem("/body/stages", "give stages, or name a template")],
+            )
+        return {**body, "gates": body.get("gates") or []}
+    if has_stages or body.get("gates") is not None:
+        raise InvalidInputError(
+            "give either a template or stages and gates, not both",
+            [FieldProblem("/body/template", "remove it, or remove stages and gates")],
+        )
+    template = tx.get_template(project.id, key)
+    if template is None:
+        raise InvalidInputError(
+            f"no rollout template '{key}' in project '{project.key}'",
+            [FieldProblem("/body/template", f"no template '{key}'; create it first")],
+        )
+    return {
+        **body,
+        "stages": template.data["stages"],
+        "gates": template.data.get("gates") or [],
+        "split_by": body.get("split_by") or template.data.get("split_by"),
+    }
+
+
 def check_template(tx: Transaction, project: Project, data: JSON) -> None:
     problems = stage_and_gate_problems(tx, project, data["stages"], data["gates"])
     if problems:

@@ -16,19 +16,17 @@ a rollback or an abort restores the base.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from fader_server.errors import (
-    FieldProblem,
-    InvalidInputError,
     InvalidStateError,
     NotFoundError,
     VersionConflictError,
 )
 from fader_server.rollouts import apply, decide
-from fader_server.rollouts.decide import Action, Decision, GateResult, InvalidTransitionError
+from fader_server.rollouts.decide import Action, GateResult, InvalidTransitionError
 from fader_server.rollouts.gates import Reading, metric_results, threshold_results
 from fader_server.rollouts.notify import Delivery, Notification, deliveries
 from fader_server.rollouts.plan import MetricGate, Plan, State, Status
@@ -36,7 +34,7 @@ from fader_server.services import rollout_checks, rollout_records
 from fader_server.services.access import Clock, Principal, Role, authorize, load_project
 from fader_server.services.flags import FlagService
 from fader_server.services.rollout_records import PlanStatus, at, stage_name
-from fader_server.services.versioning import Change
+from fader_server.services.rollout_transitions import Transitions, system_actor, transition
 from fader_server.storage.ports import (
     JSON,
     PROJECT_SCOPE,
@@ -71,16 +69,12 @@ class Step:
     deliveries: list[Delivery] = field(default_factory=list)
 
 
-def system_actor(plan_id: int) -> Principal:
-    """The actor of the scheduler's changes, as the audit log shows it."""
-    return Principal(f"rollout:{plan_id}", instance_admin=True)
-
-
 class RolloutService:
     def __init__(self, store: Store, clock: Clock, flags: FlagService) -> None:
         self.store = store
         self.clock = clock
         self.flags = flags
+        self.transitions = Transitions(flags)
 
     def _now(self) -> float:
         return self.clock().timestamp()
@@ -140,8 +134,10 @@ class RolloutService:
         with self.store.transaction() as tx:
             project = load_project(tx, principal, project_key, Role.EDITOR)
             _require_environment_role(tx, principal, project, body["environment"])
-            merged = _with_template(tx, project, body)
-            base = self._current_config(tx, project, merged["environment"], merged["flag"])
+            merged = rollout_checks.with_template(tx, project, body)
+            base = self.transitions.current_config(
+                tx, project, merged["environment"], merged["flag"]
+            )
             plan = rollout_checks.check_plan(tx, project, merged, base)
             stored = tx.insert_plan(
                 NewPlan(
@@ -157,17 +153,9 @@ class RolloutService:
                 at(now),
             )
             rollout_records.audit_transition(
-                tx,
-                project,
-                stored,
-                plan,
-                None,
-                State(),
-                action="create",
-                actor=principal.actor,
-                comment=comment,
-                when=at(now),
-            )
+                tx, project, stored, plan, None, State(), action="create",
+                actor=principal.actor, comment=comment, when=at(now),
+            )  # fmt: skip
             if body.get("start"):
                 stored = self._start(tx, project, stored, principal, comment, now)
             return PlanStatus.of(stored, now)
@@ -178,44 +166,21 @@ class RolloutService:
         """Record the flag's configuration as the base, and serve the first stage."""
         return self._command(principal, project_key, plan_id, comment, self._start)
 
-    def _start(
-        self,
-        tx: Transaction,
-        project: Project,
-        stored: StoredPlan,
-        principal: Principal,
-        comment: str | None,
-        now: float,
-    ) -> StoredPlan:
-        plan, before = Plan.from_dict(stored.plan), State.from_dict(stored.state)
-        after = _checked(lambda: decide.start(before, now))
-        base = self.flags.config_in(tx, project, plan.environment, plan.flag).data
-        self._serve(tx, project, plan, apply.stage_config(base, plan, 0), principal, comment, now)
-        return _transition(
-            tx,
-            project,
-            stored,
-            plan,
-            before,
-            after,
-            action="start",
-            actor=principal.actor,
-            comment=comment,
-            now=now,
-            base_config=base,
-        )
-
     def pause(
         self, principal: Principal, project_key: str, plan_id: int, comment: str | None = None
     ) -> PlanStatus:
         """Stop advancing (gates still guard: a regression rolls back a paused plan too)."""
-        return self._command(principal, project_key, plan_id, comment, self._pause)
+        return self._command(
+            principal, project_key, plan_id, comment, _state_change("pause", decide.pause)
+        )
 
     def resume(
         self, principal: Principal, project_key: str, plan_id: int, comment: str | None = None
     ) -> PlanStatus:
         """Run again; the time spent paused does not count toward the stage's duration."""
-        return self._command(principal, project_key, plan_id, comment, self._resume)
+        return self._command(
+            principal, project_key, plan_id, comment, _state_change("resume", decide.resume)
+        )
 
     def advance(
         self, principal: Principal, project_key: str, plan_id: int, comment: str | None = None
@@ -247,7 +212,7 @@ class RolloutService:
             _require_environment_role(tx, principal, project, stored.environment)
             return PlanStatus.of(run(tx, project, stored, principal, comment, now), now)
 
-    def _pause(
+    def _start(
         self,
         tx: Transaction,
         project: Project,
@@ -257,43 +222,14 @@ class RolloutService:
         now: float,
     ) -> StoredPlan:
         plan, before = Plan.from_dict(stored.plan), State.from_dict(stored.state)
-        after = _checked(lambda: decide.pause(before, now))
-        return _transition(
-            tx,
-            project,
-            stored,
-            plan,
-            before,
-            after,
-            action="pause",
-            actor=principal.actor,
-            comment=comment,
-            now=now,
-        )
-
-    def _resume(
-        self,
-        tx: Transaction,
-        project: Project,
-        stored: StoredPlan,
-        principal: Principal,
-        comment: str | None,
-        now: float,
-    ) -> StoredPlan:
-        plan, before = Plan.from_dict(stored.plan), State.from_dict(stored.state)
-        after = _checked(lambda: decide.resume(before, now))
-        return _transition(
-            tx,
-            project,
-            stored,
-            plan,
-            before,
-            after,
-            action="resume",
-            actor=principal.actor,
-            comment=comment,
-            now=now,
-        )
+        after = _checked(lambda: decide.start(before, now))
+        base = self.flags.config_in(tx, project, plan.environment, plan.flag).data
+        first = apply.stage_config(base, plan, 0)
+        self.transitions.serve(tx, project, plan, first, principal, comment, now, "rollout start")
+        return transition(
+            tx, project, stored, plan, before, after, action="start", actor=principal.actor,
+            comment=comment, now=now, base_config=base,
+        )  # fmt: skip
 
     def _advance(
         self,
@@ -306,7 +242,9 @@ class RolloutService:
     ) -> StoredPlan:
         plan, before = Plan.from_dict(stored.plan), State.from_dict(stored.state)
         decision = _checked(lambda: decide.advance(plan, before, now, principal.actor))
-        return self._apply(tx, project, stored, plan, before, decision, principal, comment, now)
+        return self.transitions.apply(
+            tx, project, stored, plan, before, decision, principal, comment, now
+        )
 
     def _abort(
         self,
@@ -319,22 +257,16 @@ class RolloutService:
     ) -> StoredPlan:
         plan, before = Plan.from_dict(stored.plan), State.from_dict(stored.state)
         after = _checked(lambda: decide.abort(before, now))
-        exists = self._current_config(tx, project, plan.environment, plan.flag) is not None
-        if stored.base_config is not None and exists:  # a deleted flag has nothing to restore
+        exists = self.transitions.current_config(tx, project, plan.environment, plan.flag)
+        if stored.base_config is not None and exists is not None:  # a deleted flag: nothing
             restored = apply.restored_config(stored.base_config)
-            self._serve(tx, project, plan, restored, principal, comment, now, "rollout abort")
-        return _transition(
-            tx,
-            project,
-            stored,
-            plan,
-            before,
-            after,
-            action="abort",
-            actor=principal.actor,
-            comment=comment,
-            now=now,
-        )
+            self.transitions.serve(
+                tx, project, plan, restored, principal, comment, now, "rollout abort"
+            )
+        return transition(
+            tx, project, stored, plan, before, after, action="abort", actor=principal.actor,
+            comment=comment, now=now,
+        )  # fmt: skip
 
     # -------------------------------------------------------------- scheduler
     def step(
@@ -374,7 +306,7 @@ class RolloutService:
                 if tx.update_plan(stored, update, at(now)) is None:
                     raise VersionConflictError(f"release plan {plan_id} changed during its step")
                 return Step(plan_id, decision.action, decision.reason)
-            written = self._apply(
+            written = self.transitions.apply(
                 tx, project, stored, plan, state, decision, actor, decision.reason, now, evaluation
             )
             note = Notification(
@@ -403,83 +335,33 @@ class RolloutService:
             update = PlanUpdate(stored.state, stored.status, active=True, last_evaluation=failure)
             tx.update_plan(stored, update, at(now))
 
-    # ----------------------------------------------------------- application
-    def _apply(
-        self,
-        tx: Transaction,
-        project: Project,
-        stored: StoredPlan,
-        plan: Plan,
-        before: State,
-        decision: Decision,
-        principal: Principal,
-        comment: str | None,
-        now: float,
-        evaluation: JSON | None = None,
-    ) -> StoredPlan:
-        """Write what a decision (automatic or by hand) means: the stage's configuration, the
-        restored base on rollback (with an incident), and the plan's new state."""
-        after = decision.state
-        base = stored.base_config or {}
-        if decision.action is Action.ADVANCE:
-            config = apply.stage_config(base, plan, after.stage)
-            self._serve(tx, project, plan, config, principal, comment, now, "rollout advance")
-        incident_id = None
-        if decision.action is Action.ROLLBACK:
-            config = apply.restored_config(base)
-            self._serve(tx, project, plan, config, principal, comment, now, "rollback")
-        written = _transition(
-            tx,
-            project,
-            stored,
-            plan,
-            before,
-            after,
-            action=decision.action.value,
-            actor=principal.actor,
-            comment=comment,
-            now=now,
-            results=decision.results,
-            evaluation=evaluation,
-        )
-        if decision.action is Action.ROLLBACK:
-            incident_id = _open_incident(tx, project, written, plan, before, decision, now)
-            update = PlanUpdate(
-                written.state, written.status, active=False, incident_id=incident_id
-            )
-            found = tx.update_plan(written, update, at(now))
-            assert found is not None  # the row is locked by this transaction
-            written = found
-        return written
-
-    def _serve(
-        self,
-        tx: Transaction,
-        project: Project,
-        plan: Plan,
-        config: JSON,
-        principal: Principal,
-        comment: str | None,
-        now: float,
-        action: str = "rollout start",
-    ) -> None:
-        change = Change(principal, lambda: at(now), comment)
-        self.flags.write_config_in(tx, project, plan.environment, plan.flag, config, change, action)
-
-    def _current_config(
-        self, tx: Transaction, project: Project, environment: str, flag: str
-    ) -> JSON | None:
-        try:
-            return self.flags.config_in(tx, project, environment, flag).data
-        except NotFoundError:
-            return None  # reported field by field by the checks
-
 
 def _plan(tx: Transaction, project: Project, plan_id: int) -> StoredPlan:
     found = tx.get_plan(project.id, plan_id)
     if found is None:
         raise NotFoundError(f"release plan {plan_id} does not exist in project '{project.key}'")
     return found
+
+
+def _state_change(action: str, change: Callable[[State, float], State]) -> _Command:
+    """A command that only changes the plan's state (pause, resume)."""
+
+    def run(
+        tx: Transaction,
+        project: Project,
+        stored: StoredPlan,
+        principal: Principal,
+        comment: str | None,
+        now: float,
+    ) -> StoredPlan:
+        plan, before = Plan.from_dict(stored.plan), State.from_dict(stored.state)
+        after = _checked(lambda: change(before, now))
+        return transition(
+            tx, project, stored, plan, before, after, action=action, actor=principal.actor,
+            comment=comment, now=now,
+        )  # fmt: skip
+
+    return run
 
 
 def _checked(command: Callable[[], _T]) -> _T:
@@ -497,101 +379,3 @@ def _require_environment_role(
     env = tx.get_resource(project.id, ResourceType.ENVIRONMENT, PROJECT_SCOPE, environment)
     if env is not None and env.data.get("protected"):
         authorize(principal, project, project.key, Role.ADMIN)
-
-
-def _with_template(tx: Transaction, project: Project, body: JSON) -> JSON:
-    """The request with its template's stages, gates and split attribute filled in."""
-    key = body.get("template")
-    has_stages = body.get("stages") is not None
-    if key is None:
-        if not has_stages:
-            raise InvalidInputError(
-                "a release plan needs stages, or a template to take them from",
-                [FieldProblem("/body/stages", "give stages, or name a template")],
-            )
-        return {**body, "gates": body.get("gates") or []}
-    if has_stages or body.get("gates") is not None:
-        raise InvalidInputError(
-            "give either a template or stages and gates, not both",
-            [FieldProblem("/body/template", "remove it, or remove stages and gates")],
-        )
-    template = tx.get_template(project.id, key)
-    if template is None:
-        raise InvalidInputError(
-            f"no rollout template '{key}' in project '{project.key}'",
-            [FieldProblem("/body/template", f"no template '{key}'; create it first")],
-        )
-    return {
-        **body,
-        "stages": template.data["stages"],
-        "gates": template.data.get("gates") or [],
-        "split_by": body.get("split_by") or template.data.get("split_by"),
-    }
-
-
-def _transition(
-    tx: Transaction,
-    project: Project,
-    stored: StoredPlan,
-    plan: Plan,
-    before: State,
-    after: State,
-    *,
-    action: str,
-    actor: str,
-    comment: str | None,
-    now: float,
-    results: Sequence[GateResult] = (),
-    base_config: JSON | None = None,
-    evaluation: JSON | None = None,
-) -> StoredPlan:
-    update = PlanUpdate(
-        after.to_dict(),
-        after.status.value,
-        active=not after.status.finished,
-        last_evaluation=evaluation,
-        base_config=base_config,
-    )
-    written = tx.update_plan(stored, update, at(now))
-    if written is None:
-        raise VersionConflictError(
-            f"release plan {stored.id} changed while this action ran; read it again and retry"
-        )
-    rollout_records.audit_transition(
-        tx,
-        project,
-        written,
-        plan,
-        before,
-        after,
-        action=action,
-        actor=actor,
-        comment=comment,
-        when=at(now),
-        results=results,
-    )
-    return written
-
-
-def _open_incident(
-    tx: Transaction,
-    project: Project,
-    stored: StoredPlan,
-    plan: Plan,
-    before: State,
-    decision: Decision,
-    now: float,
-) -> int:
-    regressions = [r for r in decision.results if r.status.value == "regression"]
-    metric = "; ".join(f"{r.kind} (gate {r.index}): {r.summary}" for r in regressions)
-    incident = tx.insert_incident(
-        project.id,
-        stored.id,
-        at(now),
-        before.stage,
-        stage_name(plan, before),
-        metric or decision.reason,
-        rollout_records.result_dicts(decision.results),
-        rollout_records.timeline(tx, project, stored),
-    )
-    return incident.id
