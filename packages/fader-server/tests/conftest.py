@@ -65,6 +65,19 @@ class Server:
         return self.client(self.admin_token)
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say how many cases the schemathesis fuzzing sent (`test_api_fuzz` records them)."""
+    recorded = {
+        value
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        for name, value in getattr(report, "user_properties", ())
+        if name == "schemathesis_cases"
+    }
+    for line in sorted(recorded):
+        terminalreporter.write_line(f"schemathesis: {line}")
+
+
 @pytest.fixture(scope="session")
 def log_sink() -> LogSink:
     return LogSink()
@@ -95,6 +108,9 @@ def _serve(
     app = create_app(settings, log_stream=log_sink)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit this: without it, Nagle's algorithm and delayed ACKs add
+    # ~40 ms to every response (uvicorn sets TCP_NODELAY only on sockets it binds itself).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(

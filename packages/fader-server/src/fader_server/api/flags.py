@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from fader_server.api import deprecation, pagination
+from fader_server.api import deprecation, pagination, problems
 from fader_server.api.pagination import Cursor, Limit
 from fader_server.api.projects import audit_out
 from fader_server.api.schemas import (
@@ -30,7 +30,9 @@ from fader_server.services.flags import FlagConfig
 from fader_server.services.versioning import etag
 from fader_server.storage.ports import Resource, Version
 
-router = APIRouter(prefix="/api/v1/projects/{project}", tags=["flags"])
+router = APIRouter(
+    prefix="/api/v1/projects/{project}", tags=["flags"], responses=problems.API_ERRORS
+)
 _ENV = "/environments/{environment}/flags/{flag}"
 
 

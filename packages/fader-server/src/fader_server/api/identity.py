@@ -10,14 +10,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Path, Query, Request, status
 
-from fader_server.api.schemas import LoginIn, TokenCreated, TokenIn, TokenOut, UserIn, UserOut
+from fader_server.api import problems
+from fader_server.api.schemas import (
+    MAX_INTEGER,
+    LoginIn,
+    TokenCreated,
+    TokenIn,
+    TokenOut,
+    UserIn,
+    UserOut,
+)
 from fader_server.api.security import Caller, Svc
 from fader_server.services.identity import IssuedToken
 from fader_server.storage.ports import Token, TokenKind
 
-router = APIRouter(prefix="/api/v1", tags=["identity"])
+router = APIRouter(prefix="/api/v1", tags=["identity"], responses=problems.API_ERRORS)
 
 
 def token_out(token: Token, project: str | None) -> TokenOut:
@@ -108,5 +117,7 @@ def list_tokens(
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_token(token_id: int, svc: Svc, caller: Caller) -> None:
+def revoke_token(
+    token_id: Annotated[int, Path(ge=1, le=MAX_INTEGER)], svc: Svc, caller: Caller
+) -> None:
     svc.identity.revoke_token(caller, token_id)

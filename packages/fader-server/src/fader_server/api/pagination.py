@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Query
 
+from fader_server.api.schemas import MAX_INTEGER
 from fader_server.errors import FieldProblem, InvalidInputError
 
 Limit = Annotated[int, Query(ge=1, le=500, description="page size")]
@@ -39,7 +40,8 @@ def decode_int(cursor: str | None) -> int | None:
     key = decode(cursor)
     if key is None:
         return None
-    if not key.isdigit():
+    # ASCII only: str.isdigit() also takes "²", which int() refuses; ids are SQL INTEGERs.
+    if not (key.isascii() and key.isdigit()) or int(key) > MAX_INTEGER:
         raise InvalidInputError(
             "the cursor is not one this server issued",
             [FieldProblem("/query/cursor", "not a valid cursor")],

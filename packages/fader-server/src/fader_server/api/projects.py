@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from fader_server.api import pagination
+from fader_server.api import pagination, problems
 from fader_server.api.pagination import Cursor, Limit
 from fader_server.api.schemas import (
     AuditOut,
@@ -28,7 +28,7 @@ from fader_server.api.security import Caller, IfMatch, Svc
 from fader_server.services.versioning import etag
 from fader_server.storage.ports import AuditEntry, Project, Resource
 
-router = APIRouter(prefix="/api/v1", tags=["projects"])
+router = APIRouter(prefix="/api/v1", tags=["projects"], responses=problems.API_ERRORS)
 
 
 def project_out(project: Project) -> ProjectOut:

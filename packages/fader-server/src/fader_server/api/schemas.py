@@ -8,10 +8,19 @@ meaning (variants exist, weights sum to 100, regexes compile, no cycles) is the 
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 from fader_server.api import deprecation
 
@@ -21,10 +30,36 @@ Comment = Annotated[str | None, Field(default=None, max_length=2000)]
 FlagKind = Literal["release", "experiment", "ops", "permission"]
 FlagType = Literal["boolean", "string", "number", "object"]
 RoleName = Literal["viewer", "editor", "admin"]
+# Ids and version numbers are SQL INTEGERs (32 bits) counted from 1: no other number names one.
+MAX_INTEGER = 2**31 - 1
+Serial = Annotated[int, Field(ge=1, le=MAX_INTEGER)]
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339(value: object) -> object:
+    if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.match(value)):
+        return value
+    raise ValueError("expected an RFC 3339 date-time with an offset, e.g. 2030-01-31T12:00:00Z")
+
+
+# A date-time in a request body, converted to UTC (storage keeps UTC and SQLite keeps no
+# offset). JSON has no date type, so it arrives as a string, which strict mode would refuse;
+# lax parsing alone would also take a number or "1700000000" as Unix time.
+Timestamp = Annotated[
+    AwareDatetime,
+    Field(strict=False),
+    BeforeValidator(_rfc3339),
+    AfterValidator(lambda value: value.astimezone(UTC)),
+]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Every API model. ``extra="forbid"``: an unknown field is a 422 naming it.
+    ``strict=True``: a value must have the JSON type the schema gives it; nothing is coerced
+    (``"enabled": "no"``, ``"protected": 0``, ``"version": "3"`` are 422s, not a guess).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Page(Strict):
@@ -191,7 +226,7 @@ class ToggleIn(Strict):
 
 
 class RevertIn(Strict):
-    version: Annotated[int, Field(ge=1)]
+    version: Serial
     comment: Comment = None
 
 
@@ -290,7 +325,7 @@ class TokenIn(Strict):
     name: Name
     project: Key | None = None
     environment: Key | None = None
-    expires_at: datetime | None = Field(default=None, description="omit for no expiry")
+    expires_at: Timestamp | None = Field(default=None, description="omit for no expiry")
 
 
 class TokenOut(Strict):

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from fader_server.api import pagination
+from fader_server.api import pagination, problems
 from fader_server.api.flags import version_out
 from fader_server.api.pagination import Cursor, Limit
 from fader_server.api.schemas import (
@@ -21,7 +21,9 @@ from fader_server.api.security import Caller, IfMatch, Svc
 from fader_server.services.versioning import etag
 from fader_server.storage.ports import Resource
 
-router = APIRouter(prefix="/api/v1/projects/{project}/segments", tags=["segments"])
+router = APIRouter(
+    prefix="/api/v1/projects/{project}/segments", tags=["segments"], responses=problems.API_ERRORS
+)
 
 
 def segment_out(segment: Resource) -> SegmentOut:

@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from fader_server.errors import StorageUnavailableError
+from fader_server.errors import InvalidInputError, StorageUnavailableError
 from fader_server.storage.ports import ChangeListener
 from fader_server.storage.sql import migrate
 from fader_server.storage.sql.notifications import PostgresListener, psycopg_dsn
@@ -91,6 +91,13 @@ class SqlStore:
                     yield tx
             except sa.exc.OperationalError as exc:
                 raise StorageUnavailableError("the database is unavailable or busy") from exc
+            except sa.exc.DataError as exc:
+                # A value the database cannot hold (PostgreSQL: a NUL character in text, an
+                # integer beyond its column): the request is wrong, not the server.
+                raise InvalidInputError(
+                    f"the database cannot take a value of this request ({exc.orig}); "
+                    "remove NUL characters and keep numbers within range"
+                ) from exc
         if tx.changes:
             for listener in self._listeners:
                 listener(tx.changes)
