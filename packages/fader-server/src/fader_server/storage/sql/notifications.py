@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 
 import psycopg
@@ -27,6 +28,7 @@ from fader_server.storage.sql.delivery import CHANGE_CHANNEL, decode_change
 
 _log = logging.getLogger("fader.listener")
 APPLICATION_NAME = "fader-listener"
+_SLICE = 0.5
 
 
 class PostgresListener:
@@ -88,16 +90,19 @@ class PostgresListener:
                 self._stop.wait(1.0)
 
     def _listen(self, conn: psycopg.Connection[object]) -> None:
+        """Wait in short slices (so :meth:`stop` returns within one), probing the connection
+        after `probe_interval` seconds without a notification."""
+        quiet_since = time.monotonic()
         while not self._stop.is_set():
-            received = False
-            for notify in conn.notifies(timeout=self._probe_interval):
-                received = True
+            for notify in conn.notifies(timeout=min(_SLICE, self._probe_interval)):
+                quiet_since = time.monotonic()
                 if notify.channel == CHANGE_CHANNEL:
                     self._listener([decode_change(notify.payload)])
                 if self._stop.is_set():
                     return
-            if not received:
+            if time.monotonic() - quiet_since >= self._probe_interval:
                 conn.execute("SELECT 1")
+                quiet_since = time.monotonic()
 
 
 def psycopg_dsn(sqlalchemy_url: str) -> str:
