@@ -5,11 +5,12 @@ call it directly with a simulated `now` (the clock is injected, nothing here sle
 
 Why it is safe to run on every replica at once: a tick reads the active plans, reads their
 threshold gates over HTTP *outside* any transaction (a slow Prometheus must not hold a database
-lock), then hands each plan to :meth:`RolloutService.step`, which locks the plan's row
-(PostgreSQL ``FOR UPDATE SKIP LOCKED``: a replica that finds it taken moves on; SQLite
-serialises write transactions), re-checks the version it read, decides and applies in that one
-transaction. A decision therefore commits once, on one replica, and a replica whose readings
-are stale discards them. State lives only in the database, so a restarted server resumes every
+lock), then hands each plan to :meth:`RolloutService.step`, which aggregates the SDK events in a
+read transaction, then locks the plan's row (PostgreSQL ``FOR UPDATE SKIP LOCKED``: a replica
+that finds it taken moves on; SQLite serialises write transactions), checks that the plan is
+still at the version everything was observed for, decides and applies in that one transaction.
+A decision therefore commits once, on one replica, and a replica whose observations are stale
+discards them. State lives only in the database, so a restarted server resumes every
 plan where it was: a stage's clock is the `stage_started_at` stored with the plan.
 
 Notifications are handed to the :class:`~fader_server.rollouts.notify.Notifier` after the
@@ -83,7 +84,7 @@ class Scheduler:
             assert isinstance(gate, PrometheusGate | HttpCheckGate)
             readings[index] = self._reader.read(gate)
         try:
-            return self._rollouts.step(stored.id, stored.version, readings, now)
+            return self._rollouts.step(stored, readings, now)
         except StorageUnavailableError:
             self._log.warning("rollout_step_deferred", plan=stored.id, reason="database busy")
         except FaderServerError as exc:

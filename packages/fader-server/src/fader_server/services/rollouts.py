@@ -269,25 +269,32 @@ class RolloutService:
         )  # fmt: skip
 
     # -------------------------------------------------------------- scheduler
-    def step(
-        self, plan_id: int, seen_version: int, readings: Mapping[int, Reading], now: float
-    ) -> Step | None:
-        """One automatic decision for one plan, applied; None when another replica holds the
-        plan, when it is no longer active, or when it changed since `readings` were taken."""
+    def step(self, seen: StoredPlan, readings: Mapping[int, Reading], now: float) -> Step | None:
+        """One automatic decision for the plan `seen` (as the scheduler read it), applied.
+
+        SDK events are aggregated in a read transaction first, so the write transaction (on
+        SQLite, the database's one write lock) lasts only as long as the writes. The decision
+        is taken only if the plan is still at the version the events and `readings` were
+        gathered for; None when another replica holds the plan or moved it, or when it is no
+        longer active (the next tick looks again)."""
+        plan = Plan.from_dict(seen.plan)
+        started = State.from_dict(seen.state).started_at
+        results: list[GateResult] = []
+        if any(isinstance(g, MetricGate) for g in plan.gates):
+            since = at(started if started is not None else now)
+            with self.store.read() as tx:
+                totals = tx.event_totals(seen.project_id, plan.environment, plan.flag, since)
+            results.extend(metric_results(plan, totals))
         with self.store.transaction() as tx:
-            stored = tx.lock_plan(plan_id, wait=False)
-            if stored is None or Status(stored.status) not in ACTIVE:
+            stored = tx.lock_plan(seen.id, wait=False)
+            if stored is None or stored.version != seen.version:
                 return None
-            if readings and stored.version != seen_version:
+            if Status(stored.status) not in ACTIVE:
                 return None
+            plan_id = stored.id
             project = tx.get_project_by_id(stored.project_id)
             assert project is not None  # projects are never deleted
-            plan, state = Plan.from_dict(stored.plan), State.from_dict(stored.state)
-            results: list[GateResult] = []
-            if any(isinstance(g, MetricGate) for g in plan.gates):
-                since = at(state.started_at if state.started_at is not None else now)
-                totals = tx.event_totals(project.id, plan.environment, plan.flag, since)
-                results.extend(metric_results(plan, totals))
+            state = State.from_dict(stored.state)
             thresholds, state = threshold_results(plan, state, readings, now)
             results.extend(thresholds)
             results.sort(key=lambda r: r.index)
