@@ -297,6 +297,9 @@ def test_healthy_traffic_takes_a_plan_through_every_stage(tmp_path: Path) -> Non
             took = time.monotonic() - began
         assert api.transitions(plan["id"]) == ["create", "start", "advance", "advance", "complete"]
         assert api.config()["default"] == {"variant": "on"}
+        metrics = httpx.get(server.url + "/metrics").text
+        assert 'fader_rollout_decisions_total{action="advance"} 2.0' in metrics
+        assert "fader_rollouts_active 0.0" in metrics
         gates = done["last_evaluation"]["gates"]
         assert gates[0]["status"] == "healthy"
         assert gates[0]["evidence"]["treatment_samples"] >= 50

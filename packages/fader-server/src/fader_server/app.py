@@ -66,6 +66,7 @@ def create_app(
     app.state.delivery = delivery
     app.state.scheduler = scheduler
     app.state.metrics = HttpMetrics()
+    scheduler.export_metrics(app.state.metrics.registry)
     app.state.metrics.watch_streams(lambda: delivery.hub.streams)
     problems.install(app)
     for module in (projects, flags, segments, identity, sdk, ofrep, health):

@@ -23,6 +23,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
 from fader_server.errors import FaderServerError, StorageUnavailableError
 from fader_server.logs import get_logger
 from fader_server.rollouts.decide import Action
@@ -52,18 +54,41 @@ class Scheduler:
         self._log = get_logger()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._decisions: Counter | None = None
+        self._active: Gauge | None = None
+        self._duration: Histogram | None = None
+
+    def export_metrics(self, registry: CollectorRegistry) -> None:
+        """Count this process's decisions, time its ticks, and show how many plans are active."""
+        self._decisions = Counter(
+            "fader_rollout_decisions",
+            "Rollout decisions applied by this process",
+            ["action"],
+            registry=registry,
+        )
+        self._active = Gauge(
+            "fader_rollouts_active", "Release plans running, paused or waiting", registry=registry
+        )
+        self._duration = Histogram(
+            "fader_rollout_tick_duration_seconds", "Duration of scheduler ticks", registry=registry
+        )
 
     def tick(self, now: float | None = None) -> list[Step]:
         """One pass over every active plan; returns the steps this process applied."""
         now = self._clock() if now is None else now
+        started = time.perf_counter()
         with self._store.read() as tx:
             plans = tx.active_plans()
+        if self._active is not None:
+            self._active.set(len(plans))
         steps = []
         for stored in plans:
             step = self._one(stored, now)
             if step is None:
                 continue
             steps.append(step)
+            if self._decisions is not None:
+                self._decisions.labels(step.action.value).inc()
             if step.action is not Action.WAIT:
                 self._log.info(
                     "rollout_decision",
@@ -74,6 +99,8 @@ class Scheduler:
                     reason=step.reason,
                 )
             self.notifier.submit(step.deliveries)
+        if self._duration is not None:
+            self._duration.observe(time.perf_counter() - started)
         return steps
 
     def _one(self, stored: StoredPlan, now: float) -> Step | None:
