@@ -514,6 +514,16 @@ def test_two_schedulers_apply_each_decision_once(world: World, tmp_path: Path) -
     assert len(writes) == 2
 
 
+def test_a_step_for_a_plan_that_moved_since_it_was_read_is_skipped(world: World) -> None:
+    plan_id = started(world, gates=[])
+    with world.store.read() as tx:
+        (seen,) = tx.active_plans()
+    world.services.rollouts.pause(ADMIN, world.project, plan_id, "hold on")
+    world.clock.advance(120)
+    assert world.services.rollouts.step(seen, {}, world.clock()) is None
+    assert world.status(plan_id).state.status.value == "paused"
+
+
 def test_a_reopened_store_resumes_the_plan_where_it_was(world: World) -> None:
     plan_id = started(world, gates=[])
     world.clock.advance(61)
