@@ -8,7 +8,7 @@ Login is throttled per username and per client address (see
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, status
 
@@ -47,38 +47,16 @@ def _created(issued: IssuedToken, project: str | None) -> TokenCreated:
     return TokenCreated(**token_out(issued.token, project).model_dump(), token=issued.secret)
 
 
-_THROTTLED: dict[int | str, dict[str, Any]] = {
-    status.HTTP_429_TOO_MANY_REQUESTS: {
+# The problem schema and Retry-After header come from `problems`; the limits are login's own.
+_THROTTLED = {
+    code: {
+        **declared,
         "description": (
             "Too many failed logins for this username (5 in 15 minutes) or from this address "
-            "(100 in 15 minutes). A problem with category `retryable`; `detail` says when to "
-            "retry."
+            "(100 in 15 minutes); category `retryable`, and `detail` says when to retry."
         ),
-        "headers": {
-            "Retry-After": {
-                "description": "seconds to wait before the next attempt",
-                "schema": {"type": "integer", "minimum": 1},
-            }
-        },
-        "content": {
-            "application/problem+json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["type", "title", "status", "detail", "category"],
-                    "properties": {
-                        "type": {
-                            "type": "string",
-                            "example": "urn:fader:problem:too-many-attempts",
-                        },
-                        "title": {"type": "string"},
-                        "status": {"type": "integer", "example": 429},
-                        "detail": {"type": "string"},
-                        "category": {"type": "string", "enum": ["retryable"]},
-                    },
-                }
-            }
-        },
     }
+    for code, declared in problems.responses(status.HTTP_429_TOO_MANY_REQUESTS).items()
 }
 
 
