@@ -9,6 +9,7 @@ argon2id, which is slow on purpose.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 
@@ -43,8 +44,18 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def verify_password(password_hash: str, password: str) -> bool:
+@functools.cache
+def _decoy() -> str:
+    """A hash of a password nobody knows, made once: checked for unknown users, so a login
+    for a name that does not exist takes as long as one for a name that does (no probing for
+    usernames by timing)."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Check `password` against `password_hash`; None (an unknown user) does the same work and
+    answers False."""
     try:
-        return _hasher.verify(password_hash, password)
+        return _hasher.verify(password_hash or _decoy(), password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False

@@ -153,7 +153,8 @@ class IdentityService:
         except Exception:
             self.login_throttle.undecided(username, address)  # an outage is no failed guess
             raise
-        if user is None or not credentials.verify_password(user.password_hash, password):
+        known_hash = None if user is None else user.password_hash
+        if not credentials.verify_password(known_hash, password) or user is None:
             raise NotAuthenticatedError("unknown user or wrong password")
         self.login_throttle.succeeded(username, address)
         principal = Principal(f"user:{user.username}", user.instance_admin, {}, user.id)
