@@ -17,13 +17,20 @@ def test_passwords_verify() -> None:
 def test_an_unknown_user_costs_a_full_password_check(monkeypatch: pytest.MonkeyPatch) -> None:
     """Answering unknown names without hashing would let anyone probe for usernames by timing."""
     checked: list[str] = []
-    real = credentials._hasher.verify
+    real = credentials._hasher
 
-    def counting(stored: str, password: str) -> bool:
-        checked.append(stored)
-        return real(stored, password)
+    class Counting:
+        def hash(self, password: str) -> str:
+            return real.hash(password)
 
-    monkeypatch.setattr(credentials._hasher, "verify", counting)
+        def verify(self, stored: str, password: str) -> bool:
+            checked.append(stored)
+            return real.verify(stored, password)
+
+    monkeypatch.setattr(credentials, "_hasher", Counting())
     assert not credentials.verify_password(None, "anything")
     assert len(checked) == 1
     assert checked[0].startswith("$argon2id$")
+    monkeypatch.undo()
+    # And the decoy never matches what an attacker could send.
+    assert not credentials.verify_password(None, "")
