@@ -63,7 +63,7 @@ _WHEN: dict[int, str] = {
     401: "No credential, or an unknown, expired or revoked one.",
     403: "Authenticated, but the role does not allow this; SDK and client keys always get 403.",
     404: "No such entity, or one in a project you cannot see.",
-    409: "The key is taken.",
+    409: "The key is taken, or the entity's state does not allow the action (`invalid-state`).",
     412: "`If-Match` names a version that is no longer current: read again, reapply, retry.",
     422: "The request does not match the schema, or would make a configuration invalid; "
     "`errors` lists the fields.",
