@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Response
 
 from fader_server.api import deprecation, pagination, problems
+from fader_server.api.definitions import add_definition_routes, version_out
 from fader_server.api.pagination import Cursor, Limit
 from fader_server.api.projects import audit_out
 from fader_server.api.schemas import (
@@ -28,7 +29,7 @@ from fader_server.api.schemas import (
 from fader_server.api.security import Caller, IfMatch, Svc
 from fader_server.services.flags import FlagConfig
 from fader_server.services.versioning import etag
-from fader_server.storage.ports import Resource, Version
+from fader_server.storage.ports import Resource
 
 router = APIRouter(
     prefix="/api/v1/projects/{project}", tags=["flags"], responses=problems.API_ERRORS
@@ -77,17 +78,6 @@ def config_out(config: FlagConfig, response: Response) -> ConfigOut:
     )
 
 
-def version_out(version: Version) -> VersionOut:
-    return VersionOut(
-        version=version.version,
-        data=version.data,
-        deleted=version.deleted,
-        actor=version.actor,
-        comment=version.comment,
-        created_at=version.created_at,
-    )
-
-
 @router.get("/flags")
 def list_flags(
     project: str,
@@ -109,65 +99,16 @@ def list_flags(
     )
 
 
-@router.post("/flags", status_code=status.HTTP_201_CREATED)
-def create_flag(
-    project: str, body: FlagIn, svc: Svc, caller: Caller, response: Response
-) -> FlagOut:
-    flag = svc.flags.create(caller, project, body.key, body.data(), body.comment)
-    return _flag_response(flag, response)
-
-
-@router.get("/flags/{flag}")
-def get_flag(project: str, flag: str, svc: Svc, caller: Caller, response: Response) -> FlagOut:
-    return _flag_response(svc.flags.get(caller, project, flag), response)
-
-
-@router.put("/flags/{flag}")
-def update_flag(
-    project: str,
-    flag: str,
-    body: FlagFields,
-    svc: Svc,
-    caller: Caller,
-    expected: IfMatch,
-    response: Response,
-) -> FlagOut:
-    updated = svc.flags.update(caller, project, flag, body.data(), expected, body.comment)
-    return _flag_response(updated, response)
-
-
-@router.delete("/flags/{flag}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_flag(
-    project: str,
-    flag: str,
-    svc: Svc,
-    caller: Caller,
-    expected: IfMatch,
-    comment: Annotated[str | None, Query(max_length=2000)] = None,
-) -> None:
-    svc.flags.delete(caller, project, flag, expected, comment)
-
-
-@router.get("/flags/{flag}/versions", tags=["history"])
-def flag_versions(
-    project: str, flag: str, svc: Svc, caller: Caller, limit: Limit = 50, cursor: Cursor = None
-) -> list[VersionOut]:
-    before = pagination.decode_int(cursor)
-    return [version_out(v) for v in svc.flags.versions(caller, project, flag, limit, before)]
-
-
-@router.post("/flags/{flag}/revert", tags=["history"])
-def revert_flag(
-    project: str,
-    flag: str,
-    body: RevertIn,
-    svc: Svc,
-    caller: Caller,
-    expected: IfMatch,
-    response: Response,
-) -> FlagOut:
-    reverted = svc.flags.revert(caller, project, flag, body.version, expected, body.comment)
-    return _flag_response(reverted, response)
+add_definition_routes(
+    router,
+    noun="flag",
+    collection="/flags",
+    service=lambda svc: svc.flags,
+    create_model=FlagIn,
+    update_model=FlagFields,
+    out_model=FlagOut,
+    respond=_flag_response,
+)
 
 
 @router.get("/flags/{flag}/history", tags=["history"])

@@ -130,8 +130,9 @@ class FlagFields(Strict):
     comment: Comment = None
 
     def data(self) -> dict[str, Any]:
-        """The stored definition: `owner` folds into `owner_team` (its replacement)."""
-        stored = self.model_dump(exclude={"comment", "owner"})
+        """The stored definition: `owner` folds into `owner_team` (its replacement); the key
+        names the resource and is not part of it (`FlagIn` has one)."""
+        stored = self.model_dump(exclude={"key", "comment", "owner"})
         if stored["owner_team"] is None and self.owner is not None:
             stored["owner_team"] = self.owner
         return stored
@@ -244,7 +245,8 @@ class SegmentFields(Strict):
     comment: Comment = None
 
     def data(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"comment"}, exclude_none=True)
+        """The stored definition (without the key `SegmentIn` adds, like `FlagFields.data`)."""
+        return self.model_dump(exclude={"key", "comment"}, exclude_none=True)
 
 
 class SegmentIn(SegmentFields):
