@@ -42,6 +42,7 @@ CHROMIUM_ARGS = [
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 ADMIN = "admin"
 PASSWORD = "correct-horse-" + secrets.token_hex(6)
+STARTUP_SECONDS = 120
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -104,7 +105,8 @@ def fader_serve(data_dir: Path, database_url: str | None = None) -> Iterator[Con
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        # generous: on a loaded CI machine importing, migrating and seeding can take long
+        deadline = time.monotonic() + STARTUP_SECONDS
         while True:
             try:
                 if httpx.get(url + "/readyz", timeout=1).status_code == 200:
@@ -112,7 +114,10 @@ def fader_serve(data_dir: Path, database_url: str | None = None) -> Iterator[Con
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("fader serve did not start:\n" + log_path.read_text())
+                raise RuntimeError(
+                    f"fader serve did not answer /readyz within {STARTUP_SECONDS} s "
+                    f"(exit code {process.poll()}); its output:\n{log_path.read_text()}"
+                )
             time.sleep(0.05)
         yield Console(url, token, log_path)
     finally:

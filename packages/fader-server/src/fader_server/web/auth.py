@@ -56,7 +56,7 @@ def _login_page(
 
 
 @router.get("/login")
-def login_form(request: Request, svc: Svc, next_path: NextPath = None) -> Response:
+def login_form(request: Request, next_path: NextPath = None) -> Response:
     try:
         sessions.current(request)
     except NotAuthenticatedError:

@@ -123,6 +123,28 @@ def from_problems(
     return errors
 
 
+def indices(form: Form, marker: str) -> list[int]:
+    """The row numbers of the fields named like `marker` (a pattern with one number group)."""
+    compiled = re.compile(marker)
+    return sorted({int(m.group(1)) for n in form.names() if (m := compiled.fullmatch(n))})
+
+
+def renumbered(form: Form, group: str, marker: str) -> Form:
+    """The form with `group` rows numbered 0, 1, 2... in their posted order: a stale or
+    hand-made form may have gaps, and the rendered rows, the JSON and the field ids must agree.
+    `marker` names the field every row has, e.g. ``rules-(\\d+)-serve``."""
+    position = {old: new for new, old in enumerate(indices(form, marker))}
+    prefix = re.compile(re.escape(group) + r"-(\d+)-")
+
+    def rename(name: str) -> str:
+        match = prefix.match(name)
+        if match is None or int(match.group(1)) not in position:
+            return name
+        return f"{group}-{position[int(match.group(1))]}-" + name[match.end() :]
+
+    return Form((rename(k), v) for k, v in form.items)
+
+
 def pointer(*tokens: str | int) -> str:
     """A JSON pointer (RFC 6901) from tokens, as the engine spells paths."""
     return "".join("/" + str(t).replace("~", "~0").replace("/", "~1") for t in tokens)

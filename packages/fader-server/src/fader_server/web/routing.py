@@ -60,13 +60,15 @@ def error_page(request: Request, status: int, title: str, detail: str) -> Respon
     )
 
 
-def _to_login(request: Request, detail: str) -> Response:
+def _to_login(request: Request) -> Response:
+    """To the login page, and back here afterwards (for a form: back to the page it was on)."""
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if request.method != "GET":
         target = request.headers.get("referer", "/").split(request.url.netloc, 1)[-1] or "/"
     response = redirect(request, "/login?next=" + quote(sessions.safe_next(target)))
-    sessions.flash(request, response, f"Please log in: {detail}.")
     if request.cookies.get(sessions.SESSION_COOKIE):
+        # expired, revoked, or its user removed: say so, and drop the dead cookie
+        sessions.flash(request, response, "Your session has ended; please log in again.")
         sessions.clear_cookie(request, response, sessions.SESSION_COOKIE)
     return response
 
@@ -78,8 +80,8 @@ class PageRoute(APIRoute):
         async def handle(request: Request) -> Response:
             try:
                 response = await handler(request)
-            except errors.NotAuthenticatedError as exc:
-                response = _to_login(request, exc.detail)
+            except errors.NotAuthenticatedError:
+                response = _to_login(request)
             except CsrfError:
                 response = error_page(
                     request,

@@ -118,6 +118,7 @@ def save_rules(
         focus = rules_form.apply(config, action, variants, first)
         return _editor(request, svc, session, view, found, config, focus=focus)
     errors = FieldErrors()
+    conflict = False
     try:
         if action == "check":
             svc.flags.check_config(session.principal, project, view.env.key, flag, data)
@@ -134,14 +135,14 @@ def save_rules(
     except InvalidInputError as exc:
         from_problems(exc.problems, pointer("flags", flag), fields, errors)
     except VersionConflictError:
+        conflict = True
         errors.add(
             None,
             f"Someone changed the rules of {flag} in {view.env.name} since you opened this page. "
             "Open the rules again to see their change, then redo yours.",
         )
     if errors or action == "check":
-        status = 409 if errors and not errors.by_field and action == "save" else 200
-        status = 422 if errors.by_field else status
+        status = 409 if conflict else 422 if errors else 200
         return _editor(
             request, svc, session, view, found, config, errors=errors, checked=True, status=status
         )

@@ -10,12 +10,11 @@ to the fields by the pointer → field id table :func:`read` fills in.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from fader_server.storage.ports import JSON
 from fader_server.web.clauses import ClauseRow, read_rows, rows_from_clauses
-from fader_server.web.forms import Form, pointer, show_value
+from fader_server.web.forms import Form, indices, pointer, renumbered, show_value
 
 SPLIT = "split"
 
@@ -127,12 +126,12 @@ def _read_serve(
 
 def read(form: Form, variants: list[str]) -> tuple[ConfigForm, JSON, dict[str, str]]:
     """The posted form as rows, as configuration JSON, and the pointer → field id table."""
-    form = _renumbered(form, "rules", r"rules-(\d+)-serve")
-    form = _renumbered(form, "prerequisites", r"prerequisites-(\d+)-flag")
+    form = renumbered(form, "rules", r"rules-(\d+)-serve")
+    form = renumbered(form, "prerequisites", r"prerequisites-(\d+)-flag")
     fields: dict[str, str] = {"/offVariant": "off-variant", "/rules": "rules"}
     rules: list[RuleRow] = []
     rules_json: list[JSON] = []
-    for i in range(len(_indices(form, r"rules-(\d+)-serve"))):
+    for i in range(len(indices(form, r"rules-(\d+)-serve"))):
         at = pointer("rules", i)
         fields[at] = f"rules-{i}"
         fields[at + "/id"] = f"rules-{i}-id"
@@ -154,7 +153,7 @@ def read(form: Form, variants: list[str]) -> tuple[ConfigForm, JSON, dict[str, s
     fields["/prerequisites"] = "prerequisites"
     prerequisites: list[PrerequisiteRow] = []
     prerequisites_json: list[JSON] = []
-    for k in range(len(_indices(form, r"prerequisites-(\d+)-flag"))):
+    for k in range(len(indices(form, r"prerequisites-(\d+)-flag"))):
         row = PrerequisiteRow(
             form.text(f"prerequisites-{k}-flag"), form.text(f"prerequisites-{k}-variants")
         )
@@ -183,26 +182,6 @@ def read(form: Form, variants: list[str]) -> tuple[ConfigForm, JSON, dict[str, s
         "prerequisites": prerequisites_json,
     }
     return config, data, fields
-
-
-def _indices(form: Form, pattern: str) -> list[int]:
-    compiled = re.compile(pattern)
-    return sorted({int(m.group(1)) for n in form.names() if (m := compiled.fullmatch(n))})
-
-
-def _renumbered(form: Form, group: str, marker: str) -> Form:
-    """The form with `group` rows numbered 0, 1, 2... in their posted order (a hand-made or
-    stale form may have gaps; the rendered form, the JSON and the field ids must agree)."""
-    position = {old: new for new, old in enumerate(_indices(form, marker))}
-    prefix = re.compile(re.escape(group) + r"-(\d+)-")
-
-    def rename(name: str) -> str:
-        match = prefix.match(name)
-        if match is None or int(match.group(1)) not in position:
-            return name
-        return f"{group}-{position[int(match.group(1))]}-" + name[match.end() :]
-
-    return Form((rename(k), v) for k, v in form.items)
 
 
 def apply(config: ConfigForm, action: str, variants: list[str], first_segment: str) -> str:

@@ -3,7 +3,6 @@ clauses), checked by the engine as you type like the flag rules editor."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -15,7 +14,16 @@ from fader_server.services import documents
 from fader_server.storage.ports import JSON
 from fader_server.web import frame
 from fader_server.web.clauses import OPERATORS, ClauseRow, read_rows, rows_from_clauses
-from fader_server.web.forms import CheckedForm, FieldErrors, Form, from_problems, lines, pointer
+from fader_server.web.forms import (
+    CheckedForm,
+    FieldErrors,
+    Form,
+    from_problems,
+    indices,
+    lines,
+    pointer,
+    renumbered,
+)
 from fader_server.web.frame import ProjectView
 from fader_server.web.projects import KEY_HINT, key_problem
 from fader_server.web.rendering import redirect, render
@@ -25,7 +33,6 @@ from fader_server.web.session import CurrentSession, Session, Svc
 router = page_router()
 
 Param = Annotated[str | None, Query(max_length=200)]
-_RULE = re.compile(r"rules-(\d+)-rule")
 
 
 @dataclass
@@ -71,20 +78,11 @@ def read(form: Form, *, with_key: bool) -> tuple[SegmentForm, JSON, dict[str, st
         comment=form.text("comment"),
     )
     rules_json = []
-    indices = sorted({int(m.group(1)) for n in form.names() if (m := _RULE.fullmatch(n))})
-    for i, index in enumerate(indices):
+    form = renumbered(form, "rules", r"rules-(\d+)-rule")
+    for i in range(len(indices(form, r"rules-(\d+)-rule"))):
         at = pointer("rules", i)
         fields[at] = f"rules-{i}"
-        renamed = Form(
-            (
-                f"rules-{i}-" + k[len(f"rules-{index}-") :]
-                if k.startswith(f"rules-{index}-")
-                else k,
-                v,
-            )
-            for k, v in form.items
-        )
-        rows = read_rows(renamed, f"rules-{i}", at, fields)
+        rows = read_rows(form, f"rules-{i}", at, fields)
         segment.rules.append(rows.rows)
         rules_json.append({"clauses": rows.clauses})
     data: JSON = {
