@@ -75,7 +75,9 @@ def test_an_unprotected_environment_switches_in_one_click(
     scan(page, "after switching on")
 
 
-def test_cancelling_the_dialog_changes_nothing(page: Page, console: Console, project: str) -> None:
+def test_cancelling_the_dialog_changes_nothing(
+    page: Page, console: Console, project: str, scan: Scanner
+) -> None:
     page.goto(f"/projects/{project}/flags?env=production")
     toggle = page.get_by_role("button", name="Turn off new-checkout in Production")
     toggle.click()
@@ -84,6 +86,7 @@ def test_cancelling_the_dialog_changes_nothing(page: Page, console: Console, pro
     dialog.get_by_role("button", name="Cancel").click()
     expect(dialog).to_be_hidden()
     expect(toggle).to_be_focused()
+    scan(page, "after cancelling the dialog")
     assert config(console, project, "production", "new-checkout")["enabled"] is True
 
 
@@ -152,6 +155,7 @@ def test_a_flag_is_created_and_edited_with_messages_next_to_the_fields(
     page.get_by_role("button", name="Create flag").click()
     expect(page.locator("#notice")).to_contain_text("Created flag dark-mode (version 1)")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Dark mode")
+    scan(page, "new flag page with its notice")
 
     page.get_by_role("link", name="Edit details of dark-mode").click()
     page.get_by_label("Name", exact=True).fill("Dark mode everywhere")

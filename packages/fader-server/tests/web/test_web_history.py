@@ -34,6 +34,7 @@ def test_history_shows_what_changed_and_restores_a_flag_definition(
         flag = api.get(f"/api/v1/projects/{project}/flags/button-copy").json()
     assert flag["name"] == "Checkout button copy"
     expect(page.locator(".entry").first).to_contain_text("Revert to v1 flag button-copy")
+    scan(page, "history after a restore")
 
 
 def test_history_filters_by_kind_and_pages(page: Page, project: str, scan: Scanner) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from keyboard import focused_name, tab_to
+from keyboard import assert_focus_visible, focused_name, tab_to
 from playwright.sync_api import Page, expect
 from web_console import REPORT, Console, Scanner, config
 
@@ -38,6 +38,7 @@ def test_keyboard_finds_a_flag_kills_it_in_production_and_reverts_it(
     page.keyboard.type("checkout errors spiking")
     page.keyboard.press("Tab")
     assert focused_name(page) == "Turn off in Production"
+    assert_focus_visible(page)
     page.keyboard.press("Enter")
     expect(page.locator("#notice")).to_contain_text("new-checkout is now off in Production")
     elapsed_ms = (time.perf_counter() - started - scan.seconds) * 1000

@@ -27,6 +27,7 @@ def test_a_user_is_created_given_a_role_and_removed(
     row.get_by_label(f"Role of {username}").select_option("editor")
     row.get_by_role("button", name=f"Change the role of {username}").click()
     expect(page.locator("#notice")).to_contain_text(f"{username} is now editor in this project.")
+    scan(page, "members after a role change")
     with console.browser_client() as client:
         assert http_login(client, username, "a-long-enough-password").status_code == 303
         assert client.get(f"/projects/{project}/flags").status_code == 200

@@ -28,6 +28,7 @@ def test_a_segment_is_created_checked_and_edited(
     page.locator("#rules-0-clauses-0-values").fill("@beta\\.example\\.com$")
     page.get_by_role("button", name="Create segment").click()
     expect(page.locator("#notice")).to_contain_text("Created segment beta-testers (version 1)")
+    scan(page, "segments list with its notice")
 
     page.get_by_role("link", name="Beta testers").click()
     values = page.locator("#rules-0-clauses-0-values")

@@ -48,6 +48,7 @@ def test_an_sdk_key_is_shown_once_works_and_is_revoked(
     dialog.get_by_role("button", name="Revoke checkout-api").click()
     expect(page.locator("#notice")).to_contain_text("Revoked checkout-api.")
     expect(page.get_by_role("row", name="checkout-api")).to_contain_text("Revoked")
+    scan(page, "tokens after revoking")
     # SDK endpoints cache a verified key for a few seconds (delivery/keys.py): wait that out
     deadline = time.monotonic() + 15
     while _poll(console, key) != 401:
