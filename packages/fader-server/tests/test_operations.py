@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import httpx
 from conftest import LogSink, Server
@@ -60,11 +61,24 @@ def test_no_secret_appears_in_any_log_line(
     with server.client(user_token) as client:
         client.get("/api/v1/projects")
     with server.client(sdk) as client:
-        client.get(f"/api/v1/projects/{project}")
+        client.get(f"/api/v1/projects/{project}", headers={"X-Request-ID": "last-" + project})
+    _logged_line(log_sink, f'"request_id": "last-{project}"')  # every line is written
     logged = log_sink.text()
     assert '"event": "request"' in logged
     for secret in (password, user_token, sdk, server.admin_token, server.admin_password):
         assert secret not in logged
+
+
+def _logged_line(log_sink: LogSink, marker: str, timeout: float = 10) -> str:
+    """The request line is written when the response has been sent, so it can trail the
+    client's receipt of it by a moment: wait for it instead of racing it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [line for line in log_sink.text().splitlines() if marker in line]
+        if found:
+            return found[0]
+        assert time.monotonic() < deadline, f"no log line with {marker}"
+        time.sleep(0.01)
 
 
 def test_request_log_line_has_consistent_fields(
@@ -75,9 +89,7 @@ def test_request_log_line_has_consistent_fields(
         f"/api/v1/projects/{project}/environments/staging/flags/new-checkout",
         headers={"X-Request-ID": "req-" + project},
     )
-    line = next(
-        line for line in log_sink.text().splitlines() if f'"request_id": "req-{project}"' in line
-    )
+    line = _logged_line(log_sink, f'"request_id": "req-{project}"')
     for field in (
         '"project": "' + project,
         '"environment": "staging"',
