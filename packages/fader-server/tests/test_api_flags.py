@@ -130,6 +130,32 @@ def test_every_write_is_audited_with_actor_and_diff(admin: httpx.Client, project
     assert toggle["diff"]
 
 
+def test_toggling_to_the_current_state_writes_nothing(admin: httpx.Client, project: str) -> None:
+    create_flag(admin, project)
+    url = f"/api/v1/projects/{project}/environments/development/flags/new-checkout"
+    off = admin.post(url + "/toggle", json={"enabled": False})
+    assert off.status_code == 200
+    assert off.json()["version"] == 0  # never configured, and already off
+    assert admin.post(url + "/toggle", json={"enabled": True}).json()["version"] == 1
+    again = admin.post(url + "/toggle", json={"enabled": True, "comment": "make sure"})
+    assert again.json()["enabled"] is True
+    assert again.json()["version"] == 1
+    history = admin.get(f"/api/v1/projects/{project}/flags/new-checkout/history").json()
+    assert [e["action"] for e in history["items"]] == ["enable", "create"]
+
+
+def test_revoking_a_token_twice_is_audited_once(admin: httpx.Client, project: str) -> None:
+    created = admin.post(
+        "/api/v1/tokens",
+        json={"kind": "server", "name": "k", "project": project, "environment": "production"},
+    ).json()
+    for _ in range(2):
+        assert admin.delete(f"/api/v1/tokens/{created['id']}").status_code == 204
+    audit = admin.get(f"/api/v1/projects/{project}/audit").json()["items"]
+    revocations = [e for e in audit if e["entity_type"] == "token" and e["action"] == "revoke"]
+    assert len(revocations) == 1
+
+
 def test_deleting_a_prerequisite_in_use_is_refused(admin: httpx.Client, project: str) -> None:
     create_flag(admin, project, key="new-cart")
     create_flag(admin, project, key="new-checkout")

@@ -202,6 +202,12 @@ class FlagService(DefinitionService):
                         versioning.check_version(stored, expected, f"the configuration of '{key}'")
                     current = documents.default_config(flag.data) if stored is None else stored.data
                     target = (not current.get("enabled", True)) if enabled is None else enabled
+                    if current.get("enabled", True) == target:
+                        # Already so: an absolute toggle is idempotent (no empty version, no
+                        # audit entry claiming a change that did not happen).
+                        return FlagConfig(
+                            key, environment, current, 0 if stored is None else stored.version
+                        )
                     data = {**current, "enabled": target}
                     action = "enable" if target else "disable"
                     return self._write_config(

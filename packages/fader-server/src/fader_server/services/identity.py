@@ -267,6 +267,8 @@ class IdentityService:
                 if project is None or principal.role_in(project) is None:
                     raise NotFoundError(f"token {token_id} does not exist")
                 load_project(tx, principal, project.key, Role.ADMIN)
+            if token.revoked_at is not None:
+                return  # revoking is idempotent: the first revocation is the one audited
             tx.revoke_token(token_id, self.clock())
             tx.append_audit(
                 NewAuditEntry(
