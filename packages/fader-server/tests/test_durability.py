@@ -140,6 +140,10 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path, storage_args: tuple
     ):
         flags = client.get("/api/v1/projects/demo/flags", params={"limit": 500}).json()
         audit = client.get("/api/v1/projects/demo/audit", params={"limit": 500}).json()
+        templates = client.get("/api/v1/projects/demo/rollout-templates").json()
+    # The demo comes with a release-plan template for its internal-users segment.
+    assert [t["key"] for t in templates["items"]] == ["staged-release"]
+    assert templates["items"][0]["stages"][0]["segment"] == "internal-users"
     present = {f["key"] for f in flags["items"]}
     assert set(acknowledged) <= present
     created = {

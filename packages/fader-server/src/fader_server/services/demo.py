@@ -102,6 +102,25 @@ _CONFIGS: dict[tuple[str, str], dict[str, object]] = {
 }
 
 
+_HOUR = 3600
+_STAGED_RELEASE = {
+    "stages": [
+        {"name": "internal users", "min_duration": _HOUR, "segment": "internal-users"},
+        {"name": "1%", "min_duration": _HOUR, "percent": 1},
+        {"name": "5%", "min_duration": _HOUR, "percent": 5},
+        {"name": "25%", "min_duration": 2 * _HOUR, "percent": 25, "approval": True},
+        {"name": "50%", "min_duration": 2 * _HOUR, "percent": 50},
+        {"name": "100%", "min_duration": 0, "percent": 100},
+    ],
+    "gates": [
+        # Error events the application reports with `track("error", ...)`; each stage waits
+        # until it could have caught a rise of two points (bench/guardrails shows the trade).
+        {"kind": "error_rate", "event": "error", "min_samples": 200, "detect": 0.02},
+        {"kind": "latency", "event": "latency", "min_samples": 200, "margin": 20},
+    ],
+}
+
+
 def seed(services: Services) -> bool:
     """Create the demo project unless it exists; True when it was created now."""
     try:
@@ -115,4 +134,7 @@ def seed(services: Services) -> bool:
         services.flags.create(_SYSTEM, DEMO_PROJECT, key, dict(data), "demo")
     for (env, key), config in _CONFIGS.items():
         services.flags.put_config(_SYSTEM, DEMO_PROJECT, env, key, dict(config), 0, "demo")
+    services.rollout_templates.create(
+        _SYSTEM, DEMO_PROJECT, "staged-release", "Staged release", _STAGED_RELEASE, "demo"
+    )
     return True
