@@ -152,12 +152,14 @@ def test_a_flag_is_created_and_edited_with_messages_next_to_the_fields(
     page.get_by_role("button", name="Remove variant 3").click()
     page.get_by_label("Tags (optional)").fill("ui, web")
     page.get_by_label("Owner team (optional)").fill("web")
+    page.get_by_label("Available to client-side keys").check()
     page.get_by_role("button", name="Create flag").click()
     expect(page.locator("#notice")).to_contain_text("Created flag dark-mode (version 1)")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Dark mode")
     scan(page, "new flag page with its notice")
 
     page.get_by_role("link", name="Edit details of dark-mode").click()
+    expect(page.get_by_label("Available to client-side keys")).to_be_checked()
     page.get_by_label("Name", exact=True).fill("Dark mode everywhere")
     page.get_by_label("Why? (optional; recorded in the history)").fill("broader scope")
     page.get_by_role("button", name="Save changes").click()
@@ -166,6 +168,7 @@ def test_a_flag_is_created_and_edited_with_messages_next_to_the_fields(
         flag = api.get(f"/api/v1/projects/{project}/flags/dark-mode").json()
     assert flag["name"] == "Dark mode everywhere"
     assert flag["tags"] == ["ui", "web"]
+    assert flag["client_side"] is True  # kept through an edit that did not touch it
 
 
 def test_removing_a_variant_still_served_shows_the_engines_message(

@@ -41,6 +41,7 @@ class DefinitionForm:
     type: str = "boolean"
     owner_team: str = ""
     lifetime: str = ""
+    client_side: bool = False
     variants: list[VariantRow] = field(
         default_factory=lambda: [VariantRow("on", "true"), VariantRow("off", "false")]
     )
@@ -63,6 +64,7 @@ def from_definition(key: str, data: JSON, version: int) -> DefinitionForm:
         type=str(data.get("type", "boolean")),
         owner_team=str(data.get("owner_team") or ""),
         lifetime="" if lifetime is None else str(lifetime),
+        client_side=bool(data.get("client_side", False)),
         variants=[VariantRow(n, _show(v)) for n, v in (data.get("variants") or {}).items()],
         version=version,
     )
@@ -100,6 +102,7 @@ def read(form: Form, *, with_key: bool) -> tuple[DefinitionForm, JSON, dict[str,
         type=form.text("type") or "boolean",
         owner_team=form.text("owner-team"),
         lifetime=form.text("lifetime"),
+        client_side=form.checked("client-side"),
         variants=rows,
         version=int(version) if version.isdigit() else 0,
         comment=form.text("comment"),
@@ -162,6 +165,7 @@ def read(form: Form, *, with_key: bool) -> tuple[DefinitionForm, JSON, dict[str,
         "variants": variants,
         "owner_team": definition.owner_team or None,
         "expected_lifetime_days": lifetime,
+        "client_side": definition.client_side,
     }
     return definition, data, fields, errors
 
