@@ -132,6 +132,19 @@ def test_boolean_flag_defaults_and_string_variants_are_taken_verbatim(
         {"on": True, "off": False},
     )
     assert admin.get(f"{base}/cta").json()["variants"] == {"a": "10", "b": "Buy now"}
+    assert dark["client_side"] is False
+
+
+def test_client_side_is_set_and_kept_by_updates(
+    server: Server, admin: httpx.Client, project: str
+) -> None:
+    ok(run(server, "flags", "create", "banner", "-p", project, "--client-side"))
+    url = f"/api/v1/projects/{project}/flags/banner"
+    assert admin.get(url).json()["client_side"] is True
+    ok(run(server, "flags", "update", "banner", "-p", project, "--name", "Banner"))
+    assert admin.get(url).json()["client_side"] is True
+    ok(run(server, "flags", "update", "banner", "-p", project, "--server-only"))
+    assert admin.get(url).json()["client_side"] is False
 
 
 def test_flag_show_json_can_be_sent_back_to_create_a_copy(

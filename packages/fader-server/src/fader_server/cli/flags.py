@@ -83,6 +83,13 @@ OwnerTeam = Annotated[str | None, typer.Option(help="Team that owns the flag.")]
 Lifetime = Annotated[
     int | None, typer.Option("--lifetime-days", min=1, help="Expected lifetime, in days.")
 ]
+ClientSide = Annotated[
+    bool | None,
+    typer.Option(
+        "--client-side/--server-only",
+        help="Whether client keys (browsers, mobile apps, through OFREP) may evaluate it.",
+    ),
+]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 FLAG_COLUMNS = ["KEY", "NAME", "TYPE", "KIND", "TAGS", "OWNER", "VERSION", "UPDATED"]
@@ -140,6 +147,7 @@ def _fields(
     tags: list[str] | None,
     owner_team: str | None,
     lifetime_days: int | None,
+    client_side: bool | None = None,
 ) -> dict[str, Any]:
     """The definition fields given as options (variants need the type, so come later)."""
     given = {
@@ -150,6 +158,7 @@ def _fields(
         "tags": tags,
         "owner_team": owner_team,
         "expected_lifetime_days": lifetime_days,
+        "client_side": client_side,
     }
     return {field: value for field, value in given.items() if value is not None}
 
@@ -243,6 +252,7 @@ def create_flag(
     tags: Tags = None,
     owner_team: OwnerTeam = None,
     lifetime_days: Lifetime = None,
+    client_side: ClientSide = None,
     comment: Comment = None,
     as_json: Json = False,
     url: Url = DEFAULT_URL,
@@ -254,7 +264,9 @@ def create_flag(
     on=true and off=false. The new flag is OFF in every environment.
     """
     body = definition(read_body(file, "flag file")) if file else {}
-    body.update(_fields(name, description, flag_type, kind, tags, owner_team, lifetime_days))
+    body.update(
+        _fields(name, description, flag_type, kind, tags, owner_team, lifetime_days, client_side)
+    )
     body.setdefault("name", key)
     body.setdefault("type", FlagType.BOOLEAN.value)
     if variants:
@@ -284,6 +296,7 @@ def update_flag(
     tags: Tags = None,
     owner_team: OwnerTeam = None,
     lifetime_days: Lifetime = None,
+    client_side: ClientSide = None,
     comment: Comment = None,
     as_json: Json = False,
     url: Url = DEFAULT_URL,
@@ -295,7 +308,9 @@ def update_flag(
     version = changes.get("version")
     expected = version if same_flag and isinstance(version, int) else None
     changes = definition(changes)
-    changes.update(_fields(name, description, flag_type, kind, tags, owner_team, lifetime_days))
+    changes.update(
+        _fields(name, description, flag_type, kind, tags, owner_team, lifetime_days, client_side)
+    )
     if not changes and not variants:
         raise InputError("nothing to change: give --file or at least one field option")
     path = api_path("projects", project, "flags", key)
