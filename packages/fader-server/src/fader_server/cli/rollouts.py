@@ -331,60 +331,36 @@ def _report(plan: dict[str, Any], as_json: bool, what: str) -> None:
         note(f"release plan {plan['id']} {what}: {plan['status']} at stage {_stage(plan)}")
 
 
-@admin_command(app, "start")
-def start_plan(
-    plan_id: PlanId,
-    project: Project,
-    comment: Comment = None,
-    as_json: Json = False,
-    url: Url = DEFAULT_URL,
-    token: Token = None,
-) -> None:
-    """Start a pending plan: its flag serves the first stage now."""
-    with connect(url, token) as api:
-        _report(_command(api, project, plan_id, "start", comment), as_json, "started")
+def _plan_command(verb: str, done: str, help_text: str) -> None:
+    """Register `fader rollouts <verb> ID`: the plan commands differ only in their verb."""
+
+    def command(
+        plan_id: PlanId,
+        project: Project,
+        comment: Comment = None,
+        as_json: Json = False,
+        url: Url = DEFAULT_URL,
+        token: Token = None,
+    ) -> None:
+        with connect(url, token) as api:
+            _report(_command(api, project, plan_id, verb, comment), as_json, done)
+
+    command.__name__ = f"{verb}_plan"
+    command.__doc__ = help_text
+    admin_command(app, verb)(command)
 
 
-@admin_command(app, "pause")
-def pause_plan(
-    plan_id: PlanId,
-    project: Project,
-    comment: Comment = None,
-    as_json: Json = False,
-    url: Url = DEFAULT_URL,
-    token: Token = None,
-) -> None:
-    """Stop advancing (gates still roll back a paused plan on a regression)."""
-    with connect(url, token) as api:
-        _report(_command(api, project, plan_id, "pause", comment), as_json, "paused")
-
-
-@admin_command(app, "resume")
-def resume_plan(
-    plan_id: PlanId,
-    project: Project,
-    comment: Comment = None,
-    as_json: Json = False,
-    url: Url = DEFAULT_URL,
-    token: Token = None,
-) -> None:
-    """Run a paused plan again (paused time does not count toward the stage)."""
-    with connect(url, token) as api:
-        _report(_command(api, project, plan_id, "resume", comment), as_json, "resumed")
-
-
-@admin_command(app, "advance")
-def advance_plan(
-    plan_id: PlanId,
-    project: Project,
-    comment: Comment = None,
-    as_json: Json = False,
-    url: Url = DEFAULT_URL,
-    token: Token = None,
-) -> None:
-    """Go to the next stage now; also approves a stage waiting for approval."""
-    with connect(url, token) as api:
-        _report(_command(api, project, plan_id, "advance", comment), as_json, "advanced")
+for _verb, _done, _help in (
+    ("start", "started", "Start a pending plan: its flag serves the first stage now."),
+    ("pause", "paused", "Stop advancing (gates still roll back a paused plan on a regression)."),
+    ("resume", "resumed", "Run a paused plan again (paused time does not count toward the stage)."),
+    (
+        "advance",
+        "advanced",
+        "Go to the next stage now; also approves a stage waiting for approval.",
+    ),
+):
+    _plan_command(_verb, _done, _help)
 
 
 @admin_command(app, "abort")
