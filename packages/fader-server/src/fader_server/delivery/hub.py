@@ -3,9 +3,16 @@
 Writers commit in worker threads (and, with PostgreSQL, on other replicas); streams are asyncio
 tasks. The hub is the bridge: :meth:`ChangeHub.publish` may be called from any thread, and hops
 onto the event loop. Per environment with at least one connected stream there is one
-:class:`Topic` holding the latest snapshot and one future that every waiting stream awaits; a
-change builds the snapshot once (off the loop) and resolves that future, so 10,000 streams cost
+:class:`Topic` holding the latest snapshot and the set of streams waiting for a newer one; a
+change builds the snapshot once (off the loop) and wakes every waiter, so 10,000 streams cost
 one database read and one serialisation, then 10,000 socket writes.
+
+Each waiting stream has a future of its own, kept in an insertion-ordered dict (woken first
+come, first served), and a timer for its heartbeat. Not one shared future awaited through
+``wait_for(shield(...))``: there, every heartbeat timeout removed the stream's callback from the
+shared future's callback *list*, a scan past every other stream, so n streams cost O(n²) per
+heartbeat interval; with 10,000 streams that was most of the server's CPU (py-spy, under
+``bench/delivery/propagation.py``) and changes waited seconds behind it.
 
 Missed notifications (a lost LISTEN connection) are repaired by :meth:`ChangeHub.resync`, which
 re-reads the revision of every environment that has streams; it also runs every
@@ -39,15 +46,22 @@ class Topic:
         self.wanted = 0
         self.building = False
         self._loop = loop
-        self._changed: asyncio.Future[None] = loop.create_future()
+        self._waiters: dict[asyncio.Future[bool], None] = {}
 
     async def newer_than(self, version: int, timeout: float | None) -> Snapshot | None:
         """The latest snapshot once its version exceeds `version`; None on timeout or when the
         environment was deleted (check :attr:`gone`)."""
         while not self.gone and (self.latest is None or self.latest.version <= version):
+            waiter: asyncio.Future[bool] = self._loop.create_future()
+            timer = None if timeout is None else self._loop.call_later(timeout, _expire, waiter)
+            self._waiters[waiter] = None
             try:
-                await asyncio.wait_for(asyncio.shield(self._changed), timeout)
-            except TimeoutError:
+                woken = await waiter  # True: woken by a change; False: the timer expired
+            finally:
+                self._waiters.pop(waiter, None)
+                if timer is not None:
+                    timer.cancel()
+            if not woken:
                 return None
         return None if self.gone else self.latest
 
@@ -63,8 +77,15 @@ class Topic:
         self._wake()
 
     def _wake(self) -> None:
-        fired, self._changed = self._changed, self._loop.create_future()
-        fired.set_result(None)
+        waiters, self._waiters = self._waiters, {}
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(True)
+
+
+def _expire(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
 
 
 class ChangeHub:
