@@ -40,6 +40,7 @@ def environment_out(env: Resource) -> EnvironmentOut:
         key=env.key,
         name=env.data["name"],
         protected=env.data.get("protected", False),
+        bucketing=env.data.get("bucketing", "v2"),
         version=env.version,
         updated_at=env.updated_at,
     )
@@ -95,7 +96,7 @@ def list_environments(project: str, svc: Svc, caller: Caller) -> list[Environmen
 def create_environment(
     project: str, body: EnvironmentIn, svc: Svc, caller: Caller, response: Response
 ) -> EnvironmentOut:
-    data = {"name": body.name, "protected": body.protected}
+    data = {"name": body.name, "protected": body.protected, "bucketing": body.bucketing}
     env = svc.projects.create_environment(caller, project, body.key, data, body.comment)
     response.headers["ETag"] = etag(env.version)
     return environment_out(env)
@@ -120,7 +121,9 @@ def update_environment(
     expected: IfMatch,
     response: Response,
 ) -> EnvironmentOut:
-    data = {"name": body.name, "protected": body.protected}
+    data: dict[str, object] = {"name": body.name, "protected": body.protected}
+    if body.bucketing is not None:
+        data["bucketing"] = body.bucketing
     env = svc.projects.update_environment(
         caller, project, environment, data, expected, body.comment
     )

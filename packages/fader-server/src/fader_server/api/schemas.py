@@ -88,16 +88,27 @@ class ProjectPage(Page):
     items: list[ProjectOut]
 
 
+Bucketing = Annotated[
+    Literal["v2", "v3"],
+    Field(
+        description="how percentage splits bucket users: flagd's fractional v2 (Fader's "
+        "default) or v3 (flagd providers from 0.6). Changing it moves users between variants."
+    ),
+]
+
+
 class EnvironmentIn(Strict):
     key: Key
     name: Name
     protected: bool = False
+    bucketing: Bucketing = "v2"
     comment: Comment = None
 
 
 class EnvironmentUpdate(Strict):
     name: Name
     protected: bool = False
+    bucketing: Bucketing | None = Field(default=None, description="omit to keep the current one")
     comment: Comment = None
 
 
@@ -105,6 +116,7 @@ class EnvironmentOut(Strict):
     key: str
     name: str
     protected: bool
+    bucketing: str
     version: int
     updated_at: datetime
 

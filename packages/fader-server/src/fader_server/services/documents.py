@@ -76,8 +76,10 @@ def build(
     flag_data = _live(tx, project, ResourceType.FLAG, PROJECT_SCOPE, flags)
     config_data = _live(tx, project, ResourceType.CONFIG, environment, configs)
     segment_data = _live(tx, project, ResourceType.SEGMENT, PROJECT_SCOPE, segments)
+    env = tx.get_resource(project.id, ResourceType.ENVIRONMENT, PROJECT_SCOPE, environment)
     return {
         "format": FORMAT_ID,
+        "bucketing": (env.data.get("bucketing") if env else None) or "v2",
         "metadata": {"project": project.key, "environment": environment},
         "segments": {k: segment_entry(v) for k, v in sorted(segment_data.items())},
         "flags": {

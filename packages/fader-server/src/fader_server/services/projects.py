@@ -150,6 +150,8 @@ class ProjectService:
                     f"environment '{key}' does not exist in project '{project_key}'"
                 )
             versioning.check_version(env, expected, f"environment '{key}'")
+            if not deleted and "bucketing" not in data and "bucketing" in env.data:
+                data = {**data, "bucketing": env.data["bucketing"]}  # kept unless given
             return versioning.update(
                 tx,
                 project,
