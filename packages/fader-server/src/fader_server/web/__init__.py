@@ -1,9 +1,9 @@
 """The web console: server-rendered pages over the same services as the API.
 
-Routes are split by area (auth, projects, dashboard, flags, rules, segments, history, tokens,
-members); :func:`install` mounts them and the static files on the app. Pages work without
-JavaScript; ``static/console.js`` only adds confirmation dialogs, checking as you type and
-in-place results.
+Routes are split by area (auth, projects, dashboard, flags, rules, segments, rollouts,
+history, tokens, members); :func:`install` mounts them and the static files on the app. Pages
+work without JavaScript; ``static/console.js`` only adds confirmation dialogs, checking as you
+type and in-place results.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from fader_server.web import (
     history,
     members,
     projects,
+    rollouts,
     rules,
     segments,
     tokens,
@@ -26,7 +27,19 @@ from fader_server.web import (
 from fader_server.web.rendering import STATIC
 
 # Order matters where paths overlap: `flags/_new` before `flags/{flag}`.
-_MODULES = (auth, projects, dashboard, flags, flag_page, rules, segments, history, tokens, members)
+_MODULES = (
+    auth,
+    projects,
+    dashboard,
+    flags,
+    flag_page,
+    rules,
+    segments,
+    rollouts,
+    history,
+    tokens,
+    members,
+)
 
 
 def install(app: FastAPI) -> None:

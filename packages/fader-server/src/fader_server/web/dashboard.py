@@ -1,6 +1,7 @@
-"""The project dashboard: releases per team per week (a chart with its numbers), stale flags
-and the most recent changes. Definitions of "release" and "stale" are in
-:mod:`fader_server.services.reports`."""
+"""The project dashboard: releases per team per week (a chart with its numbers), running
+rollouts with their error-budget burn, stale flags and the most recent changes. Definitions of
+"release" and "stale" are in :mod:`fader_server.services.reports`; the burn is read from each
+plan's latest gate evidence (:func:`fader_server.web.rollout_view.burn`)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ from typing import Annotated
 from fastapi import Query, Request
 from starlette.responses import Response
 
+from fader_server.rollouts.plan import Status
+from fader_server.services.access import Principal
 from fader_server.services.reports import RELEASE_WEEKS, STALE_UNCHANGED_DAYS
-from fader_server.web import charts, frame, history
+from fader_server.services.rollout_records import PlanStatus
+from fader_server.services.rollouts import ACTIVE
+from fader_server.web import charts, frame, history, rollout_charts, rollout_view
 from fader_server.web.rendering import render
 from fader_server.web.routing import page_router
 from fader_server.web.session import CurrentSession, Svc
@@ -18,7 +23,21 @@ from fader_server.web.session import CurrentSession, Svc
 router = page_router()
 
 RECENT = 8
+MAX_RUNNING = 20
 Param = Annotated[str | None, Query(max_length=200)]
+
+
+def running(svc: Svc, principal: Principal, project: str) -> list[PlanStatus]:
+    """Unfinished plans, oldest first. One query per status: the newest plans overall may all
+    be finished, and a running plan must not drop off the panel because of them."""
+    found = [
+        plan
+        for status in (Status.PENDING, *ACTIVE)
+        for plan in svc.rollouts.list(
+            principal, project, limit=MAX_RUNNING, before_id=None, status=status.value
+        )
+    ]
+    return sorted(found, key=lambda p: p.stored.id)[:MAX_RUNNING]
 
 
 @router.get("/projects/{project}")
@@ -29,6 +48,11 @@ def dashboard(
     principal = session.principal
     report = svc.reports.releases(principal, project)
     recent = svc.projects.audit(principal, project, limit=RECENT, before_id=None)
+    rollouts = []
+    for plan in running(svc, principal, project):
+        burn = rollout_view.burn(plan)
+        bar = rollout_charts.burn_bar(burn, f"burn-{plan.stored.id}") if burn.ratio else None
+        rollouts.append((plan, burn, bar))
     return render(
         request,
         "dashboard.html",
@@ -42,6 +66,8 @@ def dashboard(
             "summary": charts.summary(report),
             "week_labels": [charts.week_label(report, i) for i in range(len(report.weeks))],
             "weeks": RELEASE_WEEKS,
+            "rollouts": rollouts,
+            "rv": rollout_view,
             "stale": svc.reports.stale_flags(principal, project),
             "stale_days": STALE_UNCHANGED_DAYS,
             "recent": [history.entry(a, view) for a in recent],

@@ -18,7 +18,7 @@ from fader_server.storage.ports import Project
 from fader_server.web.session import Session
 
 MAX_PROJECTS = 500
-SECTIONS = ("dashboard", "flags", "segments", "history", "tokens", "members")
+SECTIONS = ("dashboard", "flags", "segments", "rollouts", "history", "tokens", "members")
 
 
 @dataclass(frozen=True, slots=True)
