@@ -6,6 +6,7 @@ nothing."""
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from playwright.sync_api import Page, expect
@@ -186,3 +187,49 @@ def test_an_unknown_plan_is_a_404_page(console: Console, project: str) -> None:
         missing = client.get(f"/projects/{project}/rollouts/999999")
         assert missing.status_code == 404
         assert "release plan 999999 does not exist" in missing.text
+
+
+def test_a_rollback_shows_its_incident_evidence_and_timeline(
+    plain_page: Page, console: Console, project: str, scan: Scanner
+) -> None:
+    """A real rollback by the scheduler: an HTTP check gate on a page that does not exist."""
+    with console.api() as api:
+        made = api.post(
+            f"/api/v1/projects/{project}/rollouts",
+            json={
+                "flag": "new-checkout",
+                "environment": "production",
+                "control": "off",
+                "treatment": "on",
+                "stages": [
+                    {"name": "internal", "min_duration": 3600, "segment": "internal-users"}
+                ],
+                "gates": [
+                    {"kind": "http_check", "url": console.url + "/no-such-page",
+                     "interval": 0.1, "trip_after": 1},
+                ],
+                "start": True,
+            },
+        )  # fmt: skip
+        assert made.status_code == 201, made.text
+        plan_id = made.json()["id"]
+        deadline = time.monotonic() + 60
+        while api.get(f"/api/v1/projects/{project}/rollouts/{plan_id}").json()["status"] != (
+            "rolled_back"
+        ):
+            assert time.monotonic() < deadline, "the scheduler did not roll the plan back"
+            time.sleep(0.2)
+    with console.browser_client() as client:
+        assert http_login(client, ADMIN, PASSWORD).status_code == 303
+        page = client.get(f"/projects/{project}/rollouts/{plan_id}")
+    assert page.status_code == 200
+    incident = page.text[page.text.index('id="incident"') :]
+    assert "http_check failed 1 times in a row" in incident
+    assert f"rollout:{plan_id}" in incident  # the scheduler, as the actor of the rollback
+    assert "rollback plan" in incident
+    assert "/api/v1/" not in incident  # nothing a browser session cannot open
+    plain_page.goto(f"/projects/{project}/rollouts/{plan_id}")
+    expect(
+        plain_page.get_by_role("table", name="Timeline: who changed what, oldest first")
+    ).to_be_visible()
+    scan(plain_page, "plan rolled back, with its incident")
