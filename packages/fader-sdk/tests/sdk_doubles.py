@@ -38,8 +38,32 @@ def snapshot(version: int, value: Any = True) -> dict[str, Any]:
 
 
 def sse(event: str, version: int, value: Any = True) -> bytes:
-    data = json.dumps(snapshot(version, value))
-    return f"event: {event}\nid: {version}\ndata: {data}\n\n".encode()
+    return sse_data(event, version, json.dumps(snapshot(version, value)))
+
+
+def sse_data(event: str, event_id: int, data: str) -> bytes:
+    """One event with `data` as given (JSON or not), for malformed payloads."""
+    return f"event: {event}\nid: {event_id}\ndata: {data}\n\n".encode()
+
+
+def patch_event(
+    base: int,
+    version: int,
+    flags: dict[str, Any] | None = None,
+    segments: dict[str, Any] | None = None,
+    fields: dict[str, Any] | None = None,
+) -> bytes:
+    """A `patch` event (docs/delivery-protocol.md) from `base` to `version`."""
+    payload = {
+        "project": "demo",
+        "environment": "production",
+        "base": base,
+        "version": version,
+        "flags": flags or {},
+        "segments": segments or {},
+        "fields": fields or {},
+    }
+    return sse_data("patch", version, json.dumps(payload))
 
 
 class ScriptedStream(httpx.SyncByteStream):

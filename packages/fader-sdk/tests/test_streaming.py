@@ -1,8 +1,12 @@
-"""The SSE client: parsing, snapshots and changes, resume, heartbeat timeout, retry policy."""
+"""The SSE client: parsing, snapshots, changes and patches, resume, heartbeat timeout, retry
+policy."""
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -11,17 +15,21 @@ from sdk_doubles import (
     FakeClock,
     Recorder,
     Sleeper,
+    document,
     event_stream,
     http_client,
+    patch_event,
     snapshot,
     sse,
+    sse_data,
 )
 
+from fader_engine import ErrorCode
 from fader_sdk.backoff import Backoff
 from fader_sdk.breaker import BreakerState, CircuitBreaker
 from fader_sdk.sources.polling import PollingSource
 from fader_sdk.sources.streaming import Outcome, SSEParser, StreamingSource
-from fader_sdk.store import Store
+from fader_sdk.store import Origin, Snapshot, Store
 
 
 def make_source(recorder: Recorder, *, limit: int = 100) -> tuple[StreamingSource, Sleeper]:
@@ -255,3 +263,182 @@ def test_a_stream_broken_by_a_proxy_is_not_probed_at_every_poll() -> None:
     source.run(Store())
     assert recorder.paths == ["/api/v1/sdk/stream"] * 3 + ["/api/v1/sdk/flags"] * 2
     assert sleeper.delays == [0.5, 1.0, 30.0, 30.0]  # polling at its interval, no probe
+
+
+# -- patches ----------------------------------------------------------------------------------
+
+
+def three_flags(version: int, checkout: bool = True) -> dict[str, Any]:
+    """A snapshot with `new-checkout`, `banner` ("blue") and `old-limit` (3)."""
+    doc = document(checkout)
+    doc["flags"].update(document("blue", "banner")["flags"])
+    doc["flags"].update(document(3, "old-limit")["flags"])
+    return {"project": "demo", "environment": "production", "version": version, "document": doc}
+
+
+def snapshot_event(payload: dict[str, Any]) -> bytes:
+    return sse_data("snapshot", payload["version"], json.dumps(payload))
+
+
+CHECKOUT_OFF = {"new-checkout": document(False)["flags"]["new-checkout"]}
+
+
+def resyncing_server(
+    first: Callable[[], httpx.Response], version: int
+) -> Callable[[httpx.Request, int], httpx.Response]:
+    """Answers the first stream with `first()`, later ones as the server does at `version`: a
+    full snapshot unless ``Last-Event-ID`` already names that version (then only heartbeats)."""
+
+    def script(request: httpx.Request, n: int) -> httpx.Response:
+        if n == 0:
+            return first()
+        if request.headers.get("Last-Event-ID") == str(version):
+            return event_stream(b": heartbeat\n\n")
+        return event_stream(sse("snapshot", version, False))
+
+    return script
+
+
+def test_the_stream_opts_in_to_patches() -> None:
+    recorder = Recorder(lambda r, n: event_stream(sse("snapshot", 17)))
+    source, _ = make_source(recorder, limit=2)
+    source.run(Store())
+    assert len(recorder.requests) == 2
+    for request in recorder.requests:  # the first connection and the resumed one
+        assert request.url.path == "/api/v1/sdk/stream"
+        assert request.url.params["patches"] == "true"
+
+
+def test_a_patch_at_the_store_version_is_applied() -> None:
+    recorder = Recorder(
+        lambda r, n: event_stream(
+            snapshot_event(three_flags(17)),
+            patch_event(17, 18, flags={**CHECKOUT_OFF, "old-limit": None}),
+        )
+    )
+    source, _ = make_source(recorder)
+    store = Store()
+    seen: list[int] = []
+    store.add_listener(lambda old, new: seen.append(new.version))
+
+    assert source.connect_once(store) is Outcome.DROPPED  # the script then ends the stream
+    assert seen == [17, 18]
+    current = store.snapshot
+    assert current is not None
+    assert (current.version, current.origin) == (18, Origin.SERVER)
+    assert (current.project, current.environment) == ("demo", "production")
+    engine = current.engine
+    assert engine.resolve_boolean("new-checkout", {}, True).value is False  # changed
+    assert engine.resolve_string("banner", {}, "default").value == "blue"  # untouched
+    gone = engine.resolve_integer("old-limit", {}, 0)  # removed
+    assert (gone.value, gone.error_code) == (0, ErrorCode.FLAG_NOT_FOUND)
+    expected = three_flags(18, checkout=False)
+    del expected["document"]["flags"]["old-limit"]
+    assert current.to_wire() == expected  # what the cache file stores: the whole document
+    assert source.last_event_id == "18"  # a reconnect resumes after the patch
+
+
+def test_a_patch_at_another_version_reconnects_for_a_full_snapshot(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The store is at 17 and a patch from 18 to 19 arrives (the change to 18 was lost): it is
+    not applied, the rest of that stream is not read, and the reconnect resumes from 17, not
+    from the patch's id 19, so the server (at 19) sends the whole snapshot."""
+    recorder = Recorder(
+        resyncing_server(
+            lambda: event_stream(
+                sse("snapshot", 17), patch_event(18, 19, flags=CHECKOUT_OFF), sse("change", 20)
+            ),
+            version=19,
+        )
+    )
+    source, sleeper = make_source(recorder, limit=2)
+    store = Store()
+    seen: list[int] = []
+    store.add_listener(lambda old, new: seen.append(new.version))
+    with caplog.at_level(logging.WARNING, logger="fader_sdk"):
+        source.run(store)
+
+    assert seen == [17, 19]  # never 20: that connection was ended at the patch
+    assert "applies to version 18" in caplog.text
+    assert recorder.requests[1].headers["Last-Event-ID"] == "17"
+    assert store.snapshot is not None
+    assert store.snapshot.engine.resolve_boolean("new-checkout", {}, True).value is False
+    # a dropped connection (backoff, breaker closed), not a failure and not a stop
+    assert len(sleeper.delays) == 2
+    assert source.breaker.state is BreakerState.CLOSED
+    assert store.fatal_error is None
+
+
+@pytest.mark.parametrize("held", [None, Origin.CACHE])
+def test_a_patch_without_a_server_snapshot_at_its_base_is_not_applied(
+    held: Origin | None,
+) -> None:
+    """Nothing, or only the cache file's copy of version 17: the patch's base cannot be trusted
+    to be the document the server diffed against, so the SDK asks for a full snapshot."""
+    recorder = Recorder(lambda r, n: event_stream(patch_event(17, 18, flags=CHECKOUT_OFF)))
+    source, _ = make_source(recorder)
+    store = Store()
+    if held is not None:
+        store.replace(Snapshot.from_wire(snapshot(17), held))
+    before = store.snapshot
+
+    assert source.connect_once(store) is Outcome.DROPPED
+    assert store.snapshot is before
+    assert source.last_event_id is None
+    assert source.connect_once(store) is Outcome.DROPPED
+    assert "Last-Event-ID" not in recorder.requests[1].headers  # so the server sends it all
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "not json",
+        '["not", "an", "object"]',
+        '{"base": 17, "flags": {}}',  # no version
+        '{"base": 17, "version": 17, "flags": {}}',  # to itself
+        '{"base": true, "version": 18}',
+        '{"base": 17, "version": 18, "flags": ["new-checkout"]}',
+        '{"base": 17, "version": 18, "flags": {"new-checkout": 3}}',
+        '{"base": 17, "version": 18, "flags": {"new-checkout": {"type": "boolean"}}}',
+        '{"base": 17, "version": 18, "fields": {"flags": {}}}',
+        '{"base": 17, "version": 18, "environment": "staging", "flags": {}}',
+    ],
+)
+def test_a_malformed_patch_keeps_the_previous_configuration(data: str) -> None:
+    recorder = Recorder(
+        resyncing_server(
+            lambda: event_stream(sse("snapshot", 17), sse_data("patch", 18, data)), version=18
+        )
+    )
+    source, _ = make_source(recorder)
+    store = Store()
+    seen: list[int] = []
+    store.add_listener(lambda old, new: seen.append(new.version))
+
+    assert source.connect_once(store) is Outcome.DROPPED
+    assert seen == [17]
+    assert store.snapshot is not None
+    assert store.snapshot.engine.resolve_boolean("new-checkout", {}, False).value is True
+    assert source.connect_once(store) is Outcome.DROPPED
+    assert recorder.requests[1].headers["Last-Event-ID"] == "17"
+    assert seen == [17, 18]  # the full snapshot repaired it
+
+
+def test_a_resumed_stream_applies_patches_without_a_snapshot() -> None:
+    """The usual case after a reconnect: the server is still at our version, sends no
+    snapshot, and the next change arrives as a patch on it."""
+    recorder = Recorder(
+        lambda r, n: (
+            event_stream(sse("snapshot", 17))
+            if n == 0
+            else event_stream(b": heartbeat\n\n", patch_event(17, 18, flags=CHECKOUT_OFF))
+        )
+    )
+    source, _ = make_source(recorder, limit=2)
+    store = Store()
+    source.run(store)
+    assert recorder.requests[1].headers["Last-Event-ID"] == "17"
+    assert store.snapshot is not None
+    assert store.snapshot.version == 18
+    assert store.snapshot.engine.resolve_boolean("new-checkout", {}, True).value is False

@@ -17,10 +17,11 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeGuard
 
 import fader_engine
 from fader_engine import Engine
+from fader_engine.patch import apply_patch
 
 log = logging.getLogger("fader_sdk")
 
@@ -68,6 +69,41 @@ class Snapshot:
             environment=environment if isinstance(environment, str) else None,
         )
 
+    def patched(self, payload: Mapping[str, Any]) -> Snapshot:
+        """The snapshot a stream `patch` event describes, built on this one.
+
+        Why: with ``?patches=true`` the server sends only the entries that changed between
+        `base` and `version` (docs/delivery-protocol.md), a few hundred bytes instead of the
+        whole document. The patch only means something on top of the exact document it was
+        computed from, so `base` must be this snapshot's version; the result is compiled by the
+        engine like any snapshot, so a patch that yields an invalid document is rejected here
+        rather than half-served. This snapshot is left untouched (other threads evaluate it).
+
+        Raises `ValueError` (:class:`~fader_engine.patch.PatchError` is one), or the engine's
+        `ConfigurationError`, when the payload is malformed, applies to another version or
+        yields an invalid document; callers keep this snapshot and fetch a whole one instead.
+        """
+        base, version = payload.get("base"), payload.get("version")
+        if not _is_int(base) or not _is_int(version):
+            raise ValueError("patch has no integer 'base' and 'version'")
+        if base != self.version:
+            raise ValueError(f"patch applies to version {base}, not {self.version}")
+        if version == base:
+            raise ValueError(f"patch leads from version {base} to itself")
+        for name, ours in (("project", self.project), ("environment", self.environment)):
+            theirs = payload.get(name)
+            if ours is not None and theirs is not None and theirs != ours:
+                raise ValueError(f"patch is for {name} {theirs!r}, not {ours!r}")
+        document = apply_patch(self.document, payload)
+        return Snapshot(
+            version=version,
+            engine=fader_engine.load(document),
+            document=document,
+            origin=self.origin,
+            project=self.project,
+            environment=self.environment,
+        )
+
     def to_wire(self) -> dict[str, Any]:
         """The snapshot JSON again, as the cache file stores it."""
         return {
@@ -76,6 +112,10 @@ class Snapshot:
             "version": self.version,
             "document": dict(self.document),
         }
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 Listener = Callable[[Snapshot | None, Snapshot], None]

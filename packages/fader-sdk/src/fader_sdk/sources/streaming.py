@@ -8,6 +8,11 @@ Reconnect policy (after LaunchDarkly's streaming source):
 - The read timeout is 2.5 heartbeat intervals: a proxy that silently stops forwarding bytes
   shows up as a `ReadTimeout`, and we reconnect instead of serving stale flags forever.
 - Every reconnect sends ``Last-Event-ID`` so the server can skip the full snapshot.
+- The stream is requested with ``?patches=true``: a change may then arrive as a `patch` event
+  carrying only the changed entries, valid on top of version `base` only. A patch the store
+  cannot apply (not at `base`, malformed) ends the connection, and the reconnect's
+  ``Last-Event-ID`` is the version the store really holds, so the server sends a full snapshot:
+  one resync instead of guessing, and never a patch applied to the wrong document.
 - Delays come from :class:`~fader_sdk.backoff.Backoff` (full jitter, reset after a stable
   connection); the server's ``retry:`` field sets the base; ``Retry-After`` is a floor.
 - :mod:`fader_sdk.retry` decides what is retryable; anything else stops the source for good.
@@ -31,7 +36,7 @@ import httpx
 from fader_sdk import retry
 from fader_sdk.backoff import Backoff
 from fader_sdk.breaker import BreakerState, CircuitBreaker
-from fader_sdk.sources import STREAM_PATH
+from fader_sdk.sources import STREAM_PARAMS, STREAM_PATH
 from fader_sdk.sources.polling import PollingSource
 from fader_sdk.store import Origin, Snapshot, Store
 
@@ -142,13 +147,16 @@ class StreamingSource:
         parser = SSEParser(self.last_event_id)
         received = False
         try:
-            with self._http.stream("GET", STREAM_PATH, headers=headers, timeout=timeout) as resp:
+            with self._http.stream(
+                "GET", STREAM_PATH, params=STREAM_PARAMS, headers=headers, timeout=timeout
+            ) as resp:
                 self._response = resp
                 if self._stop.is_set():
                     return Outcome.CLOSED
                 if resp.status_code != 200:
                     resp.read()
                     return self._failed(store, retry.from_response(resp))
+                failure = retry.Failure(True, "the server ended the stream")
                 for line in resp.iter_lines():
                     if not received:
                         received = True
@@ -159,9 +167,15 @@ class StreamingSource:
                     if parser.retry_ms is not None:
                         self.backoff.base = parser.retry_ms / 1000
                     if event is not None:
-                        self._apply(store, event)
+                        unusable = self._apply(store, event)
+                        if unusable is not None:
+                            # Resume from what the store holds (connect_once reads it when
+                            # this is None), not from this event's id: the server then sends
+                            # a full snapshot. A drop, not a failure: the stream works.
+                            self.last_event_id = None
+                            failure = retry.Failure(True, unusable)
+                            break
                         self.last_event_id = parser.last_event_id
-            failure = retry.Failure(True, "the server ended the stream")
         except httpx.ReadTimeout:
             failure = retry.Failure(True, f"no heartbeat for {self.read_timeout:g} s; reconnecting")
         except httpx.HTTPError as error:
@@ -177,15 +191,45 @@ class StreamingSource:
         log.info("fader: stream dropped: %s", failure.message)
         return Outcome.DROPPED
 
-    def _apply(self, store: Store, event: ServerSentEvent) -> None:
+    def _apply(self, store: Store, event: ServerSentEvent) -> str | None:
+        """Apply one event; returns why the connection must be resynchronised, if it must."""
+        if event.event == "patch":
+            return self._apply_patch(store, event)
         if event.event not in ("snapshot", "change"):
-            return  # forward compatible: unknown events are not errors
+            return None  # forward compatible: unknown events are not errors
         try:
             snapshot = Snapshot.from_wire(json.loads(event.data), Origin.SERVER)
         except Exception as error:  # keep serving the previous configuration
             log.warning("fader: ignoring unusable %s event %s: %s", event.event, event.id, error)
-            return
+            return None
         store.replace(snapshot)
+        return None
+
+    def _apply_patch(self, store: Store, event: ServerSentEvent) -> str | None:
+        """Apply a `patch` event on top of the store's server snapshot at its `base`.
+
+        Unlike an unusable `change`, an unusable patch cannot just be skipped: every later
+        patch builds on its version, so the store would fall behind for good. The caller ends
+        the connection instead and resumes from the store's version, which gets a full snapshot.
+        """
+        current = store.snapshot
+        try:
+            payload = json.loads(event.data)
+            if not isinstance(payload, dict):
+                raise ValueError("patch is not a JSON object")
+            base = payload.get("base")
+            if current is None or current.origin is not Origin.SERVER or current.version != base:
+                held = "nothing" if current is None else f"{current.origin} {current.version}"
+                reason = f"patch {event.id} applies to version {base}, but the SDK holds {held}"
+                log.warning("fader: %s; reconnecting for a full snapshot", reason)
+                return reason
+            snapshot = current.patched(payload)
+        except Exception as error:  # keep serving the previous configuration
+            reason = f"unusable patch event {event.id}: {error}"
+            log.warning("fader: %s; reconnecting for a full snapshot", reason)
+            return reason
+        store.replace(snapshot)
+        return None
 
     def _failed(self, store: Store, failure: retry.Failure) -> Outcome:
         self._last_failure = failure
