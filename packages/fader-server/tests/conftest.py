@@ -8,6 +8,7 @@ other's data. Tests isolate from each other by creating their own projects (`new
 
 from __future__ import annotations
 
+import asyncio
 import io
 import secrets
 import socket
@@ -103,8 +104,11 @@ def postgres_url() -> Iterator[str]:
 
 
 def _serve(
-    settings: Settings, log_sink: LogSink
+    settings: Settings, log_sink: LogSink, *, http: str | type[asyncio.Protocol] = "auto"
 ) -> tuple[uvicorn.Server, threading.Thread, str, FastAPI]:
+    """Serve in a thread. `http`: uvicorn's protocol; ``fader serve`` runs
+    :class:`~fader_server.http_protocol.TransportExposingProtocol`, under which SSE streams are
+    written to directly, while the default exercises their plain-ASGI path."""
     app = create_app(settings, log_stream=log_sink)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -114,7 +118,12 @@ def _serve(
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=2
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=2,
+        http=http,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

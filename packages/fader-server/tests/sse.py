@@ -58,14 +58,22 @@ class EventReader:
 
 @contextmanager
 def open_stream(
-    url: str, key: str, *, last_event_id: str | None = None, timeout: float = 10
+    url: str,
+    key: str,
+    *,
+    last_event_id: str | None = None,
+    timeout: float = 10,
+    patches: bool = False,
+    path: str = "/api/v1/sdk/stream",
 ) -> Iterator[EventReader]:
     headers = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}
     if last_event_id is not None:
         headers["Last-Event-ID"] = last_event_id
     with (
         httpx.Client(base_url=url, timeout=timeout) as client,
-        client.stream("GET", "/api/v1/sdk/stream", headers=headers) as response,
+        client.stream(
+            "GET", path, headers=headers, params={"patches": "true"} if patches else None
+        ) as response,
     ):
         assert response.status_code == 200, response.read()
         yield EventReader(response)

@@ -20,6 +20,7 @@ from sse import EventReader, open_stream
 
 from fader_engine.flagd import load_flagd
 from fader_engine.formats import load
+from fader_server.http_protocol import TransportExposingProtocol
 from fader_server.settings import Settings
 from fader_server.storage.sql.notifications import APPLICATION_NAME
 from fader_server.storage.sql.tables import sdk_events
@@ -67,7 +68,10 @@ def deployment(
         sse_heartbeat_seconds=HEARTBEAT,
     )
     sink = LogSink()
-    started = [_serve(settings, sink) for _ in range(2 if backend == "postgresql" else 1)]
+    started = [
+        _serve(settings, sink, http=TransportExposingProtocol)
+        for _ in range(2 if backend == "postgresql" else 1)
+    ]
     try:
         yield Deployment(
             backend,

@@ -67,7 +67,9 @@ def create_app(
     app.state.scheduler = scheduler
     app.state.metrics = HttpMetrics()
     scheduler.export_metrics(app.state.metrics.registry)
-    app.state.metrics.watch_streams(lambda: delivery.hub.streams)
+    app.state.metrics.watch_streams(
+        lambda: delivery.hub.streams, lambda: delivery.hub.direct_streams
+    )
     problems.install(app)
     for module in (projects, flags, segments, identity, sdk, ofrep, health):
         app.include_router(module.router)

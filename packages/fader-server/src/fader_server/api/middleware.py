@@ -37,12 +37,20 @@ class HttpMetrics:
             registry=self.registry,
         )
 
-    def watch_streams(self, count: Callable[[], int]) -> None:
-        """Export the number of connected SDK streams, read at scrape time."""
+    def watch_streams(self, count: Callable[[], int], direct: Callable[[], int]) -> None:
+        """Export the number of connected streams (SDK and OFREP), read at scrape time, and
+        how many of them the hub writes to directly (``delivery/sinks.py``): fewer than all
+        means some are on the slower plain-ASGI path."""
         streams = Gauge(
             "fader_sdk_streams", "SDK streams connected to this process", registry=self.registry
         )
         streams.set_function(count)
+        written = Gauge(
+            "fader_sdk_streams_direct",
+            "connected streams whose events are written straight to their connection",
+            registry=self.registry,
+        )
+        written.set_function(direct)
 
 
 class RequestContext:

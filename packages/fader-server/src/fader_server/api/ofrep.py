@@ -17,17 +17,17 @@ miss, the snapshot's revision check, evaluation) in one worker-thread hop.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from fastapi.responses import StreamingResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from fader_server.api.event_stream import EventStream
 from fader_server.delivery import ofrep
+from fader_server.delivery.frames import StreamKind
 from fader_server.delivery.keys import SdkCaller
 from fader_server.delivery.service import Delivery
 from fader_server.delivery.snapshots import Snapshot
@@ -38,7 +38,6 @@ PREFIX = "/ofrep/v1"
 STREAM_PATH = "/event-stream"
 STREAM_GRANT = "ofrep-event-stream"
 """The purpose of the grants in advertised stream URLs (see :mod:`fader_server.delivery.keys`)."""
-RETRY_MS = 1000
 _KEYS = frozenset({TokenKind.SERVER, TokenKind.CLIENT})
 _JSON = "application/json"
 
@@ -303,7 +302,7 @@ def _evaluate_flags(
 @router.get(
     STREAM_PATH,
     summary="Change notifications for OFREP clients (server-sent events)",
-    response_class=StreamingResponse,
+    response_class=EventStream,
     responses={
         200: {
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
@@ -325,12 +324,13 @@ async def event_stream(
         str | None,
         Header(alias="Last-Event-ID", description="the id of the last event received"),
     ] = None,
-) -> StreamingResponse:
+) -> EventStream:
+    """A notification on connecting closes the gap between the client's last bulk fetch and
+    this connection (a change in between would otherwise go unheard); a client resuming at the
+    current version gets none. Then one per new version, heartbeats in between."""
     initial = await run_in_threadpool(_stream_start, request, credential, grant)
-    return StreamingResponse(
-        _notifications(_delivery(request), initial, last_event_id),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    return EventStream(
+        _delivery(request), initial, StreamKind.OFREP, ofrep.refetch_event, last_event_id
     )
 
 
@@ -342,31 +342,6 @@ def _stream_start(request: Request, secret: str | None, grant: str | None) -> Sn
     else:
         caller = _authenticate(request, dlv, secret)
     return _current(dlv, caller)
-
-
-async def _notifications(
-    dlv: Delivery, initial: Snapshot, last_event_id: str | None
-) -> AsyncIterator[bytes]:
-    """A notification on connecting closes the gap between the client's last bulk fetch and
-    this connection (a change in between would otherwise go unheard); a client resuming at the
-    current version gets none. Then one per new version, heartbeats in between."""
-    async with dlv.hub.subscribe(initial) as topic:
-        current = topic.latest or initial
-        preamble = b"retry: %d\n\n" % RETRY_MS
-        if last_event_id is not None and last_event_id.strip() == str(current.version):
-            yield preamble
-        else:
-            yield preamble + ofrep.refetch_event(current)
-        sent = current.version
-        while True:
-            newer = await topic.newer_than(sent, dlv.heartbeat)
-            if topic.gone:
-                return
-            if newer is None:
-                yield b": heartbeat\n\n"
-                continue
-            yield ofrep.refetch_event(newer)
-            sent = newer.version
 
 
 # -------------------------------------------------------------------- CORS

@@ -6,17 +6,17 @@ tokens, so a server that only serves flags needs no admin credential.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Request, Response, status
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Field
 
 from fader_engine.flagd.export import ExportError
+from fader_server.api.event_stream import EventStream
 from fader_server.api.schemas import Strict
+from fader_server.delivery.frames import StreamKind
 from fader_server.delivery.keys import SdkCaller
 from fader_server.delivery.service import Delivery
 from fader_server.delivery.snapshots import Snapshot
@@ -31,7 +31,6 @@ _bearer = HTTPBearer(
 )
 _SERVER = frozenset({TokenKind.SERVER})
 _ANY_SDK = frozenset({TokenKind.SERVER, TokenKind.CLIENT})
-RETRY_MS = 1000
 MAX_BATCH = 1000
 
 
@@ -110,12 +109,12 @@ def poll(caller: ServerKey, dlv: Dlv, if_none_match: IfNoneMatch = None) -> Resp
 @router.get(
     "/stream",
     summary="The environment's flags, streamed (server-sent events)",
-    response_class=StreamingResponse,
+    response_class=EventStream,
     responses={
         200: {
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
-            "description": "`snapshot` first, then a `change` event per new version; "
-            "`: heartbeat` comments keep the stream alive",
+            "description": "`snapshot` first, then a `change` event per new version (or a "
+            "`patch` event, with `patches=true`); `: heartbeat` comments keep the stream alive",
         }
     },
 )
@@ -126,38 +125,24 @@ async def stream(
         str | None,
         Header(alias="Last-Event-ID", description="the last version received: resume from it"),
     ] = None,
-) -> StreamingResponse:
+    patches: Annotated[
+        bool,
+        Query(
+            description="send only the changed flags and segments when the client holds the "
+            "version they apply to (`event: patch`); the whole snapshot otherwise"
+        ),
+    ] = False,
+) -> EventStream:
+    """A resuming client that already holds the current version gets no snapshot; one that
+    holds an older version gets the current one (a snapshot is complete, so there is nothing
+    to replay)."""
     initial = await asyncio.to_thread(_current, dlv, caller)
-    return StreamingResponse(
-        _events(dlv, initial, last_event_id),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    kind = StreamKind.PATCHES if patches else StreamKind.SNAPSHOTS
+    return EventStream(dlv, initial, kind, _snapshot_event, last_event_id)
 
 
-async def _events(
-    dlv: Delivery, initial: Snapshot, last_event_id: str | None
-) -> AsyncIterator[bytes]:
-    """The stream body. A resuming client that already holds the current version gets no
-    snapshot; one that holds an older version gets the current one (a snapshot is complete,
-    so there is nothing to replay)."""
-    async with dlv.hub.subscribe(initial) as topic:
-        current = topic.latest or initial
-        preamble = b"retry: %d\n\n" % RETRY_MS
-        if last_event_id is not None and last_event_id.strip() == str(current.version):
-            yield preamble
-        else:
-            yield preamble + current.sse_event("snapshot")
-        sent = current.version
-        while True:
-            newer = await topic.newer_than(sent, dlv.heartbeat)
-            if topic.gone:
-                return
-            if newer is None:
-                yield b": heartbeat\n\n"
-                continue
-            yield newer.sse_event("change")
-            sent = newer.version
+def _snapshot_event(snapshot: Snapshot) -> bytes:
+    return snapshot.sse_event("snapshot")
 
 
 class ExposureIn(Strict):

@@ -9,6 +9,7 @@ import typer
 import uvicorn
 
 from fader_server.app import create_app, open_services
+from fader_server.http_protocol import TransportExposingProtocol
 from fader_server.services import demo
 from fader_server.settings import Settings
 
@@ -64,4 +65,5 @@ def serve_command(
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=3,
+        http=TransportExposingProtocol,
     )

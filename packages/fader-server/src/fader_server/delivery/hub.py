@@ -4,8 +4,8 @@ Writers commit in worker threads (and, with PostgreSQL, on other replicas); stre
 tasks. The hub is the bridge: :meth:`ChangeHub.publish` may be called from any thread, and hops
 onto the event loop. Per environment with at least one connected stream there is one
 :class:`Topic` holding the latest snapshot and the set of streams waiting for a newer one; a
-change builds the snapshot once (off the loop) and wakes every waiter, so 10,000 streams cost
-one database read and one serialisation, then 10,000 socket writes.
+change builds the snapshot and its events once (off the loop, :class:`~.frames.Update`), so
+10,000 streams cost one database read and one serialisation, then 10,000 socket writes.
 
 Each waiting stream has a future of its own, kept in an insertion-ordered dict (woken first
 come, first served), and a timer for its heartbeat. Not one shared future awaited through
@@ -13,6 +13,11 @@ come, first served), and a timer for its heartbeat. Not one shared future awaite
 shared future's callback *list*, a scan past every other stream, so n streams cost O(n²) per
 heartbeat interval; with 10,000 streams that was most of the server's CPU (py-spy, under
 ``bench/delivery/propagation.py``) and changes waited seconds behind it.
+
+Streams served by ``fader serve`` are *sinks* (:mod:`fader_server.delivery.sinks`): the topic
+writes each change's pre-framed event straight to their connections in one loop, and one
+process-wide timer writes their heartbeats. Streams under other ASGI servers wait on futures
+and send through ASGI, one task each.
 
 Missed notifications (a lost LISTEN connection) are repaired by :meth:`ChangeHub.resync`, which
 re-reads the revision of every environment that has streams; it also runs every
@@ -26,6 +31,9 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 
+from fader_server.delivery import sinks
+from fader_server.delivery.frames import HEARTBEAT_CHUNK, StreamKind, Update
+from fader_server.delivery.sinks import Sink
 from fader_server.delivery.snapshots import EnvironmentRef, Snapshot, SnapshotService
 from fader_server.storage.ports import EnvironmentChange
 
@@ -36,22 +44,33 @@ of the read, or a notification overtaking its commit); the periodic resync cover
 
 
 class Topic:
-    """One environment's latest snapshot and the streams waiting for a newer one."""
+    """One environment's latest :class:`Update`, the streams written to directly (sinks), and
+    the streams waiting for a newer update (those served through plain ASGI sends)."""
 
     def __init__(self, ref: EnvironmentRef, loop: asyncio.AbstractEventLoop) -> None:
         self.ref = ref
-        self.latest: Snapshot | None = None
+        self.update: Update | None = None
         self.gone = False
         self.subscribers = 0
         self.wanted = 0
         self.building = False
         self._loop = loop
         self._waiters: dict[asyncio.Future[bool], None] = {}
+        self._sinks: dict[StreamKind, dict[Sink, None]] = {kind: {} for kind in StreamKind}
 
-    async def newer_than(self, version: int, timeout: float | None) -> Snapshot | None:
-        """The latest snapshot once its version exceeds `version`; None on timeout or when the
+    @property
+    def direct(self) -> int:
+        """Streams written to directly (sinks)."""
+        return sum(len(group) for group in self._sinks.values())
+
+    @property
+    def latest(self) -> Snapshot | None:
+        return None if self.update is None else self.update.snapshot
+
+    async def newer_than(self, version: int, timeout: float | None) -> Update | None:
+        """The latest update once its version exceeds `version`; None on timeout or when the
         environment was deleted (check :attr:`gone`)."""
-        while not self.gone and (self.latest is None or self.latest.version <= version):
+        while not self.gone and (self.update is None or self.update.version <= version):
             waiter: asyncio.Future[bool] = self._loop.create_future()
             timer = None if timeout is None else self._loop.call_later(timeout, _expire, waiter)
             self._waiters[waiter] = None
@@ -63,17 +82,49 @@ class Topic:
                     timer.cancel()
             if not woken:
                 return None
-        return None if self.gone else self.latest
+        return None if self.gone else self.update
 
-    def advance(self, snapshot: Snapshot) -> None:
-        """Make `snapshot` the latest if it is newer, and wake every waiting stream."""
-        if self.latest is None or snapshot.version > self.latest.version:
-            self.latest = snapshot
-            self._wake()
+    def advance(self, update: Update) -> None:
+        """Make `update` the latest if it is newer: write it to every sink, wake every waiter.
+
+        A patch is only valid from the version it was computed against; if the topic moved
+        meanwhile (a stream subscribed with a newer snapshot), the update goes out whole."""
+        current = self.update
+        if current is not None and update.version <= current.version:
+            return
+        if update.base != (None if current is None else current.version):
+            update = Update(update.snapshot, None if current is None else current.version, None)
+        self.update = update
+        for kind, group in self._sinks.items():
+            if group:
+                at_base, other = update.chunk(kind, True), update.chunk(kind, False)
+                for sink in sinks.deliver(group, update.base, update.version, at_base, other):
+                    group.pop(sink, None)
+        self._wake()
+
+    def attach(self, sink: Sink) -> None:
+        """Write to `sink` from now on, starting with the latest update if it is newer than
+        what its client holds (a change that landed while the first event was being sent)."""
+        update = self.update
+        if update is not None and update.version > sink.version:
+            sink.transport.write(update.chunk(sink.kind, sink.version == update.base))
+            sink.version = update.version
+        self._sinks[sink.kind][sink] = None
+
+    def detach(self, sink: Sink) -> None:
+        self._sinks[sink.kind].pop(sink, None)
+
+    def heartbeat(self) -> None:
+        for group in self._sinks.values():
+            for sink in sinks.write(group, HEARTBEAT_CHUNK):
+                group.pop(sink, None)
 
     def close(self) -> None:
-        """The environment is gone: every waiting stream ends."""
+        """The environment is gone: every stream ends."""
         self.gone = True
+        for group in self._sinks.values():
+            sinks.end(group)
+            group.clear()
         self._wake()
 
     def _wake(self) -> None:
@@ -89,17 +140,29 @@ def _expire(waiter: asyncio.Future[bool]) -> None:
 
 
 class ChangeHub:
-    def __init__(self, snapshots: SnapshotService, *, resync_interval: float = 30.0) -> None:
+    def __init__(
+        self,
+        snapshots: SnapshotService,
+        *,
+        heartbeat: float = 15.0,
+        resync_interval: float = 30.0,
+    ) -> None:
         self.snapshots = snapshots
+        self.heartbeat = heartbeat
         self.resync_interval = resync_interval
         self._topics: dict[EnvironmentRef, Topic] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._periodic: asyncio.Task[None] | None = None
+        self._heartbeats: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def streams(self) -> int:
         return sum(t.subscribers for t in self._topics.values())
+
+    @property
+    def direct_streams(self) -> int:
+        return sum(t.direct for t in self._topics.values())
 
     # ------------------------------------------------------------ any thread
     def publish(self, changes: Sequence[EnvironmentChange]) -> None:
@@ -132,7 +195,7 @@ class ChangeHub:
         topic = self._topics.get(ref)
         if topic is None:
             topic = self._topics[ref] = Topic(ref, self._loop)
-        topic.advance(initial)
+        topic.advance(Update(initial, None, None))
         topic.subscribers += 1
         try:
             yield topic
@@ -142,16 +205,19 @@ class ChangeHub:
                 del self._topics[ref]
 
     async def aclose(self) -> None:
-        for task in [*self._tasks, *([self._periodic] if self._periodic else [])]:
-            task.cancel()
+        for task in [*self._tasks, self._periodic, self._heartbeats]:
+            if task is not None:
+                task.cancel()
         self._tasks.clear()
-        self._periodic = None
+        self._periodic = self._heartbeats = None
 
     def _bind(self) -> None:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         if self._periodic is None and self.resync_interval > 0:
             self._periodic = self._loop.create_task(self._resync_periodically())
+        if self._heartbeats is None and self.heartbeat > 0:
+            self._heartbeats = self._loop.create_task(self._beat())
 
     def _spawn(self, coroutine: object) -> None:
         assert self._loop is not None
@@ -179,18 +245,31 @@ class ChangeHub:
         picked up by the loop instead of starting a second build."""
         try:
             for _ in range(_MAX_CATCH_UP):
-                snapshot = await asyncio.to_thread(self.snapshots.current, topic.ref)
-                if snapshot is None:
+                update = await asyncio.to_thread(self._prepare, topic.ref, topic.latest)
+                if update is None:
                     topic.close()
                     return
-                topic.advance(snapshot)
-                if snapshot.version >= topic.wanted:
+                topic.advance(update)
+                if update.version >= topic.wanted:
                     return
                 await asyncio.sleep(0.05)
         except Exception:
             _log.exception("could not build the snapshot of %s", topic.ref)
         finally:
             topic.building = False
+
+    def _prepare(self, ref: EnvironmentRef, previous: Snapshot | None) -> Update | None:
+        """Read the current snapshot and build its events (in a worker thread)."""
+        snapshot = self.snapshots.current(ref)
+        return None if snapshot is None else Update.between(previous, snapshot)
+
+    async def _beat(self) -> None:
+        """Heartbeats for every directly-written stream, all at once: one timer per process
+        instead of one per stream."""
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            for topic in list(self._topics.values()):
+                topic.heartbeat()
 
     async def _resync(self) -> None:
         refs = list(self._topics)

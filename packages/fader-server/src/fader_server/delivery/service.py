@@ -27,7 +27,7 @@ class Delivery:
         """Build it and connect the hub to the store's change feeds: this process's commits
         directly, other replicas' through the database (LISTEN/NOTIFY on PostgreSQL)."""
         snapshots = SnapshotService(services.store)
-        hub = ChangeHub(snapshots)
+        hub = ChangeHub(snapshots, heartbeat=heartbeat)
 
         def changed(changes: Sequence[EnvironmentChange]) -> None:
             snapshots.invalidate(changes)

@@ -1,0 +1,111 @@
+"""The server-sent-events response shared by the SDK stream and the OFREP change stream.
+
+Both open the same way (a ``retry:`` field and a first event, skipped when the client's
+``Last-Event-ID`` names the current version) and then send one event per new version of the
+environment, with heartbeats in between. What differs is the first event and the
+:class:`~fader_server.delivery.frames.StreamKind` of the rest.
+
+After the first event, a stream served by ``fader serve`` is handed to the hub as a sink and
+this task only waits for the client to leave (:mod:`fader_server.delivery.sinks` says why).
+Elsewhere (another ASGI server, HTTP/1.0) it relays updates itself through ``send``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from fader_server.delivery.frames import HEARTBEAT, StreamKind
+from fader_server.delivery.hub import Topic
+from fader_server.delivery.service import Delivery
+from fader_server.delivery.sinks import TRANSPORT_EXTENSION, Sink
+from fader_server.delivery.snapshots import Snapshot
+
+RETRY_MS = 1000
+HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class EventStream(Response):
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        dlv: Delivery,
+        initial: Snapshot,
+        kind: StreamKind,
+        first_event: Callable[[Snapshot], bytes],
+        last_event_id: str | None,
+    ) -> None:
+        self.status_code = 200
+        self.background = None
+        self.init_headers(HEADERS)
+        self._dlv = dlv
+        self._initial = initial
+        self._kind = kind
+        self._first_event = first_event
+        self._last_event_id = last_event_id
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        async with self._dlv.hub.subscribe(self._initial) as topic:
+            current = topic.latest or self._initial
+            opening = b"retry: %d\n\n" % RETRY_MS
+            resumed = self._last_event_id is not None
+            if not (resumed and str(self._last_event_id).strip() == str(current.version)):
+                opening += self._first_event(current)
+            await send({"type": "http.response.body", "body": opening, "more_body": True})
+            transport = _transport(scope)
+            if transport is not None:
+                await self._hand_over(topic, Sink(transport, self._kind, current.version), receive)
+            else:
+                await self._relay(topic, current.version, receive, send)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _hand_over(self, topic: Topic, sink: Sink, receive: Receive) -> None:
+        """The hub writes to the connection from now on; wait for the client (or the hub,
+        by closing the connection) to end it."""
+        if topic.gone:
+            return
+        topic.attach(sink)
+        try:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+        finally:
+            topic.detach(sink)
+
+    async def _relay(self, topic: Topic, held: int, receive: Receive, send: Send) -> None:
+        """Send each update ourselves until the client leaves or the environment is gone."""
+        left = asyncio.ensure_future(_disconnected(receive))
+        try:
+            while not left.done():
+                newer = asyncio.ensure_future(topic.newer_than(held, self._dlv.heartbeat))
+                await asyncio.wait({newer, left}, return_when=asyncio.FIRST_COMPLETED)
+                if left.done():
+                    newer.cancel()
+                    return
+                update = newer.result()
+                if topic.gone:
+                    return
+                body = HEARTBEAT if update is None else update.event(self._kind, held)
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+                if update is not None:
+                    held = update.version
+        finally:
+            left.cancel()
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def _transport(scope: Scope) -> Any:
+    """The connection's transport when the server exposes it and the body is chunked."""
+    if scope.get("http_version") != "1.1":
+        return None
+    extension = (scope.get("extensions") or {}).get(TRANSPORT_EXTENSION)
+    return None if extension is None else extension.get("transport")

@@ -1,0 +1,236 @@
+"""Event streams on both of their paths: written straight to the connection (``fader serve``'s
+protocol) and sent through ASGI (any other server). Patch events, what the hub counts, and a
+stream too slow to keep up being dropped instead of buffering without bound."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import ADMIN_PASSWORD, LogSink, _serve
+from server_api import create_flag, unique
+from sse import open_stream
+
+from fader_engine.patch import apply_patch
+from fader_server.delivery.frames import StreamKind, chunk
+from fader_server.delivery.sinks import BUFFER_LIMIT, Sink, deliver
+from fader_server.http_protocol import TransportExposingProtocol
+from fader_server.settings import Settings
+
+HEARTBEAT = 0.3
+
+
+@dataclass
+class Served:
+    path: str
+    url: str
+    token: str
+
+    def admin(self) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+@pytest.fixture(scope="module", params=["direct", "asgi"])
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    path: str = request.param
+    token = "fdr_admin_" + secrets.token_urlsafe(32)
+    data_dir: Path = tmp_path_factory.mktemp(f"streams-{path}")
+    settings = Settings(
+        data_dir=data_dir,
+        admin_password=ADMIN_PASSWORD,
+        admin_token=token,
+        sse_heartbeat_seconds=HEARTBEAT,
+    )
+    protocol = TransportExposingProtocol if path == "direct" else "auto"
+    uv_server, thread, url, app = _serve(settings, LogSink(), http=protocol)
+    try:
+        yield Served(path, url, token)
+    finally:
+        uv_server.should_exit = True
+        thread.join(timeout=10)
+        app.state.services.store.close()
+
+
+@pytest.fixture
+def project(served: Served) -> Iterator[tuple[str, str, httpx.Client]]:
+    """A project with two flags; yields (project, server key, admin client)."""
+    with served.admin() as admin:
+        key = unique("s")
+        assert admin.post("/api/v1/projects", json={"key": key, "name": "S"}).status_code == 201
+        create_flag(admin, key, "new-checkout")
+        create_flag(admin, key, "untouched")
+        token = admin.post(
+            "/api/v1/tokens",
+            json={"kind": "server", "name": "k", "project": key, "environment": "production"},
+        )
+        assert token.status_code == 201, token.text
+        yield key, token.json()["token"], admin
+
+
+def toggle(admin: httpx.Client, project: str, enabled: bool) -> None:
+    response = admin.post(
+        f"/api/v1/projects/{project}/environments/production/flags/new-checkout/toggle",
+        json={"enabled": enabled},
+    )
+    assert response.status_code == 200, response.text
+
+
+def polled(url: str, key: str) -> dict:
+    headers = {"Authorization": f"Bearer {key}"}
+    response = httpx.get(f"{url}/api/v1/sdk/flags", headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def gauge(url: str, name: str) -> float:
+    for line in httpx.get(f"{url}/metrics", timeout=30).text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} is not exported")
+
+
+def test_patch_events_carry_only_the_change_and_rebuild_the_document(
+    served: Served, project
+) -> None:
+    name, key, admin = project
+    with open_stream(served.url, key, patches=True) as stream:
+        first = stream.next()
+        assert first.event == "snapshot"
+        document, version = first.json()["document"], first.json()["version"]
+
+        toggle(admin, name, True)
+        patch = stream.next()
+        assert patch.event == "patch"
+        body = patch.json()
+        assert (body["base"], body["version"], int(patch.id or 0)) == (
+            version,
+            version + 1,
+            version + 1,
+        )
+        assert set(body["flags"]) == {"new-checkout"}, "only the changed flag travels"
+        document = apply_patch(document, body)
+
+        create_flag(admin, name, "added")
+        added = stream.next().json()
+        assert added["base"] == version + 1
+        assert set(added["flags"]) == {"added"}
+        document = apply_patch(document, added)
+
+        current = admin.get(f"/api/v1/projects/{name}/flags/added")
+        deleted = admin.delete(
+            f"/api/v1/projects/{name}/flags/added", headers={"If-Match": current.headers["etag"]}
+        )
+        assert deleted.status_code == 204, deleted.text
+        removed = stream.next().json()
+        assert removed["flags"] == {"added": None}
+        document = apply_patch(document, removed)
+
+        latest = polled(served.url, key)
+        assert latest["version"] == removed["version"]
+        assert document == latest["document"]
+
+
+def test_streams_that_did_not_ask_for_patches_get_whole_snapshots(served: Served, project) -> None:
+    name, key, admin = project
+    with open_stream(served.url, key) as plain, open_stream(served.url, key, patches=True) as pat:
+        assert plain.next().event == pat.next().event == "snapshot"
+        toggle(admin, name, True)
+        change, patch = plain.next(), pat.next()
+        assert (change.event, patch.event) == ("change", "patch")
+        assert change.id == patch.id
+        assert change.json()["document"] == polled(served.url, key)["document"]
+
+
+def test_a_stream_resuming_from_an_old_version_gets_a_snapshot_not_a_patch(
+    served: Served, project
+) -> None:
+    name, key, admin = project
+    old = polled(served.url, key)["version"]
+    toggle(admin, name, True)
+    with open_stream(served.url, key, last_event_id=str(old), patches=True) as stream:
+        first = stream.next()
+        assert first.event == "snapshot"
+        assert first.json()["version"] == old + 1
+        toggle(admin, name, False)
+        assert stream.next().json()["base"] == old + 1
+
+
+def test_which_path_serves_the_stream_and_that_a_closed_stream_is_forgotten(
+    served: Served, project
+) -> None:
+    _, key, _ = project
+    with open_stream(served.url, key) as stream:
+        assert stream.next().event == "snapshot"
+        assert gauge(served.url, "fader_sdk_streams") == 1
+        expected = 1 if served.path == "direct" else 0
+        assert gauge(served.url, "fader_sdk_streams_direct") == expected
+    deadline = time.monotonic() + 10
+    while gauge(served.url, "fader_sdk_streams") != 0:
+        assert time.monotonic() < deadline, "the closed stream is still counted"
+        time.sleep(0.05)
+
+
+def test_heartbeats_and_ofrep_notifications(served: Served, project) -> None:
+    name, key, admin = project
+    with open_stream(served.url, key, path="/ofrep/v1/event-stream") as stream:
+        opening = stream.next()
+        assert opening.json()["type"] == "refetchEvaluation"
+        beat = stream.next(comments=True)
+        assert beat.comments == ["heartbeat"]
+        toggle(admin, name, True)
+        event = stream.next()
+        assert event.json() == {
+            "type": "refetchEvaluation",
+            "etag": f'"{int(opening.id or 0) + 1}"',
+        }
+
+
+# ------------------------------------------------------------- slow consumers
+def test_a_stream_that_stops_reading_is_dropped_once_its_buffer_is_full() -> None:
+    """Real sockets: the reading peer keeps up, the silent one is aborted, and neither blocks
+    the loop that writes to both."""
+
+    async def scenario() -> tuple[list[Sink], bool, bool, bytes]:
+        loop = asyncio.get_running_loop()
+        silent_ours, silent_peer = socket.socketpair()
+        reading_ours, reading_peer = socket.socketpair()
+        silent_peer.setblocking(False)
+        reading_peer.setblocking(False)
+        silent, _ = await loop.create_connection(asyncio.Protocol, sock=silent_ours)
+        reading, _ = await loop.create_connection(asyncio.Protocol, sock=reading_ours)
+        sinks = [Sink(silent, StreamKind.SNAPSHOTS, 0), Sink(reading, StreamKind.SNAPSHOTS, 0)]
+        event = chunk(b"x" * (64 * 1024))
+        dropped: list[Sink] = []
+        received = bytearray()
+        for version in range(1, 4 * BUFFER_LIMIT // len(event)):
+            dropped += deliver([s for s in sinks if s not in dropped], None, version, event, event)
+            await asyncio.sleep(0)
+            while True:  # the reading peer drains what arrived
+                try:
+                    data = reading_peer.recv(1 << 20)
+                except BlockingIOError:
+                    break
+                received += data
+            await asyncio.sleep(0)
+        closing = silent.is_closing(), reading.is_closing()
+        for transport in (silent, reading):
+            transport.close()
+        for sock in (silent_peer, reading_peer):
+            sock.close()
+        return dropped, *closing, bytes(received[: len(event)])
+
+    dropped, silent_closed, reading_closed, first = asyncio.run(scenario())
+    assert len(dropped) == 1
+    assert silent_closed
+    assert not reading_closed
+    assert first.startswith(b"10000\r\nxxx")
