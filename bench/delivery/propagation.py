@@ -53,6 +53,21 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--flags", type=int, default=50, help="flags in the environment (50)")
     parser.add_argument("--batch", type=int, default=250, help="connections opened at once")
     parser.add_argument(
+        "--hold",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the load client stops reading from just before each change until the script "
+        "asks for the results (default), so it does not compete for the two cores during the "
+        "fan-out; arrival times are the kernel's either way. --no-hold: it reads throughout",
+    )
+    parser.add_argument(
+        "--events",
+        choices=["patches", "snapshots"],
+        default="patches",
+        help="what streams ask for: patch events, as the Python SDK does (default), or whole "
+        "snapshots, as clients that do not opt in get",
+    )
+    parser.add_argument(
         "--pg-admin-url",
         default=os.environ.get("FADER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test"),
         help="a database to connect to for CREATE/DROP DATABASE [env FADER_BENCH_PG]",
@@ -75,10 +90,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 class Subscribers:
     """``subscribers.py`` in its own process, spoken to by JSON lines over pipes."""
 
-    def __init__(self, dep: Deployment, streams: int, batch: int, log: Path) -> None:
+    def __init__(
+        self, dep: Deployment, streams: int, batch: int, log: Path, *, patches: bool
+    ) -> None:
         targets = ",".join(f"127.0.0.1:{s.port}" for s in dep.servers)
         argv = [sys.executable, str(HERE / "subscribers.py"), "--target", targets]
         argv += ["--key", dep.sdk_key, "--streams", str(streams), "--batch", str(batch)]
+        argv += ["--patches"] if patches else []
         self.log = log
         with log.open("wb") as err:
             self.process = subprocess.Popen(
@@ -161,7 +179,8 @@ def measure(args: argparse.Namespace, setup: str, streams: int, work: Path) -> R
         pids = [s.pid for s in dep.servers]
         time.sleep(1.0)
         rss_before = [servers.rss_kib(p) for p in pids]
-        client = Subscribers(dep, streams, args.batch, work / f"subscribers-{setup}-{streams}.log")
+        log = work / f"subscribers-{setup}-{streams}.log"
+        client = Subscribers(dep, streams, args.batch, log, patches=args.events == "patches")
         try:
             ready = client.read(timeout=60 + streams / 50)
             failed = set(ready["failed_indices"])  # never connected: not counted as missing
@@ -189,6 +208,9 @@ def measure(args: argparse.Namespace, setup: str, streams: int, work: Path) -> R
             enabled = False
             for index in range(args.rounds + 1):  # round 0 warms up and is not reported
                 time.sleep(args.gap)
+                if args.hold:
+                    client.send({"cmd": "hold"})
+                    client.read(timeout=60)
                 meter = servers.CpuWindow({"server": pids, "client": [client.process.pid]})
                 began = time.time()
                 toggle(dep, enabled)
@@ -414,7 +436,8 @@ def main(argv: Sequence[str]) -> int:
         print(f"  {key}: {value}")
     print(
         f"  workload: {args.rounds} changes (+1 warm-up) {args.gap:g} s apart, {args.flags} flags, "
-        f"streams {args.streams}, setups {args.setups}"
+        f"streams {args.streams}, setups {args.setups}, streams ask for {args.events}, "
+        f"load client {'holds its reads during each change' if args.hold else 'reads throughout'}"
     )
     work = Path(os.environ.get("TMPDIR", "/tmp")) / f"fader-propagation-{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)

@@ -7,8 +7,11 @@ accept backlogs are never overrun), then takes commands as JSON lines on stdin a
 JSON lines on stdout:
 
 - ``{"cmd": "await", "count": k, "timeout": s}``: wait until every open stream holds at least
-  `k` ``change`` events (or `s` seconds pass), then answer every stream's change events not
-  yet reported: ``[[id, kernel_ts, user_ts], ...]`` per stream;
+  `k` ``change`` events (with ``--patches``: ``patch`` events), or `s` seconds pass, then
+  answer every stream's change events not yet reported: ``[[id, kernel_ts, user_ts], ...]``
+  per stream;
+- ``{"cmd": "hold"}``: stop reading until the next ``await`` (see ``--hold`` in
+  ``propagation.py``); answers ``{"type": "held"}``;
 - ``{"cmd": "close"}``: answer the final tally (events, anomalies, closed streams) and exit.
 
 Why raw sockets and not httpx: ten thousand httpx streams cost more CPU than the server under
@@ -156,10 +159,12 @@ class Stream:
             self.snapshot_id = ident
             if self.ready is not None and not self.ready.done():
                 self.ready.set_result(None)
-        elif kind == b"change":
+        elif kind in (b"change", b"patch"):
             last = self.changes[-1][0] if self.changes else (self.snapshot_id or 0)
             if ident <= last:
                 self.anomalies.append(f"change id {ident} after {last}")
+            if kind == b"patch" and b'"base":%d,' % last not in data:
+                self.anomalies.append(f"patch {ident} does not apply to the held version {last}")
             self.changes.append((ident, kernel_ts, user_ts))
         else:
             self.anomalies.append(f"unknown event {kind!r}")
@@ -182,13 +187,17 @@ class Stream:
 
 
 class Subscribers:
-    def __init__(self, targets: Sequence[tuple[str, int]], key: str, count: int) -> None:
+    def __init__(
+        self, targets: Sequence[tuple[str, int]], key: str, count: int, *, patches: bool
+    ) -> None:
         self.streams = [Stream(i, targets[i % len(targets)]) for i in range(count)]
         self.key = key
+        self.query = "?patches=true" if patches else ""
         self._want = 0
         self._reached = 0
         self._open_target = 0
         self._all_reached: asyncio.Event | None = None
+        self._held = False
 
     async def connect(self, batch: int, timeout: float) -> dict[str, object]:
         loop = asyncio.get_running_loop()
@@ -217,7 +226,7 @@ class Subscribers:
         stream.ready = loop.create_future()
         host, port = stream.target
         request = (
-            f"GET /api/v1/sdk/stream HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"GET /api/v1/sdk/stream{self.query} HTTP/1.1\r\nHost: {host}:{port}\r\n"
             f"Authorization: Bearer {self.key}\r\nAccept: text/event-stream\r\n\r\n"
         ).encode()
         try:
@@ -238,8 +247,24 @@ class Subscribers:
     def _open_count(self) -> int:
         return sum(1 for s in self.streams if not s.closed)
 
+    def hold(self) -> dict[str, object]:
+        """Stop reading until the next ``await``: bytes wait in the kernel, stamped on arrival,
+        and this process stays off the CPU the server needs for its fan-out."""
+        loop = asyncio.get_running_loop()
+        for stream in self.streams:
+            if stream.sock is not None and not stream.closed:
+                loop.remove_reader(stream.sock.fileno())
+        self._held = True
+        return {"type": "held"}
+
     async def await_changes(self, count: int, timeout: float) -> dict[str, object]:
         """Wait until every open stream holds `count` change events; report the new ones."""
+        if self._held:
+            loop = asyncio.get_running_loop()
+            for stream in self.streams:
+                if stream.sock is not None and not stream.closed:
+                    loop.add_reader(stream.sock.fileno(), stream.on_readable, loop, self)
+            self._held = False
         self._want = count
         self._reached = sum(1 for s in self.streams if len(s.changes) >= count)
         self._open_target = self._open_count()  # a stream closing meanwhile ends it by timeout
@@ -291,13 +316,15 @@ async def main(args: argparse.Namespace) -> None:
     for item in args.target.split(","):
         host, _, port = item.rpartition(":")
         targets.append((host, int(port)))
-    hub = Subscribers(targets, args.key, args.streams)
+    hub = Subscribers(targets, args.key, args.streams, patches=args.patches)
     emit(await hub.connect(args.batch, args.timeout))
     stdin = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
     while line := await stdin.readline():
         command = json.loads(line)
-        if command["cmd"] == "await":
+        if command["cmd"] == "hold":
+            emit(hub.hold())
+        elif command["cmd"] == "await":
             emit(await hub.await_changes(int(command["count"]), float(command["timeout"])))
         elif command["cmd"] == "close":
             emit(hub.tally())
@@ -311,6 +338,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--target", required=True, help="host:port[,host:port...] (round-robin)")
     parser.add_argument("--key", required=True, help="a server SDK key")
     parser.add_argument("--streams", type=int, required=True)
+    parser.add_argument(
+        "--patches", action="store_true", help="ask for patch events, as the Python SDK does"
+    )
     parser.add_argument("--batch", type=int, default=250, help="connections opened at once")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per connection")
     return parser.parse_args(argv)

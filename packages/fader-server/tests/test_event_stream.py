@@ -20,7 +20,7 @@ from sse import open_stream
 
 from fader_engine.patch import apply_patch
 from fader_server.delivery.frames import StreamKind, chunk
-from fader_server.delivery.sinks import BUFFER_LIMIT, Sink, deliver
+from fader_server.delivery.sinks import BUFFER_LIMIT, Fanout, Sink
 from fader_server.http_protocol import TransportExposingProtocol
 from fader_server.settings import Settings
 
@@ -195,32 +195,46 @@ def test_heartbeats_and_ofrep_notifications(served: Served, project) -> None:
         }
 
 
-# ------------------------------------------------------------- slow consumers
+# ------------------------------------------------- writing to many connections
+async def _connected(count: int) -> tuple[list[asyncio.Transport], list[socket.socket]]:
+    """`count` real connections: our end as an event-loop transport, the peer as a socket."""
+    loop = asyncio.get_running_loop()
+    transports, peers = [], []
+    for _ in range(count):
+        ours, peer = socket.socketpair()
+        peer.setblocking(False)
+        transport, _ = await loop.create_connection(asyncio.Protocol, sock=ours)
+        transports.append(transport)
+        peers.append(peer)
+    return transports, peers
+
+
+def _drain(peer: socket.socket, into: bytearray) -> None:
+    while True:
+        try:
+            data = peer.recv(1 << 20)
+        except BlockingIOError:
+            return
+        if not data:
+            return
+        into += data
+
+
 def test_a_stream_that_stops_reading_is_dropped_once_its_buffer_is_full() -> None:
-    """Real sockets: the reading peer keeps up, the silent one is aborted, and neither blocks
-    the loop that writes to both."""
+    """The reading peer keeps up, the silent one is aborted, and neither blocks the loop that
+    writes to both."""
 
     async def scenario() -> tuple[list[Sink], bool, bool, bytes]:
-        loop = asyncio.get_running_loop()
-        silent_ours, silent_peer = socket.socketpair()
-        reading_ours, reading_peer = socket.socketpair()
-        silent_peer.setblocking(False)
-        reading_peer.setblocking(False)
-        silent, _ = await loop.create_connection(asyncio.Protocol, sock=silent_ours)
-        reading, _ = await loop.create_connection(asyncio.Protocol, sock=reading_ours)
+        (silent, reading), (silent_peer, reading_peer) = await _connected(2)
         sinks = [Sink(silent, StreamKind.SNAPSHOTS, 0), Sink(reading, StreamKind.SNAPSHOTS, 0)]
+        fanout = Fanout(writers=1)
         event = chunk(b"x" * (64 * 1024))
         dropped: list[Sink] = []
         received = bytearray()
-        for version in range(1, 4 * BUFFER_LIMIT // len(event)):
-            dropped += deliver([s for s in sinks if s not in dropped], None, version, event, event)
+        for _ in range(4 * BUFFER_LIMIT // len(event)):
+            dropped += fanout.write([s for s in sinks if s not in dropped], event)
             await asyncio.sleep(0)
-            while True:  # the reading peer drains what arrived
-                try:
-                    data = reading_peer.recv(1 << 20)
-                except BlockingIOError:
-                    break
-                received += data
+            _drain(reading_peer, received)
             await asyncio.sleep(0)
         closing = silent.is_closing(), reading.is_closing()
         for transport in (silent, reading):
@@ -234,3 +248,56 @@ def test_a_stream_that_stops_reading_is_dropped_once_its_buffer_is_full() -> Non
     assert silent_closed
     assert not reading_closed
     assert first.startswith(b"10000\r\nxxx")
+
+
+def test_parallel_writes_keep_every_stream_whole_and_in_order() -> None:
+    """Three writer threads; connections that read, one that reads slowly (early events are
+    larger than its socket takes at once, so part goes directly and the rest through its
+    transport: the bytes must still arrive whole and in order), and one whose peer is gone
+    (forgotten, not an error). Half the streams hold the patch's base version each round."""
+
+    async def scenario() -> tuple[list[bytes], list[bytes], int]:
+        count = 12
+        transports, peers = await _connected(count)
+        sinks = [Sink(t, StreamKind.PATCHES, 0) for t in transports]
+        peers[-1].close()  # the client went away
+        fanout = Fanout(writers=3, parallel_from=4)
+        received = [bytearray() for _ in range(count)]
+        sent = [bytearray() for _ in range(count)]
+        forgotten = 0
+        live = sinks
+        for round_ in range(40):
+            size = 300_000 if round_ < 2 else 100
+            at_base = (b"A%d;" % round_) * (size // 4)
+            other = (b"B%d;" % round_) * (size // 4)
+            for index, sink in enumerate(sinks):
+                sink.version = round_ if index % 2 == 0 else -1
+                if index < count - 1:
+                    sent[index] += at_base if index % 2 == 0 else other
+            gone = fanout.deliver(live, round_, round_ + 1, at_base, other)
+            assert all(s.version == round_ + 1 for s in live)
+            forgotten += len(gone)
+            live = [s for s in live if s not in gone]
+            await asyncio.sleep(0)
+            for index in range(1, count - 1):
+                _drain(peers[index], received[index])
+            if round_ % 4 == 3:
+                _drain(peers[0], received[0])
+        for _ in range(200):  # let the slow one's transport flush what it buffered
+            await asyncio.sleep(0.01)
+            for index in range(count - 1):
+                _drain(peers[index], received[index])
+            if all(len(received[i]) == len(sent[i]) for i in range(count - 1)):
+                break
+        fanout.close()
+        for transport in transports:
+            transport.close()
+        for peer in peers[:-1]:
+            peer.close()
+        return [bytes(r) for r in received[:-1]], [bytes(s) for s in sent[:-1]], forgotten
+
+    received, sent, forgotten = asyncio.run(scenario())
+    assert forgotten == 1
+    for index, (got, expected) in enumerate(zip(received, sent, strict=True)):
+        assert len(got) == len(expected), f"connection {index}: {len(got)} of {len(expected)}"
+        assert got == expected, f"connection {index}: bytes reordered or corrupted"

@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from fader_server.delivery import sinks
 from fader_server.delivery.frames import HEARTBEAT_CHUNK, StreamKind, Update
-from fader_server.delivery.sinks import Sink
+from fader_server.delivery.sinks import Fanout, Sink
 from fader_server.delivery.snapshots import EnvironmentRef, Snapshot, SnapshotService
 from fader_server.storage.ports import EnvironmentChange
 
@@ -47,8 +47,11 @@ class Topic:
     """One environment's latest :class:`Update`, the streams written to directly (sinks), and
     the streams waiting for a newer update (those served through plain ASGI sends)."""
 
-    def __init__(self, ref: EnvironmentRef, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, ref: EnvironmentRef, loop: asyncio.AbstractEventLoop, fanout: Fanout
+    ) -> None:
         self.ref = ref
+        self._fanout = fanout
         self.update: Update | None = None
         self.gone = False
         self.subscribers = 0
@@ -98,8 +101,10 @@ class Topic:
         for kind, group in self._sinks.items():
             if group:
                 at_base, other = update.chunk(kind, True), update.chunk(kind, False)
-                for sink in sinks.deliver(group, update.base, update.version, at_base, other):
-                    group.pop(sink, None)
+                gone = self._fanout.deliver(
+                    list(group), update.base, update.version, at_base, other
+                )
+                self._forget(gone)
         self._wake()
 
     def attach(self, sink: Sink) -> None:
@@ -116,8 +121,12 @@ class Topic:
 
     def heartbeat(self) -> None:
         for group in self._sinks.values():
-            for sink in sinks.write(group, HEARTBEAT_CHUNK):
-                group.pop(sink, None)
+            if group:
+                self._forget(self._fanout.write(list(group), HEARTBEAT_CHUNK))
+
+    def _forget(self, gone: list[Sink]) -> None:
+        for sink in gone:
+            self._sinks[sink.kind].pop(sink, None)
 
     def close(self) -> None:
         """The environment is gone: every stream ends."""
@@ -154,6 +163,7 @@ class ChangeHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._periodic: asyncio.Task[None] | None = None
         self._heartbeats: asyncio.Task[None] | None = None
+        self._fanout = Fanout()
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -194,7 +204,7 @@ class ChangeHub:
         ref = initial.ref
         topic = self._topics.get(ref)
         if topic is None:
-            topic = self._topics[ref] = Topic(ref, self._loop)
+            topic = self._topics[ref] = Topic(ref, self._loop, self._fanout)
         topic.advance(Update(initial, None, None))
         topic.subscribers += 1
         try:
@@ -210,6 +220,7 @@ class ChangeHub:
                 task.cancel()
         self._tasks.clear()
         self._periodic = self._heartbeats = None
+        self._fanout.close()
 
     def _bind(self) -> None:
         if self._loop is None:
