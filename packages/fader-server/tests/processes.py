@@ -77,13 +77,14 @@ class FaderProcess:
             timeout=30,
         )
 
-    def streams(self) -> int:
-        """SDK streams connected to this process now (its `fader_sdk_streams` gauge)."""
+    def streams(self, gauge: str = "fader_sdk_streams") -> int:
+        """SDK streams connected to this process now (its `fader_sdk_streams` gauge, or
+        `fader_sdk_streams_direct`: those written to directly)."""
         text = httpx.get(self.url + "/metrics", timeout=5).text
         for line in text.splitlines():
-            if line.startswith("fader_sdk_streams "):
+            if line.startswith(gauge + " "):
                 return int(float(line.split()[1]))
-        raise AssertionError("no fader_sdk_streams metric")
+        raise AssertionError(f"no {gauge} metric")
 
     def start(self, timeout: float = 90.0) -> float:
         """Start and wait until `/readyz` answers 200; returns how long that took."""

@@ -399,6 +399,7 @@ def test_server_killed_mid_stream_serves_last_known_values_and_converges_after_r
     try:
         assert client.is_fresh
         wait_for(lambda: server.streams() == 1, slack(), "the SDK's stream")
+        assert server.streams("fader_sdk_streams_direct") == 1, "fader serve writes it directly"
         with Sampler(client) as sampler:
             server.kill()
             killed = time.monotonic()

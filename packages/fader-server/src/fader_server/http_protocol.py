@@ -9,8 +9,10 @@ ASGI has no standard way to reach the connection, so this protocol adds one scop
 other protocol lack it, and their streams use ordinary ASGI sends.
 
 What this relies on in uvicorn: ``on_message_begin`` builds ``self.scope`` for each request
-(before the application sees it) and ``self.transport`` is the connection's transport. A test
-(``tests/test_sdk_delivery.py``) checks that ``fader serve`` streams take the direct path.
+(before the application sees it) and ``self.transport`` is the connection's transport. Tests
+check that streams under ``fader serve`` take the direct path (``test_sdk_faults.py``, through
+the ``fader_sdk_streams_direct`` gauge) and that both paths behave alike
+(``test_event_stream.py``).
 """
 
 from __future__ import annotations

@@ -303,6 +303,7 @@ def _evaluate_flags(
     STREAM_PATH,
     summary="Change notifications for OFREP clients (server-sent events)",
     response_class=EventStream,
+    status_code=200,
     responses={
         200: {
             "content": {"text/event-stream": {"schema": {"type": "string"}}},

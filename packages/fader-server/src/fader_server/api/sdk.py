@@ -110,6 +110,7 @@ def poll(caller: ServerKey, dlv: Dlv, if_none_match: IfNoneMatch = None) -> Resp
     "/stream",
     summary="The environment's flags, streamed (server-sent events)",
     response_class=EventStream,
+    status_code=200,
     responses={
         200: {
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
