@@ -32,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import floor
 import servers
 from servers import Deployment, call, expect
 
@@ -59,6 +60,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="the load client stops reading from just before each change until the script "
         "asks for the results (default), so it does not compete for the two cores during the "
         "fan-out; arrival times are the kernel's either way. --no-hold: it reads throughout",
+    )
+    parser.add_argument(
+        "--floor",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure floor.py (bare os.write to as many sockets) after the runs",
     )
     parser.add_argument(
         "--events",
@@ -159,6 +166,7 @@ class Run:
     client_anomalies: int = 0  # duplicates, ids out of order, closed streams (client's tally)
     anomalies: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    events_seen: list[str] = field(default_factory=list)  # "patch 712 B": what streams got
 
 
 def toggle(dep: Deployment, enabled: bool) -> None:
@@ -218,6 +226,7 @@ def measure(args: argparse.Namespace, setup: str, streams: int, work: Path) -> R
                 client.send({"cmd": "await", "count": index + 1, "timeout": 30})
                 answer = client.read(timeout=60)
                 cpu = meter.stop()
+                run.events_seen = answer.get("events_seen", [])
                 enabled = not enabled
                 version, _ = servers.snapshot_version(dep)
                 expected_ids.append(version)
@@ -311,7 +320,7 @@ def print_run(run: Run) -> dict:
     print(
         f"\n{run.setup}, {replicas} process(es), {run.streams} streams "
         f"({run.connected} connected in {run.connect_seconds:.1f} s), snapshot "
-        f"{run.snapshot_bytes} bytes per event"
+        f"{run.snapshot_bytes} bytes, change events {', '.join(run.events_seen) or '?'}"
     )
     header = (
         f"    {'round / streams on':34} {'n':>6} {'miss':>5} {'p50 ms':>8} {'p99 ms':>8} "
@@ -378,6 +387,7 @@ def print_run(run: Run) -> dict:
         "streams": run.streams,
         "connected": run.connected,
         "snapshot_bytes": run.snapshot_bytes,
+        "events_seen": run.events_seen,
         "p50_ms": _pct(sorted(pooled), 0.5),
         "p99_ms": _pct(sorted(pooled), 0.99),
         "max_ms": max(pooled) if pooled else math.nan,
@@ -427,6 +437,24 @@ def print_summary(summaries: list[dict]) -> None:
         )
 
 
+def measure_floors(args: argparse.Namespace, summaries: list[dict]) -> list[dict]:
+    """``floor.py`` at each stream count, with the change events' size: what bare writes to as
+    many loopback sockets cost on this machine now, to read the runs' "spread" against."""
+    sizes = [int(e.split()[1]) for s in summaries for e in s.get("events_seen", [])]
+    size = max(sizes) if sizes else 700
+    rows = []
+    for streams in args.streams:
+        print()
+        try:
+            found = floor.measure(streams, size, 3, [1, 2])
+        except Exception as exc:  # a missing floor must not lose the runs' figures
+            print(f"  floor at {streams} streams not measured: {type(exc).__name__}: {exc}")
+            continue
+        floor.print_rows(found, streams, size)
+        rows += [{**row, "streams": streams, "size": size} for row in found]
+    return rows
+
+
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     servers.raise_nofile_limit()
@@ -455,11 +483,13 @@ def main(argv: Sequence[str]) -> int:
                 continue
             summaries.append(print_run(run))
     print_summary(summaries)
+    floors = measure_floors(args, summaries) if args.floor else []
     print(f"\nloadavg at start {context['loadavg at start']}, at end {servers.loadavg()}")
     for note in failed:
         print(f"NOTE: {note}")
     if args.json:
-        args.json.write_text(json.dumps({"context": context, "runs": summaries}, indent=2))
+        report = {"context": context, "runs": summaries, "floor": floors}
+        args.json.write_text(json.dumps(report, indent=2))
     return 1 if failed else 0
 
 

@@ -69,6 +69,7 @@ class Stream:
         self._text = bytearray()  # de-chunked SSE text, not yet framed into events
         self.snapshot_id: int | None = None
         self.changes: list[tuple[int, float, float]] = []  # (id, kernel_ts, user_ts)
+        self.last_event: tuple[str, int] | None = None  # (event type, bytes with framing)
         self.reported = 0
         self.anomalies: list[str] = []
         self.closed = False
@@ -166,6 +167,7 @@ class Stream:
             if kind == b"patch" and b'"base":%d,' % last not in data:
                 self.anomalies.append(f"patch {ident} does not apply to the held version {last}")
             self.changes.append((ident, kernel_ts, user_ts))
+            self.last_event = (kind.decode(), len(block) + 2)
         else:
             self.anomalies.append(f"unknown event {kind!r}")
 
@@ -280,8 +282,10 @@ class Subscribers:
         for s in self.streams:
             events.append([[i, round(k, 6), round(u, 6)] for i, k, u in s.changes[s.reported :]])
             s.reported = len(s.changes)
+        kinds = sorted({s.last_event for s in self.streams if s.last_event is not None})
         return {
             "type": "round",
+            "events_seen": [f"{kind} {size} B" for kind, size in kinds][:4],
             "waited": round(waited, 3),
             "open": self._open_count(),
             "events": events,

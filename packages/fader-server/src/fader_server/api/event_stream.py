@@ -44,26 +44,37 @@ class EventStream(Response):
         self.background = None
         self.init_headers(HEADERS)
         self._dlv = dlv
-        self._initial = initial
+        self._initial: Snapshot | None = initial
         self._kind = kind
         self._first_event = first_event
         self._last_event_id = last_event_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        async with self._dlv.hub.subscribe(self._initial) as topic:
-            current = topic.latest or self._initial
-            opening = b"retry: %d\n\n" % RETRY_MS
-            resumed = self._last_event_id is not None
-            if not (resumed and str(self._last_event_id).strip() == str(current.version)):
-                opening += self._first_event(current)
-            await send({"type": "http.response.body", "body": opening, "more_body": True})
+        initial, self._initial = self._initial, None
+        assert initial is not None, "an event stream is sent once"
+        async with self._dlv.hub.subscribe(initial) as topic:
+            del initial  # a stream lives for hours: it must not pin old snapshots
+            held = await self._open(topic, send)
             transport = _transport(scope)
             if transport is not None:
-                await self._hand_over(topic, Sink(transport, self._kind, current.version), receive)
+                await self._hand_over(topic, Sink(transport, self._kind, held), receive)
             else:
-                await self._relay(topic, current.version, receive, send)
+                await self._relay(topic, held, receive, send)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _open(self, topic: Topic, send: Send) -> int:
+        """Send the ``retry:`` field and the first event; returns the version the client holds
+        then. A method of its own so that the opening bytes (a whole snapshot, copied for this
+        stream) are freed once sent instead of living as long as the stream."""
+        current = topic.latest
+        assert current is not None, "subscribing made the topic hold a snapshot"
+        opening = b"retry: %d\n\n" % RETRY_MS
+        resumed = self._last_event_id is not None
+        if not (resumed and str(self._last_event_id).strip() == str(current.version)):
+            opening += self._first_event(current)
+        await send({"type": "http.response.body", "body": opening, "more_body": True})
+        return current.version
 
     async def _hand_over(self, topic: Topic, sink: Sink, receive: Receive) -> None:
         """The hub writes to the connection from now on; wait for the client (or the hub,

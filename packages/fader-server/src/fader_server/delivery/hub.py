@@ -206,6 +206,7 @@ class ChangeHub:
         if topic is None:
             topic = self._topics[ref] = Topic(ref, self._loop, self._fanout)
         topic.advance(Update(initial, None, None))
+        del initial  # held for as long as the stream: it must not pin an old snapshot
         topic.subscribers += 1
         try:
             yield topic
