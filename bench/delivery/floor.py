@@ -113,6 +113,9 @@ def measure(streams: int, size: int, rounds: int, threads: Sequence[int]) -> lis
         accepted.append(conn)
     json.loads(child.stdout.readline())
     fds = [conn.fileno() for conn in accepted]
+    watcher = select.epoll()  # as in any server: connections are watched for input and hang-ups
+    for fd in fds:
+        watcher.register(fd, select.EPOLLIN | select.EPOLLRDHUP)
     data = b"x" * size
     rows = []
     try:
@@ -140,6 +143,7 @@ def measure(streams: int, size: int, rounds: int, threads: Sequence[int]) -> lis
                 )
     finally:
         child.kill()
+        watcher.close()
         for conn in accepted:
             conn.close()
         listener.close()

@@ -134,8 +134,12 @@ class _Share:
         """(sink, bytes to write through its transport); empty bytes: the connection broke."""
 
     def run(self, sinks: Sequence[Sink]) -> None:
+        """First sort the sinks (Python, under the GIL), then write (system calls, without it):
+        two threads alternating between short Python steps and writes would hand the GIL back
+        and forth on every call, which costs more than the parallelism gains."""
         held, version, at_base, other = self.held, self.version, self.at_base, self.other
-        gone, later, write = self.gone, self.later, os.write  # list.append is atomic
+        gone, later = self.gone, self.later  # list.append is atomic: threads share these
+        direct: list[tuple[Sink, bytes]] = []
         for sink in sinks:
             data = at_base if sink.version == held else other
             if version is not None:
@@ -146,15 +150,18 @@ class _Share:
             elif sink.fd < 0 or transport.get_write_buffer_size():
                 later.append((sink, data))
             else:
-                try:
-                    written = write(sink.fd, data)
-                except BlockingIOError:
-                    later.append((sink, data))
-                except OSError:
-                    later.append((sink, b""))
-                else:
-                    if written != len(data):
-                        later.append((sink, data[written:]))
+                direct.append((sink, data))
+        write = os.write
+        for sink, data in direct:
+            try:
+                written = write(sink.fd, data)
+            except BlockingIOError:
+                later.append((sink, data))
+            except OSError:
+                later.append((sink, b""))
+            else:
+                if written != len(data):
+                    later.append((sink, data[written:]))
 
 
 def _drop(sink: Sink) -> None:
