@@ -281,7 +281,10 @@ class ChangeHub:
         while True:
             await asyncio.sleep(self.heartbeat)
             for topic in list(self._topics.values()):
-                topic.heartbeat()
+                try:
+                    topic.heartbeat()
+                except Exception:  # one broken topic must not silence every other stream
+                    _log.exception("heartbeat failed for %s", topic.ref)
 
     async def _resync(self) -> None:
         refs = list(self._topics)
