@@ -301,3 +301,18 @@ def test_parallel_writes_keep_every_stream_whole_and_in_order() -> None:
     for index, (got, expected) in enumerate(zip(received, sent, strict=True)):
         assert len(got) == len(expected), f"connection {index}: {len(got)} of {len(expected)}"
         assert got == expected, f"connection {index}: bytes reordered or corrupted"
+
+
+def test_a_bad_patches_value_is_a_problem_that_names_the_parameter(served: Served, project) -> None:
+    _, key, _ = project
+    response = httpx.get(
+        f"{served.url}/api/v1/sdk/stream",
+        params={"patches": "maybe"},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["category"] == "user_fixable"
+    assert [e["path"] for e in problem["errors"]] == ["/query/patches"]

@@ -83,8 +83,7 @@ class EventStream(Response):
             return
         topic.attach(sink)
         try:
-            while (await receive())["type"] != "http.disconnect":
-                pass
+            await _disconnected(receive)
         finally:
             topic.detach(sink)
 
