@@ -92,7 +92,7 @@ class EventStream(Response):
         left = asyncio.ensure_future(_disconnected(receive))
         try:
             while not left.done():
-                newer = asyncio.ensure_future(topic.newer_than(held, self._dlv.heartbeat))
+                newer = asyncio.ensure_future(topic.newer_than(held, self._dlv.hub.heartbeat))
                 await asyncio.wait({newer, left}, return_when=asyncio.FIRST_COMPLETED)
                 if left.done():
                     newer.cancel()

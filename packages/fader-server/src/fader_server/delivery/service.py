@@ -20,7 +20,6 @@ class Delivery:
     snapshots: SnapshotService
     hub: ChangeHub
     keys: SdkKeys
-    heartbeat: float = DEFAULT_HEARTBEAT
 
     @classmethod
     def over(cls, services: Services, *, heartbeat: float = DEFAULT_HEARTBEAT) -> Delivery:
@@ -40,7 +39,7 @@ class Delivery:
         services.store.subscribe(changed)
         services.store.listen(changed, resync)
         keys = SdkKeys(services.store, services.identity.clock)
-        return cls(services, snapshots, hub, keys, heartbeat)
+        return cls(services, snapshots, hub, keys)
 
     def record_events(self, caller: SdkCaller, events: Sequence[SdkEvent]) -> None:
         """Store a batch of SDK events in one transaction (all or nothing)."""
