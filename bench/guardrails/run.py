@@ -1,10 +1,13 @@
 """Guarded-rollout simulation in simulated time: how fast do regressions roll back, and how
 often do healthy rollouts roll back by mistake?
 
-Runs the server's own decision code (``fader_server.rollouts``: the mixture SPRT gate and
-``decide``) over synthetic traffic, minute by minute, for many rollouts per scenario. Nothing is
-timed by the wall clock: a "minute" is one step of the loop, so results are exact functions of
-the seed and reproducible on any machine.
+Runs the server's own decision code (``fader_server.rollouts``: the mixture SPRT gate as
+``gates.gate_result`` applies it, and ``decide``) over synthetic traffic, minute by minute, for
+many rollouts per scenario. As on the server, the gate compares the arms over the current
+stage's window (counts start afresh at each stage), at the stage's share of the gate's alpha,
+and does not compare at the 100% stage (no control arm is left). Nothing is timed by the wall
+clock: a "minute" is one step of the loop, so results are exact functions of the seed and
+reproducible on any machine.
 
     .venv/bin/python bench/guardrails/run.py            # the full run (about a minute)
     .venv/bin/python bench/guardrails/run.py --quick    # fewer rollouts, for a smoke test
@@ -20,7 +23,8 @@ import time
 from dataclasses import dataclass
 
 from fader_server.rollouts import decide
-from fader_server.rollouts.decide import Action
+from fader_server.rollouts.decide import Action, GateResult
+from fader_server.rollouts.gates import gate_result
 from fader_server.rollouts.plan import MetricGate, Plan, Stage, State
 from fader_server.rollouts.stats import RateCounts
 
@@ -39,10 +43,24 @@ INTERNAL_SHARE = 0.02
 
 @dataclass(frozen=True)
 class Scenario:
+    """Error rates of the control and the treatment, from the stage `from_stage` on (before
+    it: `before`, both arms; a healthy treatment until then by default)."""
+
     name: str
     control_rate: float
     treatment_rate: float
     rollouts: int
+    from_stage: int = 0
+    before: float = 0.01
+
+    @property
+    def healthy(self) -> bool:
+        return self.treatment_rate == self.control_rate
+
+    def rates(self, stage: int) -> tuple[float, float]:
+        if stage < self.from_stage:
+            return self.before, self.before
+        return self.control_rate, self.treatment_rate
 
 
 def binomial(rng: random.Random, n: int, p: float) -> int:
@@ -82,13 +100,27 @@ class Outcome:
     stage: int
 
 
+def pooled_result(gate: MetricGate, windows: list[tuple[RateCounts, RateCounts]]) -> GateResult:
+    """The comparison Fader made before stage windows, for `--pooled`: both arms pooled since
+    the plan started, one test at the gate's alpha, at every stage (the 100% stage too)."""
+    control = RateCounts(sum(c.trials for c, _ in windows), sum(c.failures for c, _ in windows))
+    treatment = RateCounts(sum(t.trials for _, t in windows), sum(t.failures for _, t in windows))
+    return decide.metric_result(
+        0, gate, [(control, treatment)], plan_alpha=gate.alpha, stage_alpha=gate.alpha
+    )
+
+
 def simulate(
-    scenario: Scenario, gate: MetricGate, per_minute: int, check_every: int, rng: random.Random
+    scenario: Scenario,
+    gate: MetricGate,
+    per_minute: int,
+    check_every: int,
+    rng: random.Random,
+    pooled: bool = False,
 ) -> Outcome:
     plan = Plan("new-checkout", "production", "off", "on", STAGES, (gate,))
     state = decide.start(State(), now=0.0)
-    control = RateCounts(0, 0)
-    treatment = RateCounts(0, 0)
+    windows: list[tuple[RateCounts, RateCounts]] = [(RateCounts(0, 0), RateCounts(0, 0))]
     minute = 0
     while True:
         minute += 1
@@ -96,22 +128,28 @@ def simulate(
         reached = STAGES[: state.stage + 1]
         on = binomial(rng, per_minute, share(STAGES[state.stage], reached))
         off = per_minute - on
-        treatment = RateCounts(
-            treatment.trials + on,
-            treatment.failures + binomial(rng, on, scenario.treatment_rate),
-        )
-        control = RateCounts(
-            control.trials + off,
-            control.failures + binomial(rng, off, scenario.control_rate),
+        control_rate, treatment_rate = scenario.rates(state.stage)
+        control, treatment = windows[-1]
+        windows[-1] = (
+            RateCounts(control.trials + off, control.failures + binomial(rng, off, control_rate)),
+            RateCounts(
+                treatment.trials + on, treatment.failures + binomial(rng, on, treatment_rate)
+            ),
         )
         if minute % check_every:
             continue
-        result = decide.metric_result(0, gate, control, treatment)
+        if pooled:
+            result = pooled_result(gate, windows)
+        else:
+            result = gate_result(plan, state.stage, 0, gate, windows)
         step = decide.decide(plan, state, [result], now)
+        exposed = sum(t.trials for _, t in windows)
         if step.action is Action.ROLLBACK:
-            return Outcome(True, minute, treatment.trials, state.stage)
+            return Outcome(True, minute, exposed, state.stage)
         if step.action is Action.COMPLETE:
-            return Outcome(False, minute, treatment.trials, state.stage)
+            return Outcome(False, minute, exposed, state.stage)
+        if step.action is Action.ADVANCE:  # a new stage: a new window
+            windows.append((RateCounts(0, 0), RateCounts(0, 0)))
         state = step.state
 
 
@@ -126,12 +164,23 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20261129)
     parser.add_argument("--per-minute", type=int, default=200, help="requests per minute")
     parser.add_argument("--check-every", type=int, default=1, help="minutes between checks")
+    parser.add_argument(
+        "--pooled",
+        action="store_true",
+        help="compare the arms pooled over the whole plan, as Fader did before stage windows",
+    )
     args = parser.parse_args()
     healthy_runs, regressed_runs = (60, 30) if args.quick else (400, 200)
     scenarios = [
         Scenario("healthy 1% → 1%", 0.01, 0.01, healthy_runs),
+        # Errors rise for everyone from the 25% stage on (evening traffic, an incident
+        # elsewhere) while the treatment stays as good as the control: comparing arms pooled
+        # over the plan would see a regression; within each stage there is none.
+        Scenario("healthy, shift at 25%", 0.04, 0.04, healthy_runs, from_stage=3),
         Scenario("regression 1% → 2%", 0.01, 0.02, regressed_runs),
         Scenario("regression 1% → 5%", 0.01, 0.05, regressed_runs),
+        # A regression that only shows under load: healthy until the 25% stage.
+        Scenario("1% → 3% from 25%", 0.01, 0.03, regressed_runs, from_stage=3),
     ]
     gates = [
         ("min 200 samples per arm", MetricGate("error_rate", "error", min_samples=200)),
@@ -149,6 +198,8 @@ def main() -> None:
         f"{INTERNAL_SHARE:.0%} of traffic; {args.per_minute} requests/min; gate checked every "
         f"{args.check_every} min; error-rate gate: mSPRT, alpha=0.01; seed {args.seed}"
     )
+    how = "pooled over the plan (--pooled)" if args.pooled else "per stage window"
+    print(f"arms compared {how}")
     started = time.perf_counter()
     for label, gate in gates:
         print(f"\n== gate: {label}")
@@ -166,7 +217,7 @@ def report(scenarios: list[Scenario], gate: MetricGate, args: argparse.Namespace
     for scenario in scenarios:
         rng = random.Random(f"{args.seed}-{scenario.name}")
         outcomes = [
-            simulate(scenario, gate, args.per_minute, args.check_every, rng)
+            simulate(scenario, gate, args.per_minute, args.check_every, rng, args.pooled)
             for _ in range(scenario.rollouts)
         ]
         backs = [o for o in outcomes if o.rolled_back]
@@ -184,8 +235,8 @@ def report(scenarios: list[Scenario], gate: MetricGate, args: argparse.Namespace
             f"{statistics.median(exposures) if exposures else float('nan'):>12.0f} "
             f"{', '.join(f'{k} ({v})' for k, v in stages.items()) or '-'}"
         )
-        if scenario.treatment_rate == scenario.control_rate:
-            done = [o.minutes / 60 for o in outcomes if not o.rolled_back]
+        done = [o.minutes / 60 for o in outcomes if not o.rolled_back]
+        if scenario.healthy and done:
             print(
                 f"{'':<22} healthy rollouts completed in a median "
                 f"{statistics.median(done):.1f} h (p90 {percentile(done, 0.9):.1f} h)"

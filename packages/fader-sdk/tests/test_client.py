@@ -17,7 +17,7 @@ def test_init_timeout_bounds_the_start_and_updates_arrive_later() -> None:
     release = threading.Event()
 
     def slow_server(request: httpx.Request) -> httpx.Response:
-        release.wait(10)
+        release.wait(120)
         return event_stream(sse("snapshot", 3))
 
     started = time.monotonic()
@@ -25,7 +25,9 @@ def test_init_timeout_bounds_the_start_and_updates_arrive_later() -> None:
         KEY, transport=httpx.MockTransport(slow_server), init_timeout=0.1, events=False
     )
     try:
-        assert time.monotonic() - started < 2.0
+        # Returned at its timeout, not when the server answered (a hang would wait 120 s);
+        # the bound is generous so that a loaded machine cannot fail it.
+        assert time.monotonic() - started < 30
         assert not client.is_ready
         details = client.boolean_details("new-checkout", {}, False)
         assert (details.value, details.error_message) == (False, NOT_READY_MESSAGE)
@@ -40,8 +42,8 @@ def test_init_timeout_bounds_the_start_and_updates_arrive_later() -> None:
 def test_a_rejected_key_ends_the_wait_at_once(caplog: pytest.LogCaptureFixture) -> None:
     transport = httpx.MockTransport(lambda r: httpx.Response(401))
     started = time.monotonic()
-    with FaderClient(KEY, transport=transport, init_timeout=30, events=False) as client:
-        assert time.monotonic() - started < 5.0
+    with FaderClient(KEY, transport=transport, init_timeout=120, events=False) as client:
+        assert time.monotonic() - started < 30  # at once, not after the 120 s init timeout
         assert client.fatal_error is not None
         assert not client.wait_until_ready(0)
     assert KEY not in caplog.text

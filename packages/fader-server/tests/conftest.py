@@ -31,6 +31,10 @@ from fader_server.app import create_app
 from fader_server.settings import Settings
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+OUTBOUND_ALLOW = ("127.0.0.1/32", "hooks.example", "h.example", "prometheus.example")
+"""What test servers let gates and webhooks reach: the local receivers and Prometheus the tests
+run, and the reserved names some tests register without ever delivering to (by default Fader
+reaches public addresses only; tests/test_outbound.py runs a server with that default)."""
 ADMIN_PASSWORD = "correct-horse-battery-" + secrets.token_hex(4)
 
 
@@ -103,6 +107,15 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="module")
+def module_postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of one test module, for modules that start servers of their own
+    with their own FADER_ADMIN_TOKEN: on the session's database that would revoke the session
+    server's token (a new FADER_ADMIN_TOKEN revokes the previous one)."""
+    with dedicated_postgres_database() as url:
+        yield url
+
+
 def _serve(
     settings: Settings, log_sink: LogSink, *, http: str | type[asyncio.Protocol] = "auto"
 ) -> tuple[uvicorn.Server, threading.Thread, str, FastAPI]:
@@ -149,6 +162,7 @@ def server(
         database_url=database_url,
         admin_password=ADMIN_PASSWORD,
         admin_token=token,
+        outbound_allow=OUTBOUND_ALLOW,
     )
     with running_server(backend, settings, log_sink) as running:
         yield running

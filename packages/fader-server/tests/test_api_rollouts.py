@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ADMIN_PASSWORD, LogSink, _serve
+from conftest import ADMIN_PASSWORD, OUTBOUND_ALLOW, LogSink, _serve
 from server_api import BOOLEAN_FLAG, unique
 
 from fader_server.settings import Settings
@@ -48,13 +48,16 @@ def deployment(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
     token = "fdr_admin_" + secrets.token_urlsafe(32)
-    database_url = request.getfixturevalue("postgres_url") if request.param != "sqlite" else None
+    database_url = (
+        request.getfixturevalue("module_postgres_url") if request.param != "sqlite" else None
+    )
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("rollout-api"),
         database_url=database_url,
         admin_password=ADMIN_PASSWORD,
         admin_token=token,
         rollout_tick_seconds=0,
+        outbound_allow=OUTBOUND_ALLOW,
     )
     uv_server, thread, url, app = _serve(settings, LogSink())
     try:
@@ -180,7 +183,11 @@ def test_templates_are_checked_against_the_project(project: Project) -> None:
             {"/body/stages/0"},
         ),
         (
-            {"gates": [{"kind": "prometheus", "url": "http://p:9090", "query": "up"}]},
+            {
+                "gates": [
+                    {"kind": "prometheus", "url": "http://prometheus.example:9090", "query": "up"}
+                ]
+            },
             {"/body/gates/0"},
         ),
         (
@@ -191,6 +198,18 @@ def test_templates_are_checked_against_the_project(project: Project) -> None:
         (
             {"stages": [{"name": "a", "min_duration": 1, "percent": 150}]},
             {"/body/stages/0/percent"},
+        ),
+        (
+            {"gates": [{"kind": "error_rate", "event": "e", "trust": ["browser"]}]},
+            {"/body/gates/0/error_rate/trust/0"},
+        ),
+        (
+            {"gates": [{"kind": "error_rate", "event": "e", "trust": ["server", "server"]}]},
+            {"/body/gates/0/error_rate/trust"},
+        ),
+        (
+            {"gates": [{"kind": "latency", "event": "e", "trust": []}]},
+            {"/body/gates/0/latency/trust"},
         ),
     ],
 )
@@ -245,7 +264,7 @@ def test_status_shows_the_stage_its_time_and_the_latest_gate_results(
     evaluation = status["last_evaluation"]
     assert evaluation["action"] == "wait"
     assert evaluation["gates"][0]["status"] == "insufficient_data"
-    assert "20 more samples needed" in evaluation["reason"]
+    assert "20 more treatment and 20 more control samples needed" in evaluation["reason"]
 
 
 def test_a_regression_opens_an_incident_listed_by_plan(
@@ -330,7 +349,11 @@ def test_the_log_never_holds_a_webhook_secret(tmp_path: Path) -> None:
     """Creating and listing webhooks through a server with its own log sink."""
     sink, token = LogSink(), "fdr_admin_" + secrets.token_urlsafe(32)
     settings = Settings(
-        data_dir=tmp_path, admin_password=ADMIN_PASSWORD, admin_token=token, rollout_tick_seconds=0
+        data_dir=tmp_path,
+        admin_password=ADMIN_PASSWORD,
+        admin_token=token,
+        rollout_tick_seconds=0,
+        outbound_allow=OUTBOUND_ALLOW,
     )
     uv_server, thread, url, app = _serve(settings, sink)
     try:
@@ -345,3 +368,30 @@ def test_the_log_never_holds_a_webhook_secret(tmp_path: Path) -> None:
         app.state.services.store.close()
     assert secret.json()["secret"] not in sink.text()
     assert "h.example/x" not in sink.text()
+
+
+def test_a_plan_that_would_rebucket_users_is_refused_naming_split_by(project: Project) -> None:
+    """The flag already splits by organisation: a plan splitting by another attribute would
+    move users between buckets and take the treatment from some of them."""
+    config = {
+        "enabled": True,
+        "offVariant": "off",
+        "default": {
+            "split": {
+                "by": "org",
+                "weights": [{"variant": "on", "weight": 10}, {"variant": "off", "weight": 90}],
+            }
+        },
+    }
+    path = project.base + "/environments/development/flags/new-checkout"
+    version = project.api.get(path).json()["version"]
+    written = project.api.put(path, json=config, headers={"If-Match": f'"{version}"'})
+    assert written.status_code == 200, written.text
+    refused = project.post("/rollouts", plan(split_by="accountId"))
+    assert refused.status_code == 422
+    assert problem_paths(refused) == {"/body/split_by"}
+    kept = project.post("/rollouts", plan(stages=STAGES[1:], start=True))  # inherits "org"
+    assert kept.status_code == 201, kept.text
+    assert kept.json()["served_percents"] == [10, 100]
+    served = project.get("/environments/development/flags/new-checkout").json()["default"]
+    assert served == config["default"]  # 5% is below the 10% served: nothing changes yet

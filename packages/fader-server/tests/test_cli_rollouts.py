@@ -53,6 +53,7 @@ def test_a_plan_from_a_template_is_moved_by_hand_to_the_end(
             server,
             *("rollouts", "create", "-p", project, "--flag", "new-checkout", "-e", "development"),
             *("--control", "off", "--treatment", "on", "-t", "standard", "--start", "--json"),
+            "--enable",  # the flag was never turned on in development
         )
     )
     plan_id = str(plan["id"])
@@ -97,7 +98,7 @@ def test_commands_that_do_not_apply_fail_with_the_servers_reason(
         run(
             server,
             *("rollouts", "create", "-p", project, "--flag", "new-checkout", "-e", "development"),
-            *("--control", "off", "--treatment", "on", "-f", str(file), "--json"),
+            *("--control", "off", "--treatment", "on", "-f", str(file), "--json", "--enable"),
         )
     )
     refused = run(server, "rollouts", "resume", str(plan["id"]), "-p", project)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
+from pathlib import Path
 
 import httpx
-from conftest import LogSink, Server
+from conftest import ADMIN_PASSWORD, LogSink, Server, running_server
 from server_api import BOOLEAN_FLAG, create_flag, unique
+
+from fader_server.settings import Settings
 
 
 def test_two_updates_from_the_same_etag_exactly_one_wins(
@@ -108,6 +112,52 @@ def test_health_readiness_and_metrics(server: Server) -> None:
         client.get("/api/v1/projects")
         metrics = client.get("/metrics").text
     assert "fader_http_requests_total" in metrics
+
+
+def test_every_response_tells_browsers_not_to_sniff_its_type(
+    server: Server, admin: httpx.Client, project: str
+) -> None:
+    with server.client() as anonymous:
+        responses = [
+            anonymous.get("/api/v1/projects"),  # 401 problem
+            anonymous.get("/api/v1/nowhere"),  # 404 problem
+            anonymous.get("/healthz"),
+            anonymous.get("/metrics"),
+            anonymous.get("/openapi.json"),
+            anonymous.get("/login"),  # the console
+            admin.get(f"/api/v1/projects/{project}"),
+        ]
+    for response in responses:
+        assert response.headers.get_list("x-content-type-options") == ["nosniff"], response.url
+
+
+def test_metrics_can_require_a_token(tmp_path: Path, log_sink: LogSink) -> None:
+    metrics_token = secrets.token_urlsafe(24)
+    settings = Settings(
+        data_dir=tmp_path,
+        admin_password=ADMIN_PASSWORD,
+        admin_token="fdr_admin_" + secrets.token_urlsafe(32),
+        metrics_token=metrics_token,
+    )
+    with running_server("sqlite", settings, log_sink) as server, server.client() as client:
+        missing = client.get("/metrics")
+        wrong = client.get("/metrics", headers={"Authorization": "Bearer not-it"})
+        basic = client.get("/metrics", headers={"Authorization": f"Basic {metrics_token}"})
+        admin_token = client.get(
+            "/metrics", headers={"Authorization": f"Bearer {server.admin_token}"}
+        )
+        right = client.get("/metrics", headers={"Authorization": f"Bearer {metrics_token}"})
+        health = client.get("/healthz")
+    for refused in (missing, wrong, basic, admin_token):
+        assert refused.status_code == 401
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+        assert "FADER_METRICS_TOKEN" in refused.json()["detail"]
+        assert "fader_http_requests_total" not in refused.text
+    assert right.status_code == 200
+    assert "fader_http_requests_total" in right.text
+    assert health.status_code == 200  # probes stay open
+    assert metrics_token not in log_sink.text()
 
 
 def test_errors_are_problem_details_without_internals(server: Server) -> None:

@@ -157,6 +157,11 @@ def _rollout_fixtures(admin: httpx.Client, project: str) -> str:
     created = admin.post(base + "/rollout-templates", json={"key": "tpl", "name": "T", **STAGES})
     assert created.status_code == 201, created.text
     assert admin.post(base + "/webhooks", json={"url": HOOK}).status_code == 201
+    enabled = {**CONFIG, "enabled": True}  # a plan needs the flag on (or "enable")
+    turned_on = admin.put(
+        base + "/environments/development/flags/gate", json=enabled, headers={"If-Match": '"0"'}
+    )
+    assert turned_on.status_code == 200, turned_on.text
     plan = admin.post(base + "/rollouts", json={**BAD_PLAN, "treatment": "on", **STAGES})
     assert plan.status_code == 201, plan.text
     plan_id = plan.json()["id"]

@@ -253,16 +253,21 @@ def test_detect_waits_for_enough_traffic_to_catch_the_regression_size() -> None:
     # A bigger regression size needs fewer samples; enough samples give a verdict.
     coarse = compare_rates(control, few, alpha=0.01, min_samples=200, detect=0.04)
     assert coarse.needed < strict.needed
+    # The need assumes both arms keep growing in their proportion (here 1 treatment sample
+    # for every 333 control samples); by then there is enough for a verdict.
+    grown = RateCounts(strict.control_needed, strict.control_needed // 100)
     plenty = RateCounts(strict.needed, strict.needed // 100)
     assert (
-        compare_rates(control, plenty, alpha=0.01, min_samples=200, detect=0.01).verdict
+        compare_rates(grown, plenty, alpha=0.01, min_samples=200, detect=0.01).verdict
         is Verdict.NO_REGRESSION
     )
 
 
 def test_samples_to_detect_gives_about_ninety_percent_power() -> None:
     """Simulate the regression at the advertised sample size: it is caught most of the time."""
-    needed = samples_to_detect(0.01 * 0.99, 100_000, 0.05 * 0.95, 0.04, alpha=0.01, tau=0.04)
+    needed = samples_to_detect(
+        0.01 * 0.99, 100_000, 0.05 * 0.95, 0.04, alpha=0.01, tau=0.04
+    ).treatment
     rng = random.Random(3)
     caught = 0
     for _ in range(300):

@@ -97,6 +97,7 @@ def fader(data_dir: Path, token: str, database_url: str | None = None) -> Iterat
         "FADER_ADMIN_PASSWORD": "pw-" + token[-16:],
         "FADER_ROLLOUT_TICK_SECONDS": TICK,
         "FADER_SSE_HEARTBEAT_SECONDS": "1",
+        "FADER_OUTBOUND_ALLOW": "127.0.0.1/32",  # the local Prometheus, target and receiver
     }
     args = ["serve", "--data-dir", str(data_dir), "--port", str(port)]
     if database_url:
@@ -299,7 +300,11 @@ def test_healthy_traffic_takes_a_plan_through_every_stage(tmp_path: Path) -> Non
         assert api.config()["default"] == {"variant": "on"}
         metrics = httpx.get(server.url + "/metrics").text
         assert 'fader_rollout_decisions_total{action="advance"} 2.0' in metrics
-        assert "fader_rollouts_active 0.0" in metrics
+        # The gauge is read at each tick: the one after the completion shows no active plan.
+        wait_for(
+            "no active plan in /metrics",
+            lambda: "fader_rollouts_active 0.0" in httpx.get(server.url + "/metrics").text,
+        )
         gates = done["last_evaluation"]["gates"]
         assert gates[0]["status"] == "healthy"
         assert gates[0]["evidence"]["treatment_samples"] >= 50
@@ -428,7 +433,13 @@ def test_two_replicas_advance_each_stage_exactly_once(tmp_path: Path, shared_pos
         plans = [api.call("POST", "/rollouts", plan_body(stages, []), expect=201)]
         api.call("POST", "/flags", {"key": "second-flag", **BOOLEAN_FLAG}, expect=201)
         plans.append(
-            api.call("POST", "/rollouts", {**plan_body(stages, []), "flag": "second-flag"}, 201)
+            # never configured, so off: the plan may turn it on
+            api.call(
+                "POST",
+                "/rollouts",
+                {**plan_body(stages, []), "flag": "second-flag", "enable": True},
+                201,
+            )
         )
         for plan in plans:
             wait_for("completion", lambda plan=plan: api.status_is(plan["id"], "completed"))

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import time
+from dataclasses import replace
 
 import httpx
 
@@ -69,6 +70,22 @@ def test_the_body_is_a_slack_message_with_the_structured_event() -> None:
     assert "incident #3" in body["blocks"][2]["elements"][0]["text"]
     assert body["fader"]["incident"] == 3
     assert body["fader"]["gates"] == [{"gate": 0, "status": "regression"}]
+
+
+def test_what_people_do_to_a_plan_reads_as_a_sentence_too() -> None:
+    """Commands by a person (start, pause, resume, abort) are announced like the scheduler's
+    decisions; an abort rewrites production, so its headline says what is served now."""
+    headlines = {
+        event: message(replace(NOTE, event=event, actor="user:ann", incident_id=None))["blocks"][0][
+            "text"
+        ]["text"]
+        for event in ("started", "paused", "resumed", "aborted")
+    }
+    assert headlines["started"].endswith("started at stage *25%*")
+    assert "paused at stage *25%*" in headlines["paused"]
+    assert headlines["resumed"].endswith("resumed at stage *25%*")
+    assert "*aborted* at stage *25%*" in headlines["aborted"]
+    assert "previous configuration is served again" in headlines["aborted"]
 
 
 def test_the_signature_covers_timestamp_and_body() -> None:

@@ -22,6 +22,7 @@ from conftest import dedicated_postgres_database
 from server_api import BOOLEAN_FLAG, unique
 
 from fader_server.errors import AlreadyExistsError, InvalidInputError, InvalidStateError
+from fader_server.outbound import OutboundPolicy
 from fader_server.rollouts.decide import Action
 from fader_server.rollouts.gates_io import GateReader
 from fader_server.rollouts.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, Notifier, verify
@@ -33,6 +34,8 @@ from fader_server.storage.sql.store import SqlStore
 
 ADMIN = Principal("user:owner", instance_admin=True)
 START = 1_900_000_000.0
+# The mock endpoints' names: creating a gate or a webhook checks where its URL leads.
+OUTBOUND = OutboundPolicy.parse(["prom.test", "app.test", "hooks.example"])
 INTERNAL = {
     "name": "Internal",
     "rules": [{"clauses": [{"attribute": "internal", "op": "in", "values": [True]}]}],
@@ -85,7 +88,9 @@ class World:
 
         store = store or self.store
         services = (
-            self.services if store is self.store else Services.over(store, self.clock.datetime)
+            self.services
+            if store is self.store
+            else Services.over(store, self.clock.datetime, OUTBOUND)
         )
         scheduler = Scheduler(
             store,
@@ -150,7 +155,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def world(database_url: str) -> Iterator[World]:
     store = SqlStore.open(database_url)
     clock = SimClock()
-    services = Services.over(store, clock.datetime)
+    services = Services.over(store, clock.datetime, OUTBOUND)
     key = unique("r")
     project = services.projects.create(ADMIN, key, "Rollouts")
     services.segments.create(ADMIN, key, "internal", INTERNAL, None)
@@ -247,9 +252,12 @@ def test_a_healthy_plan_advances_stage_by_stage_and_completes(world: World) -> N
     ]
     view = world.status(plan_id)
     assert view.state.status.value == "completed"
-    assert world.config()["default"] == {"variant": "on"}
+    # the segment rule is subsumed by the treatment default: completion removes it
+    assert world.config() == {
+        "enabled": True, "offVariant": "off", "default": {"variant": "on"}, "rules": []
+    }  # fmt: skip
     writes = [e for e in world.audit("config", "new-checkout") if e.actor == f"rollout:{plan_id}"]
-    assert [e.action for e in writes] == ["rollout advance", "rollout advance"]
+    assert [e.action for e in writes] == ["rollout advance", "rollout advance", "rollout complete"]
     transitions = [e.action for e in world.audit("rollout", str(plan_id))]
     assert transitions == ["create", "start", "advance", "advance", "complete"]
     evidence = next(
@@ -267,7 +275,7 @@ def test_too_little_traffic_holds_the_stage(world: World) -> None:
     assert [s.action for s in scheduler.tick()] == [Action.WAIT]
     view = world.status(plan_id)
     assert view.state.stage == 0
-    assert "80 more samples needed" in view.stored.last_evaluation["reason"]
+    assert "80 more treatment samples needed" in view.stored.last_evaluation["reason"]
     assert view.time_in_stage == pytest.approx(600)
 
 
@@ -451,17 +459,17 @@ def test_abort_restores_the_base_configuration(world: World) -> None:
     world.services.rollouts.create(ADMIN, world.project, plan_body())
 
 
-def test_a_plan_whose_flag_was_deleted_says_so_and_can_still_be_aborted(world: World) -> None:
+def test_a_flag_a_plan_is_moving_is_deleted_only_after_the_plan_is_aborted(world: World) -> None:
+    """docs/adr/0005-project-write-lock.md: deleting the flag under a running plan would leave
+    a plan that can neither advance nor restore anything."""
     plan_id = started(world, gates=[])
     flag = world.services.flags.get(ADMIN, world.project, "new-checkout")
-    world.services.flags.delete(ADMIN, world.project, "new-checkout", flag.version, "gone")
-    world.clock.advance(61)
-    assert world.scheduler().tick() == []
-    evaluation = world.status(plan_id).stored.last_evaluation
-    assert evaluation["action"] == "error"
-    assert "new-checkout" in evaluation["reason"]
+    with pytest.raises(InvalidStateError, match=f"abort release plan {plan_id} first"):
+        world.services.flags.delete(ADMIN, world.project, "new-checkout", flag.version, "gone")
     aborted = world.services.rollouts.abort(ADMIN, world.project, plan_id)
     assert aborted.state.status.value == "aborted"
+    flag = world.services.flags.get(ADMIN, world.project, "new-checkout")
+    world.services.flags.delete(ADMIN, world.project, "new-checkout", flag.version, "gone")
 
 
 def test_bad_plans_name_the_field(world: World) -> None:
@@ -511,7 +519,7 @@ def test_two_schedulers_apply_each_decision_once(world: World, tmp_path: Path) -
     transitions = [e.action for e in world.audit("rollout", str(plan_id))]
     assert transitions == ["create", "start", "advance", "advance", "complete"]
     writes = [e for e in world.audit("config", "new-checkout") if e.actor == f"rollout:{plan_id}"]
-    assert len(writes) == 2
+    assert [e.action for e in writes] == ["rollout advance", "rollout advance", "rollout complete"]
 
 
 def test_a_step_for_a_plan_that_moved_since_it_was_read_is_skipped(world: World) -> None:
@@ -531,7 +539,7 @@ def test_a_reopened_store_resumes_the_plan_where_it_was(world: World) -> None:
     url = world.store.engine.url.render_as_string(hide_password=False)
     reopened = SqlStore.open(url)
     try:
-        services = Services.over(reopened, world.clock.datetime)
+        services = Services.over(reopened, world.clock.datetime, OUTBOUND)
         assert services.rollouts.get(ADMIN, world.project, plan_id).state.stage == 1
         scheduler = world.scheduler(reopened)
         world.clock.advance(30)

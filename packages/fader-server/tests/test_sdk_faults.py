@@ -2,11 +2,13 @@
 mid-stream, behind a proxy that goes silent, one of two replicas dying; plus event delivery and
 the OpenFeature provider end to end.
 
-Each test asserts what the application sees (values, reasons, error codes, readiness) and how
-long it took; the measured times are printed (run with ``-s -p no:xdist`` to read them) and
-attached to the JUnit report as properties. Servers send heartbeats every `HEARTBEAT` seconds and
-clients use short reconnect and poll intervals, so the file stays fast; nothing sleeps blindly:
-every wait polls for a condition with a deadline.
+Each test asserts what the application sees (values, reasons, error codes, readiness, the order
+in which it saw them) and that it converges; it never asserts how fast. Waits have generous
+deadlines (`DEADLINE`) because the suite must pass on a loaded two-core machine; the measured
+times are printed (run with ``-s -p no:xdist`` to read them) and attached to the JUnit report as
+properties, and speed is measured by ``bench/``, not here. Servers send heartbeats every
+`HEARTBEAT` seconds and clients use short reconnect and poll intervals, so the file stays fast;
+nothing sleeps blindly: every wait polls for a condition with a deadline.
 
 Process starts dominate the cost, so a server that only has to *exist* before the SDK starts
 (a database with a project and a key in it) is prepared in-process (`offline_setup`), and the
@@ -16,7 +18,6 @@ tests that never kill their server share one PostgreSQL-backed process (`shared_
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import threading
 import time
@@ -61,17 +62,16 @@ RECONNECT_CAP = 0.5
 """The clients' longest reconnect delay (`max_reconnect_delay`)."""
 POLL_INTERVAL = 2.0
 """How often a client polls while its stream's breaker is open (the default is 30 s)."""
-LIVE = 2.0
-"""A change made on a server must reach a streaming SDK within this many seconds."""
+DEADLINE = 30.0
+"""How long a test waits for something that must happen (a change reaching the SDK, a
+reconnect, a server coming up). Far above what it takes on an idle machine (printed by the
+tests), so that only a behaviour that is missing fails, never a slow machine."""
+OVERRUN = 10.0
+"""How far past a timeout the SDK may return before a test calls it a hang: the promise checked
+is that it returns at its timeout instead of waiting for a server that is down, not how
+precisely."""
 FLAG = "banner"
 USER = {"targetingKey": "u-1", "plan": "free"}
-
-
-def slack() -> float:
-    """Scheduling noise allowed on top of a computed bound: 1 s on an idle machine, more when
-    the run queue is longer than the CPUs (other test workers, servers, benchmarks)."""
-    load = os.getloadavg()[0] / (os.cpu_count() or 1)
-    return min(10.0, max(1.0, load))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -107,8 +107,10 @@ def new_admin_token() -> str:
     return "fdr_admin_" + secrets.token_urlsafe(32)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def admin_token() -> str:
+    """One FADER_ADMIN_TOKEN for every server of this module: they share a PostgreSQL
+    database, and a server started with another value would revoke this one (rotation)."""
     return new_admin_token()
 
 
@@ -167,14 +169,14 @@ def pg_database() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def shared_server(
-    pg_database: str, tmp_path_factory: pytest.TempPathFactory
+    pg_database: str, tmp_path_factory: pytest.TempPathFactory, admin_token: str
 ) -> Iterator[FaderProcess]:
     """One `fader serve` over the module's PostgreSQL database, for tests that keep it alive.
     Tests isolate by project; a stream of an earlier test is gone within a heartbeat."""
     data_dir = tmp_path_factory.mktemp("shared")
     server = FaderProcess(
         port=free_port(),
-        admin_token=new_admin_token(),
+        admin_token=admin_token,
         log_path=data_dir / "server.log",
         data_dir=data_dir,
         database_url=pg_database,
@@ -313,7 +315,7 @@ def test_server_down_at_start_serves_defaults_within_init_timeout_then_real_valu
     client = sdk(server.url, env, init_timeout=1.0)
     try:
         blocked = timings("constructor, server down, init_timeout 1 s", time.monotonic() - started)
-        assert 1.0 - 0.01 <= blocked < 1.0 + slack() / 2
+        assert 1.0 - 0.01 <= blocked < 1.0 + OVERRUN
         assert not client.is_ready
         details = client.string_details(FLAG, USER, "code-default")
         assert (details.value, details.reason, details.error_code) == (
@@ -327,21 +329,21 @@ def test_server_down_at_start_serves_defaults_within_init_timeout_then_real_valu
         started = time.monotonic()
         assert client.wait_until_ready(0.3) is False
         waited = timings("wait_until_ready(0.3), server down", time.monotonic() - started)
-        assert 0.3 - 0.01 <= waited < 0.3 + slack() / 2
+        assert 0.3 - 0.01 <= waited < 0.3 + OVERRUN
 
         server.start()
         timings(
             "server ready -> SDK ready",
-            wait_for(lambda: client.is_fresh, POLL_INTERVAL + slack(), "the SDK gets the flags"),
+            wait_for(lambda: client.is_fresh, DEADLINE, "the SDK gets the flags"),
         )
         assert client.is_ready
         assert banner(client) == GREEN
         timings(
             "SDK ready -> streaming again",
-            wait_for(lambda: server.streams() == 1, RECONNECT_CAP + slack(), "a stream"),
+            wait_for(lambda: server.streams() == 1, DEADLINE, "a stream"),
         )
         serve(server.url, admin_token, env, "blue")
-        timings("next change, streamed", wait_for(serves(client, "blue"), LIVE, "the change"))
+        timings("next change, streamed", wait_for(serves(client, "blue"), DEADLINE, "the change"))
     finally:
         client.close()
 
@@ -363,7 +365,7 @@ def test_server_down_at_start_with_a_cache_serves_cached_values_then_converges(
     client = sdk(server.url, env, cache_path=cache, init_timeout=0.5)
     try:
         blocked = timings("constructor, server down, cache", time.monotonic() - started)
-        assert blocked < 0.5 + slack() / 2
+        assert blocked < 0.5 + OVERRUN
         assert client.is_ready
         assert not client.is_fresh
         assert banner(client) == GREEN  # the cached value, with its real reason
@@ -371,7 +373,7 @@ def test_server_down_at_start_with_a_cache_serves_cached_values_then_converges(
         server.start()
         timings(
             "server ready -> cached values replaced",
-            wait_for(serves(client, "blue"), POLL_INTERVAL + slack(), "the server's values"),
+            wait_for(serves(client, "blue"), DEADLINE, "the server's values"),
         )
         assert client.is_fresh
         assert banner(client) == BLUE
@@ -380,10 +382,10 @@ def test_server_down_at_start_with_a_cache_serves_cached_values_then_converges(
                 json.loads(cache.read_text())["document"]["flags"][FLAG]["default"]
                 == {"variant": "blue"}
             ),
-            slack(),
+            DEADLINE,
             "the cache file holds the new configuration",
         )
-        wait_for(lambda: server.streams() == 1, RECONNECT_CAP + slack(), "a stream")
+        wait_for(lambda: server.streams() == 1, DEADLINE, "a stream")
     finally:
         client.close()
 
@@ -398,7 +400,7 @@ def test_server_killed_mid_stream_serves_last_known_values_and_converges_after_r
     client = sdk(server.url, env)
     try:
         assert client.is_fresh
-        wait_for(lambda: server.streams() == 1, slack(), "the SDK's stream")
+        wait_for(lambda: server.streams() == 1, DEADLINE, "the SDK's stream")
         assert server.streams("fader_sdk_streams_direct") == 1, "fader serve writes it directly"
         with Sampler(client) as sampler:
             server.kill()
@@ -413,17 +415,17 @@ def test_server_killed_mid_stream_serves_last_known_values_and_converges_after_r
             server.start()
             timings(
                 "restarted server ready -> SDK converged",
-                wait_for(serves(client, "blue"), POLL_INTERVAL + slack(), "the new value"),
+                wait_for(serves(client, "blue"), DEADLINE, "the new value"),
             )
         # Through the whole outage: the last known value, then the new one; never a default.
         assert sampler.seen == [GREEN, BLUE]
         assert sampler.count > 100
         timings(
             "converged -> streaming again",
-            wait_for(lambda: server.streams() == 1, RECONNECT_CAP + slack(), "a stream"),
+            wait_for(lambda: server.streams() == 1, DEADLINE, "a stream"),
         )
         serve(server.url, admin_token, env, "red")
-        timings("next change, streamed", wait_for(serves(client, "red"), LIVE, "the change"))
+        timings("next change, streamed", wait_for(serves(client, "red"), DEADLINE, "the change"))
     finally:
         client.close()
 
@@ -437,7 +439,7 @@ def test_a_silent_proxy_is_noticed_by_missing_heartbeats_and_the_sdk_reconnects(
     with TcpProxy(server.port) as proxy:
         client = sdk(proxy.url, env)
         try:
-            wait_for(lambda: server.streams() == 1, slack(), "only the SDK's stream")
+            wait_for(lambda: server.streams() == 1, DEADLINE, "only the SDK's stream")
             [stream] = proxy.open_connections()
             with Sampler(client) as sampler:
                 proxy.stall()
@@ -445,7 +447,7 @@ def test_a_silent_proxy_is_noticed_by_missing_heartbeats_and_the_sdk_reconnects(
                 serve(server.url, server.admin_token, env, "blue")  # not through the proxy
                 wait_for(
                     lambda: stream.client_closed_at is not None,
-                    STALL_DETECTION + slack(),
+                    DEADLINE,
                     "the SDK gives up on the silent stream",
                 )
                 assert stream.client_closed_at is not None
@@ -455,12 +457,12 @@ def test_a_silent_proxy_is_noticed_by_missing_heartbeats_and_the_sdk_reconnects(
                     "last byte delivered -> SDK drops the stream",
                     stream.client_closed_at - stream.last_to_client_at,
                 )
-                assert STALL_DETECTION - 0.05 <= silence <= STALL_DETECTION + slack()
+                assert STALL_DETECTION - 0.05 <= silence <= STALL_DETECTION + OVERRUN
                 assert banner(client) == GREEN
                 proxy.resume()
                 timings(
                     "proxy forwards again -> SDK converged",
-                    wait_for(serves(client, "blue"), RECONNECT_CAP + slack(), "the change"),
+                    wait_for(serves(client, "blue"), DEADLINE, "the change"),
                 )
                 timings("stall -> SDK converged", time.monotonic() - stalled)
             assert sampler.seen == [GREEN, BLUE]
@@ -482,19 +484,19 @@ def test_when_a_replica_dies_the_sdk_moves_to_another_and_converges(
     with TcpProxy(a.port, b.port) as proxy:  # A while it accepts connections, else B
         client = sdk(proxy.url, env)
         try:
-            wait_for(lambda: a.streams() == 1, slack(), "the SDK's stream on replica A")
+            wait_for(lambda: a.streams() == 1, DEADLINE, "the SDK's stream on replica A")
             assert [c.backend for c in proxy.open_connections()] == [a.port]
             with Sampler(client) as sampler:
                 a.kill()
                 killed = time.monotonic()
                 serve(b.url, admin_token, env, "blue")  # on B, while A is dead
-                wait_for(serves(client, "blue"), RECONNECT_CAP + LIVE + slack(), "the change")
+                wait_for(serves(client, "blue"), DEADLINE, "the change")
                 timings("replica A killed -> SDK converged via B", time.monotonic() - killed)
             assert sampler.seen == [GREEN, BLUE]
-            wait_for(lambda: b.streams() == 1, slack(), "the SDK's stream on replica B")
+            wait_for(lambda: b.streams() == 1, DEADLINE, "the SDK's stream on replica B")
             assert [c.backend for c in proxy.open_connections()] == [b.port]
             serve(b.url, admin_token, env, "red")
-            timings("next change, streamed from B", wait_for(serves(client, "red"), LIVE, "it"))
+            timings("next change, streamed from B", wait_for(serves(client, "red"), DEADLINE, "it"))
         finally:
             client.close()
 
@@ -655,7 +657,7 @@ def test_openfeature_provider_serves_values_and_reasons_from_a_real_server(
     client.add_handler(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, on_change)
     try:
         serve(server.url, server.admin_token, env, "red")
-        wait_for(lambda: changed == [[FLAG]], LIVE + slack(), "a configuration-changed event")
+        wait_for(lambda: changed == [[FLAG]], DEADLINE, "a configuration-changed event")
     finally:
         client.remove_handler(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, on_change)
     plain = client.get_string_details(FLAG, "x", EvaluationContext("u-1", {"plan": "pro"}))
@@ -707,11 +709,11 @@ def test_openfeature_provider_becomes_ready_when_a_server_down_at_start_comes_up
             "server ready -> provider READY",
             wait_for(
                 lambda: client.get_provider_status() is ProviderStatus.READY,
-                POLL_INTERVAL + slack(),
+                DEADLINE,
                 "the provider turns READY",
             ),
         )
-        assert ready.wait(slack())
+        assert ready.wait(DEADLINE)
     finally:
         client.remove_handler(ProviderEvent.PROVIDER_READY, on_ready)
     details = client.get_string_details(FLAG, "x")
@@ -725,10 +727,11 @@ def test_openfeature_provider_with_a_revoked_key_is_fatal_at_once(
     with admin_client(shared_server.url, shared_server.admin_token) as admin:
         assert admin.delete(f"/api/v1/tokens/{env.key_id}").status_code == 204
     started = time.monotonic()
-    provider = FaderProvider(sdk(shared_server.url, env, init_timeout=0), init_timeout=10)
+    provider = FaderProvider(sdk(shared_server.url, env, init_timeout=0), init_timeout=120)
     with pytest.raises(ProviderFatalError, match="server-side SDK key"):
         api.set_provider_and_wait(provider, openfeature_domain)
-    assert time.monotonic() - started < slack()  # no waiting out the 10 s init timeout
+    # At once: not after waiting out the 120 s init timeout (a hang would take all of it).
+    assert time.monotonic() - started < DEADLINE
     client = api.get_client(openfeature_domain)
     assert client.get_provider_status() is ProviderStatus.FATAL
     details = client.get_string_details(FLAG, "x")

@@ -4,7 +4,8 @@ Evaluation itself never raises on a validated configuration: it returns a
 :class:`~fader_engine.result.Resolution` with reason ``ERROR``. Exceptions are for *loading*::
 
     FaderEngineError                 catch to handle any engine failure at once
-    └── ConfigurationError           a document was rejected; `.problems` lists every issue
+    └── ConfigurationError           a document was rejected (invalid, or over one of the
+        │                            limits of docs/flag-format.md); `.problems` lists why
         └── UnknownFormatError       the document is neither Fader's format nor flagd's
 
 Catch :class:`ConfigurationError` where a user supplies a document (API, CLI, file watcher) and

@@ -6,7 +6,8 @@ This package of modules is the only code that knows the JSON shape (``docs/flag-
   document: prerequisites naming real flags and variants, and no cycles;
 * :mod:`fader_engine.parse_flags`: one flag, its rules and splits;
 * :mod:`fader_engine.parse_clauses`: clauses and the values each operator accepts;
-* :mod:`fader_engine.parse_fields`: problem collection and typed field readers.
+* :mod:`fader_engine.parse_fields`: problem collection and typed field readers;
+* :mod:`fader_engine.parse_limits`: how deep, how large and how long a document may be.
 
 Validation is complete before anything is built: :func:`parse_document` reports *every*
 problem at once (a user fixing a document should not meet errors one at a time), and a
@@ -37,6 +38,13 @@ from fader_engine.parse_fields import (
     suggestion,
 )
 from fader_engine.parse_flags import parse_flag
+from fader_engine.parse_limits import (
+    MAX_RULES,
+    MAX_SEGMENT_KEYS,
+    check_bounds,
+    check_count,
+    check_value_depth,
+)
 
 __all__ = ["parse_document"]
 
@@ -49,8 +57,13 @@ _ALGORITHMS = tuple(str(a) for a in BucketingAlgorithm)
 def parse_document(data: Any) -> Document:
     """Validate a decoded JSON document completely and build its :class:`~model.Document`.
 
-    Raises :class:`~fader_engine.errors.ConfigurationError` listing every problem found.
+    Raises :class:`~fader_engine.errors.ConfigurationError` listing every problem found. A
+    document over a nesting, string or size limit (:mod:`fader_engine.parse_limits`) is rejected
+    with those problems alone, before anything else reads it.
     """
+    bounds = check_bounds(data)
+    if bounds:
+        raise ConfigurationError(bounds)
     problems = Problems()
     doc = read_object(
         data, "", "the document", problems, known=_DOCUMENT_FIELDS, required=("format", "flags")
@@ -75,7 +88,8 @@ def parse_document(data: Any) -> Document:
     metadata: Mapping[str, Any] = MappingProxyType({})
     if "metadata" in doc:
         if isinstance(doc["metadata"], Mapping):
-            metadata = MappingProxyType(copy.deepcopy(dict(doc["metadata"])))
+            if check_value_depth(doc["metadata"], "/metadata", "the document's metadata", problems):
+                metadata = MappingProxyType(copy.deepcopy(dict(doc["metadata"])))
         else:
             problems.add(
                 "/metadata",
@@ -148,11 +162,14 @@ def _parse_segment(
     if obj is None:
         return None
     description = read_string(obj, "description", path, where, problems)
-    included = read_strings(obj, "included", path, where, problems)
-    excluded = read_strings(obj, "excluded", path, where, problems)
+    included = _segment_keys(obj, "included", path, where, problems)
+    excluded = _segment_keys(obj, "excluded", path, where, problems)
     rules: list[SegmentRule] = []
     rules_path = child(path, "rules")
-    for index, item in enumerate(read_list(obj, "rules", path, where, problems) or []):
+    raw_rules = read_list(obj, "rules", path, where, problems) or []
+    if not check_count(raw_rules, MAX_RULES, rules_path, where, "rules", problems):
+        raw_rules = []
+    for index, item in enumerate(raw_rules):
         rule_path = child(rules_path, index)
         rule_where = f"rule {index} of {where}"
         rule = read_object(
@@ -175,6 +192,18 @@ def _parse_segment(
         rules=tuple(rules),
         description=description,
     )
+
+
+def _segment_keys(
+    obj: Mapping[str, Any], field: str, path: str, where: str, problems: Problems
+) -> tuple[str, ...]:
+    """A segment's `included` or `excluded` targeting keys, if there are not too many."""
+    at = child(path, field)
+    if not check_count(
+        obj.get(field), MAX_SEGMENT_KEYS, at, f"'{field}' of {where}", "targeting keys", problems
+    ):
+        return ()
+    return read_strings(obj, field, path, where, problems)
 
 
 def _check_prerequisites(

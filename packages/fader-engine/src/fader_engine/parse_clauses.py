@@ -22,6 +22,7 @@ from fader_engine.parse_fields import (
     read_object,
     suggestion,
 )
+from fader_engine.parse_limits import MAX_CLAUSE_VALUES, MAX_CLAUSES, check_count
 from fader_engine.regex import RegexError, compile_pattern
 from fader_engine.semver import parse_version
 
@@ -184,6 +185,8 @@ def parse_clause(
             f"'values' of {where} is empty, so it could never match; give at least one value",
         )
         return None
+    if not check_count(raw_values, MAX_CLAUSE_VALUES, values_path, where, "values", problems):
+        return None
     _check_values(op, raw_values, values_path, where, segment_keys, problems)
     return Clause(attribute, op, tuple(raw_values), negate)
 
@@ -202,6 +205,8 @@ def parse_clauses(
         return ()  # reported as a missing required field by the caller's read_object
     if not isinstance(raw, list):
         problems.add(clauses_path, f"'clauses' of {where} must be an array, not {json_type(raw)}")
+        return ()
+    if not check_count(raw, MAX_CLAUSES, clauses_path, where, "clauses", problems):
         return ()
     out: list[Clause] = []
     for index, item in enumerate(raw):

@@ -37,6 +37,7 @@ from fader_engine.parse_fields import (
     read_strings,
     suggestion,
 )
+from fader_engine.parse_limits import MAX_RULES, MAX_VARIANTS, check_count, check_value_depth
 from fader_engine.percent import WeightError, format_percent, percent_to_weight
 from fader_engine.result import ValueType
 
@@ -90,10 +91,15 @@ def _parse_variants(
         problems.add(
             at, f'{where} has no variants; give at least one, e.g. {{"on": true, "off": false}}'
         )
+    if not check_count(raw, MAX_VARIANTS, at, where, "variants", problems):
+        return {}
     variants: dict[str, Any] = {}
     for name, value in raw.items():
         if not isinstance(name, str) or not name:
             problems.add(at, f"variant names of {where} must be non-empty strings")
+            continue
+        if not check_value_depth(value, child(at, name), f"variant {name!r} of {where}", problems):
+            variants[name] = None  # known by name, so rules serving it raise no second problem
             continue
         if value_type is not None:
             accepts, needs = _TYPE_RULES[value_type]
@@ -222,7 +228,10 @@ def _parse_rules(
     rules: list[Rule] = []
     ids: set[str] = set()
     at = child(path, "rules")
-    for index, item in enumerate(read_list(obj, "rules", path, flag_where, problems) or []):
+    raw = read_list(obj, "rules", path, flag_where, problems) or []
+    if not check_count(raw, MAX_RULES, at, flag_where, "rules", problems):
+        return ()
+    for index, item in enumerate(raw):
         rule_path = child(at, index)
         where = f"rule {index} of {flag_where}"
         rule = read_object(

@@ -15,8 +15,13 @@ from fastapi import FastAPI
 from fader_server import logs, web
 from fader_server.api import flags, health, identity, ofrep, problems, projects, sdk, segments
 from fader_server.api import rollouts as rollout_api
+from fader_server.api.body_limit import cap_request_bodies
 from fader_server.api.middleware import HttpMetrics, RequestContext
+from fader_server.api.request_json import InputGuard
 from fader_server.delivery.service import Delivery
+from fader_server.outbound import OutboundPolicy
+from fader_server.rollouts.gates_io import GateReader
+from fader_server.rollouts.notify import Notifier
 from fader_server.rollouts.scheduler import Scheduler
 from fader_server.services import Services
 from fader_server.services.identity import FirstRun
@@ -30,8 +35,8 @@ Errors are RFC 9457 problem details with a `category`. Updates need `If-Match` w
 
 def open_services(settings: Settings) -> tuple[Services, FirstRun | None]:
     """Connect, migrate, and create the first admin if the database is new."""
-    store = SqlStore.open(settings.effective_database_url)
-    services = Services.over(store)
+    store = SqlStore.open(settings.effective_database_url, listen_url=settings.listen_url)
+    services = Services.over(store, outbound=OutboundPolicy.parse(settings.outbound_allow))
     first_run = services.identity.bootstrap(settings.admin_password, settings.admin_token)
     return services, first_run
 
@@ -43,8 +48,17 @@ def create_app(
     logs.configure(log_stream, json=settings.log_json)
     if services is None:
         services, _ = open_services(settings)
-    delivery = Delivery.over(services, heartbeat=settings.sse_heartbeat_seconds)
-    scheduler = Scheduler(services.store, services.rollouts)
+    delivery = Delivery.over(
+        services,
+        heartbeat=settings.sse_heartbeat_seconds,
+        events_per_second=settings.sdk_events_per_second,
+    )
+    scheduler = Scheduler(
+        services.store,
+        services.rollouts,
+        reader=GateReader(policy=services.outbound),
+        notifier=Notifier(policy=services.outbound),
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -52,6 +66,7 @@ def create_app(
             scheduler.start(settings.rollout_tick_seconds)
         yield
         scheduler.close()
+        services.identity.token_use.close()  # write the last "last used" times
         await delivery.hub.aclose()
 
     app = FastAPI(
@@ -65,7 +80,7 @@ def create_app(
     app.state.services = services
     app.state.delivery = delivery
     app.state.scheduler = scheduler
-    app.state.metrics = HttpMetrics()
+    app.state.metrics = HttpMetrics(settings.metrics_token)
     scheduler.export_metrics(app.state.metrics.registry)
     app.state.metrics.watch_streams(
         lambda: delivery.hub.streams, lambda: delivery.hub.direct_streams
@@ -75,6 +90,8 @@ def create_app(
         app.include_router(module.router)
     app.include_router(rollout_api.router)
     web.install(app)
+    app.add_middleware(InputGuard)  # reads JSON bodies through the cap below
+    cap_request_bodies(app, settings.max_body_bytes)
     app.add_middleware(ofrep.CrossOrigin)
     app.add_middleware(RequestContext, metrics=app.state.metrics)
     return app

@@ -1,21 +1,43 @@
 """Structured JSON logs (structlog) with one vocabulary of field names.
 
 Fields: ``event``, ``request_id``, ``project``, ``environment``, ``flag``, ``actor``,
-``duration_ms``, ``status``, ``level``, ``timestamp``. Secrets are never passed to a logger;
-as a second line of defence :func:`redact` blanks any field whose name looks like a secret,
-and the logs test searches captured output for real passwords and tokens.
+``duration_ms``, ``status``, ``level``, ``timestamp``; a line about an exception adds
+``exc_type`` (the class, qualified) and ``exception``: the chain of exceptions, each with its
+type, message and frames (file, line, function), never the values of local variables, which
+could hold anything from a password to a request body.
+
+Secrets are never passed to a logger. As second lines of defence :func:`redact` blanks any field
+whose name looks like a secret, and :func:`scrub` rewrites anything in any text of the line that
+looks like a Fader token, a ``Bearer`` credential, an argon2 hash or SQL parameters, because
+exception messages are written by libraries (the database engines are also built with
+``hide_parameters``, so SQLAlchemy never puts bind parameters into them). The logs tests search
+captured output for real passwords, tokens and hashes.
+
+The server's standard-library loggers (``fader.*``: the delivery hub, the change listener) go
+through the same processors and stream, and so do uvicorn's warnings and errors (its "Exception
+in ASGI application" traceback, written after the 500 answer was sent): every line is JSON and
+scrubbed, none is a plain traceback on standard error.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
 
 _SECRET_FIELDS = ("password", "token", "authorization", "secret", "cookie")
+_SECRET_TEXT = re.compile(
+    r"(?P<token>fdr_(?:admin|user|srv|cli)_)[A-Za-z0-9_\-]+"
+    r"|(?P<bearer>[Bb]earer\s+)[A-Za-z0-9._~+/=\-]+"
+    r"|\$argon2(?:id|i|d)\$[^\s'\",)}\]]+"
+    r"|\[parameters: [^\n]*"
+)
+_STDLIB_ROUTED = ("fader", "uvicorn.error")
 
 
 def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -25,21 +47,110 @@ def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Mutab
     return event
 
 
+def _scrubbed_text(text: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        kept = match.group("token") or match.group("bearer")
+        if kept:
+            return kept + "[redacted]"
+        if match.group(0).startswith("[parameters"):
+            return "[parameters: redacted]"
+        return "[redacted password hash]"
+
+    return _SECRET_TEXT.sub(replace, text)
+
+
+def _scrubbed(value: Any) -> Any:
+    if isinstance(value, str):
+        return _scrubbed_text(value)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrubbed(v) for v in value]
+    return value
+
+
+def scrub(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Rewrite secret-looking text anywhere in the line (messages, exception texts)."""
+    for name, value in list(event.items()):
+        event[name] = _scrubbed(value)
+    return event
+
+
+def _exception_of(exc_info: Any) -> BaseException | None:
+    if isinstance(exc_info, BaseException):
+        return exc_info
+    if isinstance(exc_info, tuple) and len(exc_info) == 3:
+        found: BaseException | None = exc_info[1]
+        return found
+    if exc_info is True:
+        return sys.exc_info()[1]
+    return None
+
+
+def add_exc_type(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """``exc_type``: the qualified class of the exception being logged, for filtering."""
+    exc = _exception_of(event.get("exc_info"))
+    if exc is not None:
+        kind = type(exc)
+        event["exc_type"] = f"{kind.__module__}.{kind.__qualname__}"
+    return event
+
+
+def _tracebacks() -> structlog.processors.ExceptionRenderer:
+    return structlog.processors.ExceptionRenderer(
+        ExceptionDictTransformer(show_locals=False, use_rich=False)
+    )
+
+
 def configure(stream: TextIO | None = None, *, json: bool = True) -> None:
     """Configure structlog once per process (idempotent; the last call wins)."""
-    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    out = stream or sys.stdout
+    renderer: Any
+    if json:
+        renderer = structlog.processors.JSONRenderer()
+        exceptions: list[Any] = [add_exc_type, _tracebacks()]
+    else:  # plain tracebacks: the rich ones would print local variables
+        renderer = structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
+        exceptions = [add_exc_type]
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        *exceptions,
+        redact,
+        scrub,
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact,
-            renderer,
-        ],
+        processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
+    _route_stdlib(out, shared, renderer)
+
+
+class _Routed(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler :func:`configure` installs (and replaces on the next call)."""
+
+
+def _route_stdlib(stream: TextIO, shared: list[Any], renderer: Any) -> None:
+    """Send the standard-library loggers of :data:`_STDLIB_ROUTED` through the same processors
+    (uvicorn's keep their level: warnings and errors only, unless uvicorn is told otherwise)."""
+    handler = _Routed(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    for name in _STDLIB_ROUTED:
+        logger = logging.getLogger(name)
+        for previous in [h for h in logger.handlers if isinstance(h, _Routed)]:
+            logger.removeHandler(previous)
+        logger.addHandler(handler)
+    logging.getLogger("fader").setLevel(logging.INFO)
 
 
 def get_logger() -> Any:

@@ -38,6 +38,23 @@ class Settings:
     rollout_tick_seconds: float = 5.0
     """How often the rollout scheduler looks at active release plans; 0 turns it off (tests
     that drive :meth:`~fader_server.rollouts.scheduler.Scheduler.tick` themselves)."""
+    outbound_allow: tuple[str, ...] = ()
+    """CIDRs and host names that rollout gates and webhooks may reach although they are
+    loopback, private or otherwise internal (``FADER_OUTBOUND_ALLOW``, comma-separated);
+    empty: only public addresses (docs/security.md)."""
+    max_body_bytes: int = 1024 * 1024
+    """The largest request body the JSON API and the console read (``FADER_MAX_BODY_BYTES``);
+    larger ones get 413 before they are read."""
+    metrics_token: str | None = field(default=None, repr=False)
+    """When set (``FADER_METRICS_TOKEN``), ``/metrics`` answers only requests that send it as
+    ``Authorization: Bearer <token>``."""
+    listen_url: str | None = field(default=None, repr=False)
+    """PostgreSQL only: where replicas LISTEN for changes, when `database_url` goes through a
+    pooler in transaction mode (``FADER_LISTEN_URL``); default: `database_url`."""
+    sdk_events_per_second: float = 1000.0
+    """Events each SDK or client key may report per second to one replica, with bursts of ten
+    seconds' worth (at least one full batch); over it, 429 (``FADER_SDK_EVENTS_PER_SECOND``;
+    0: no limit). See docs/delivery-protocol.md."""
 
     @property
     def effective_database_url(self) -> str:
@@ -72,4 +89,14 @@ class Settings:
             demo=demo if demo is not None else source.get("FADER_DEMO", "") in {"1", "true"},
             sse_heartbeat_seconds=float(source.get("FADER_SSE_HEARTBEAT_SECONDS", "15")),
             rollout_tick_seconds=float(source.get("FADER_ROLLOUT_TICK_SECONDS", "5")),
+            outbound_allow=_split(source.get("FADER_OUTBOUND_ALLOW", "")),
+            max_body_bytes=int(source.get("FADER_MAX_BODY_BYTES", str(1024 * 1024))),
+            metrics_token=source.get("FADER_METRICS_TOKEN") or None,
+            listen_url=source.get("FADER_LISTEN_URL") or None,
+            sdk_events_per_second=float(source.get("FADER_SDK_EVENTS_PER_SECOND", "1000")),
         )
+
+
+def _split(value: str) -> tuple[str, ...]:
+    """A comma-separated setting as its non-empty, stripped items."""
+    return tuple(item.strip() for item in value.split(",") if item.strip())

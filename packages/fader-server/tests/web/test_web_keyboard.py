@@ -61,6 +61,16 @@ def test_keyboard_finds_a_flag_kills_it_in_production_and_reverts_it(
         "Restore version 1 of the configuration of new-checkout in Production (undo this change)",
     )
     page.keyboard.press("Enter")
+    # Production is protected: the restore asks for confirmation and a reason, like the kill
+    # switch, and the dialog is driven by keyboard too.
+    expect(page.locator("#confirm-dialog")).to_be_visible()
+    scan(page, "restore confirmation open")
+    assert focused_name(page).startswith("Reason")
+    page.keyboard.type("errors are back to normal")
+    page.keyboard.press("Tab")
+    assert focused_name(page) == "Restore version 1"
+    assert_focus_visible(page)
+    page.keyboard.press("Enter")
     expect(page.locator("#notice")).to_contain_text(
         "Restored new-checkout in Production to version 1; it is now version 3."
     )

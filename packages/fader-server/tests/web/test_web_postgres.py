@@ -75,6 +75,7 @@ def test_search_kill_switch_check_and_revert_on_postgresql(pg_console: Console) 
                 "key": "new-checkout",
                 "environment": "production",
                 "version": "1",
+                "confirmed": "yes",
             },
         )
         assert reverted.status_code == 303

@@ -5,8 +5,11 @@ nothing."""
 
 from __future__ import annotations
 
+import json
 import re
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from playwright.sync_api import Page, expect
@@ -233,3 +236,77 @@ def test_a_rollback_shows_its_incident_evidence_and_timeline(
         plain_page.get_by_role("table", name="Timeline: who changed what, oldest first")
     ).to_be_visible()
     scan(plain_page, "plan rolled back, with its incident")
+
+
+class _Hooks(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        server: Any = self.server
+        server.received.append(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_the_console_asks_before_enabling_a_flag_and_announces_commands(
+    console: Console, project: str
+) -> None:
+    """new-checkout is off in staging (never configured there): the start form refuses until
+    the box is ticked. The plan's page says what the stages serve and what gates count, and a
+    pause from the console reaches the project's webhook with the person as its actor."""
+    _with_template(console, project)
+    hooks: Any = ThreadingHTTPServer(("127.0.0.1", 0), _Hooks)
+    hooks.received = []
+    threading.Thread(target=hooks.serve_forever, daemon=True).start()
+    try:
+        with console.api() as api:
+            made = api.post(
+                f"/api/v1/projects/{project}/webhooks",
+                json={"url": f"http://127.0.0.1:{hooks.server_port}/hook"},
+            )
+            assert made.status_code == 201, made.text
+        username, password = add_user(console, project, "admin")
+        with console.browser_client() as browser:
+            assert http_login(browser, username, password).status_code == 303
+            form = browser.get(f"/projects/{project}/rollouts/_new?env=staging")
+            fields = {
+                "csrf_token": csrf_of(form.text),
+                "env": "staging",
+                "flag": "new-checkout",
+                "environment": "staging",
+                "control": "off",
+                "treatment": "on",
+                "template": "staged-release",
+            }
+            refused = browser.post(f"/projects/{project}/rollouts/_new", data=fields)
+            assert refused.status_code == 422
+            assert "is off in &#39;staging&#39;" in refused.text
+            assert 'aria-invalid="true"' in refused.text.split('id="enable"')[1].split(">")[0]
+            assert config(console, project, "staging", "new-checkout")["version"] == 0
+            started = browser.post(
+                f"/projects/{project}/rollouts/_new", data={**fields, "enable": "on"}
+            )
+            assert started.status_code == 303, started.text
+            assert config(console, project, "staging", "new-checkout")["enabled"] is True
+
+            plan_id = _start_plan(console, project)  # the README's example, in production
+            page = browser.get(f"/projects/{project}/rollouts/{plan_id}?env=production")
+            assert "1% of users (serves 5%, as the flag did before the plan)" in page.text
+            assert "Counts events reported with server SDK keys" in page.text
+            paused = browser.post(
+                f"/projects/{project}/rollouts/{plan_id}/pause",
+                data={"csrf_token": csrf_of(page.text), "env": "production"},
+            )
+            assert paused.status_code == 303
+        deadline = time.monotonic() + 30
+        while not any(b'"paused"' in body for body in hooks.received):
+            assert time.monotonic() < deadline, "the pause was not announced"
+            time.sleep(0.05)
+        note = next(json.loads(b) for b in hooks.received if b'"paused"' in b)["fader"]
+        assert note["plan"] == plan_id
+        assert note["actor"] == f"user:{username}"
+        assert any(b'"started"' in body for body in hooks.received)  # the console's start
+    finally:
+        hooks.shutdown()
+        hooks.server_close()

@@ -96,6 +96,7 @@ def fader_serve(data_dir: Path, database_url: str | None = None) -> Iterator[Con
     port = _free_port()
     token = "fdr_admin_" + secrets.token_urlsafe(32)
     env = {**os.environ, "FADER_ADMIN_PASSWORD": PASSWORD, "FADER_ADMIN_TOKEN": token}
+    env["FADER_OUTBOUND_ALLOW"] = "127.0.0.1/32"  # rollout gates point at this very server
     log_path = data_dir / "server.log"
     command = [sys.executable, "-c", "from fader_server.cli.main import main; main()"]
     command += ["serve", "--demo", "--data-dir", str(data_dir), "--port", str(port)]

@@ -8,6 +8,11 @@ environment, with heartbeats in between. What differs is the first event and the
 After the first event, a stream served by ``fader serve`` is handed to the hub as a sink and
 this task only waits for the client to leave (:mod:`fader_server.delivery.sinks` says why).
 Elsewhere (another ASGI server, HTTP/1.0) it relays updates itself through ``send``.
+
+A stream ends when its key stops working (revoked, expired, its environment deleted;
+:mod:`fader_server.delivery.stream_keys`): the response is completed (a sink's connection is
+also closed), so the client sees the stream end, reconnects as after any ended stream, and is
+refused. No event announces it: clients need none to do the right thing.
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from fader_server.delivery import sinks
 from fader_server.delivery.frames import HEARTBEAT, StreamKind
 from fader_server.delivery.hub import Topic
 from fader_server.delivery.service import Delivery
 from fader_server.delivery.sinks import TRANSPORT_EXTENSION, Sink
 from fader_server.delivery.snapshots import Snapshot
+from fader_server.delivery.stream_keys import Hold, StreamKey
 
 RETRY_MS = 1000
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -39,11 +46,13 @@ class EventStream(Response):
         kind: StreamKind,
         first_event: Callable[[Snapshot], bytes],
         last_event_id: str | None,
+        key: StreamKey,
     ) -> None:
         self.status_code = 200
         self.background = None
         self.init_headers(HEADERS)
         self._dlv = dlv
+        self._key = key
         self._initial: Snapshot | None = initial
         self._kind = kind
         self._first_event = first_event
@@ -53,14 +62,15 @@ class EventStream(Response):
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         initial, self._initial = self._initial, None
         assert initial is not None, "an event stream is sent once"
-        async with self._dlv.hub.subscribe(initial) as topic:
+        async with self._dlv.hub.subscribe(initial, self._key) as subscription:
             del initial  # a stream lives for hours: it must not pin old snapshots
+            topic, hold = subscription.topic, subscription.hold
             held = await self._open(topic, send)
             transport = _transport(scope)
             if transport is not None:
-                await self._hand_over(topic, Sink(transport, self._kind, held), receive)
+                await self._hand_over(topic, hold, Sink(transport, self._kind, held), receive)
             else:
-                await self._relay(topic, held, receive, send)
+                await self._relay(topic, hold, held, receive, send)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _open(self, topic: Topic, send: Send) -> int:
@@ -76,25 +86,36 @@ class EventStream(Response):
         await send({"type": "http.response.body", "body": opening, "more_body": True})
         return current.version
 
-    async def _hand_over(self, topic: Topic, sink: Sink, receive: Receive) -> None:
+    async def _hand_over(self, topic: Topic, hold: Hold, sink: Sink, receive: Receive) -> None:
         """The hub writes to the connection from now on; wait for the client (or the hub,
         by closing the connection) to end it."""
-        if topic.gone:
+        if topic.gone or hold.ended.done():
             return
         topic.attach(sink)
+
+        def end() -> None:  # the key stopped working: no further event reaches the client
+            topic.detach(sink)
+            sinks.end([sink])
+
+        hold.on_end(end)
         try:
             await _disconnected(receive)
         finally:
+            hold.on_end(None)
             topic.detach(sink)
 
-    async def _relay(self, topic: Topic, held: int, receive: Receive, send: Send) -> None:
-        """Send each update ourselves until the client leaves or the environment is gone."""
+    async def _relay(
+        self, topic: Topic, hold: Hold, held: int, receive: Receive, send: Send
+    ) -> None:
+        """Send each update ourselves until the client leaves, the environment is gone or the
+        key stopped working."""
         left = asyncio.ensure_future(_disconnected(receive))
         try:
-            while not left.done():
+            while not (left.done() or hold.ended.done()):
                 newer = asyncio.ensure_future(topic.newer_than(held, self._dlv.hub.heartbeat))
-                await asyncio.wait({newer, left}, return_when=asyncio.FIRST_COMPLETED)
-                if left.done():
+                waiting: set[asyncio.Future[Any]] = {newer, left, hold.ended}
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if left.done() or hold.ended.done():
                     newer.cancel()
                     return
                 update = newer.result()

@@ -1,6 +1,15 @@
-"""Liveness, readiness and metrics: unauthenticated, outside `/api/v1`."""
+"""Liveness, readiness and metrics, outside `/api/v1`.
+
+`/healthz` and `/readyz` are unauthenticated (load balancers probe them). `/metrics` is too
+unless ``FADER_METRICS_TOKEN`` is set; then it answers only ``Authorization: Bearer <that
+token>`` (compared in constant time) and gives everyone else a 401 problem. Its series name
+routes and counts, not data, but they do show what is used and how much, which is nobody
+else's business on a server reachable from outside.
+"""
 
 from __future__ import annotations
+
+import hmac
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -37,8 +46,23 @@ def readyz(svc: Svc) -> dict[str, str] | JSONResponse:
     return {"status": "ready"}
 
 
+def _bearer_matches(request: Request, expected: str) -> bool:
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(credential.strip().encode(), expected.encode())
+
+
 @router.get("/metrics", include_in_schema=False)
 def metrics(request: Request) -> Response:
-    return Response(
-        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
-    )
+    collected = request.app.state.metrics
+    if collected.token is not None and not _bearer_matches(request, collected.token):
+        return problem(
+            401,
+            "not-authenticated",
+            "Not authenticated",
+            "this server's metrics need 'Authorization: Bearer <FADER_METRICS_TOKEN>'",
+            "user_fixable",
+            headers={"WWW-Authenticate": 'Bearer realm="fader-metrics"'},
+        )
+    return Response(generate_latest(collected.registry), media_type=CONTENT_TYPE_LATEST)

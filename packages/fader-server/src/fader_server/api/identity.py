@@ -1,6 +1,6 @@
 """Users, login and API tokens. Token secrets appear in exactly one response: their creation.
 
-Login is throttled per username and per client address (see
+Login is throttled per username and client address, per username and per client address (see
 :mod:`fader_server.services.login_throttle`); the address is the TCP peer, or the
 ``X-Forwarded-For`` client when uvicorn trusts the proxy that sent it (``--forwarded-allow-ips``,
 127.0.0.1 by default), so a reverse proxy must be trusted or every user shares its address.
@@ -40,6 +40,7 @@ def token_out(token: Token, project: str | None) -> TokenOut:
         expires_at=token.expires_at,
         revoked_at=token.revoked_at,
         created_by=token.created_by,
+        last_used_at=token.last_used_at,
     )
 
 
@@ -52,8 +53,10 @@ _THROTTLED = {
     code: {
         **declared,
         "description": (
-            "Too many failed logins for this username (5 in 15 minutes) or from this address "
-            "(100 in 15 minutes); category `retryable`, and `detail` says when to retry."
+            "Too many failed logins: for this username from this address (after 5, waits "
+            "from 30 seconds doubling to 15 minutes), for this username from all addresses "
+            "(100 in 15 minutes) or from this address (100 in 15 minutes); category "
+            "`retryable`, and `Retry-After` and `detail` say when to retry."
         ),
     }
     for code, declared in problems.responses(status.HTTP_429_TOO_MANY_REQUESTS).items()
@@ -64,8 +67,9 @@ _THROTTLED = {
 def login(body: LoginIn, svc: Svc, request: Request) -> TokenCreated:
     """Exchange username and password for a personal token valid for 12 hours.
 
-    Failed attempts are limited per username and per client address (429 with `Retry-After`);
-    a successful login clears the username's count.
+    Failed attempts are limited per username and client address, per username and per client
+    address (429 with `Retry-After`); a successful login clears the count of its username and
+    address. Limits are shared by all replicas.
     """
     address = request.client.host if request.client else "unknown"
     return _created(svc.identity.login(body.username, body.password, address), None)

@@ -3,6 +3,10 @@
 Pure ASGI (not ``BaseHTTPMiddleware``) so streaming responses are not buffered. The log line is
 written after the response starts, with the route's path parameters (project, environment,
 flag) and the actor that :mod:`fader_server.api.security` put on ``request.state``.
+
+Every response, of the API and of the console alike, carries ``X-Content-Type-Options:
+nosniff``, so a browser never reinterprets a JSON body or a problem document (which can echo
+input) as HTML or script.
 """
 
 from __future__ import annotations
@@ -18,11 +22,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fader_server.logs import get_logger
 
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+
 
 class HttpMetrics:
-    """Prometheus collectors in a registry owned by one app (tests build many apps)."""
+    """Prometheus collectors in a registry owned by one app (tests build many apps), and the
+    token `/metrics` requires, if any (``FADER_METRICS_TOKEN``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, token: str | None = None) -> None:
+        self.token = token
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "fader_http_requests",
@@ -75,7 +83,10 @@ class RequestContext:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                sent = [*message["headers"], (b"x-request-id", request_id.encode())]
+                if not any(name.lower() == _NOSNIFF[0] for name, _ in sent):
+                    sent.append(_NOSNIFF)
+                message["headers"] = sent
             await send(message)
 
         structlog.contextvars.bind_contextvars(request_id=request_id)

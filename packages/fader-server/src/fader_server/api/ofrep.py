@@ -31,6 +31,7 @@ from fader_server.delivery.frames import StreamKind
 from fader_server.delivery.keys import SdkCaller
 from fader_server.delivery.service import Delivery
 from fader_server.delivery.snapshots import Snapshot
+from fader_server.delivery.stream_keys import StreamKey
 from fader_server.errors import NotAuthenticatedError, NotFoundError
 from fader_server.storage.ports import TokenKind
 
@@ -329,20 +330,23 @@ async def event_stream(
     """A notification on connecting closes the gap between the client's last bulk fetch and
     this connection (a change in between would otherwise go unheard); a client resuming at the
     current version gets none. Then one per new version, heartbeats in between."""
-    initial = await run_in_threadpool(_stream_start, request, credential, grant)
+    caller, initial = await run_in_threadpool(_stream_start, request, credential, grant)
+    key = StreamKey(caller.token_id, caller.expires_at)
     return EventStream(
-        _delivery(request), initial, StreamKind.OFREP, ofrep.refetch_event, last_event_id
+        _delivery(request), initial, StreamKind.OFREP, ofrep.refetch_event, last_event_id, key
     )
 
 
-def _stream_start(request: Request, secret: str | None, grant: str | None) -> Snapshot:
+def _stream_start(
+    request: Request, secret: str | None, grant: str | None
+) -> tuple[SdkCaller, Snapshot]:
     dlv = _delivery(request)
     if grant is not None and not secret:
         caller = dlv.keys.authenticate_grant(grant, STREAM_GRANT, _KEYS)
         request.state.actor = caller.actor
     else:
         caller = _authenticate(request, dlv, secret)
-    return _current(dlv, caller)
+    return caller, _current(dlv, caller)
 
 
 # -------------------------------------------------------------------- CORS

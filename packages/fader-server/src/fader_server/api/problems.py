@@ -59,12 +59,14 @@ _MAPPING: dict[type[errors.FaderServerError], tuple[int, str, str, str]] = {
 
 # status → when a client gets it (the OpenAPI description of that response)
 _WHEN: dict[int, str] = {
-    400: "The body cannot be decoded: it is not UTF-8 JSON.",
+    400: "The body cannot be decoded: it is not UTF-8 JSON, or names a key twice in one object "
+    "(`duplicate-key`).",
     401: "No credential, or an unknown, expired or revoked one.",
     403: "Authenticated, but the role does not allow this; SDK and client keys always get 403.",
     404: "No such entity, or one in a project you cannot see.",
     409: "The key is taken, or the entity's state does not allow the action (`invalid-state`).",
     412: "`If-Match` names a version that is no longer current: read again, reapply, retry.",
+    413: "The body is larger than the server reads (`FADER_MAX_BODY_BYTES`, 1 MiB by default).",
     422: "The request does not match the schema, or would make a configuration invalid; "
     "`errors` lists the fields.",
     428: "An update came without `If-Match`.",
@@ -127,7 +129,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 # Every admin API router declares these (`APIRouter(responses=API_ERRORS)`).
-API_ERRORS = responses(400, 401, 403, 404, 409, 412, 422, 428, 500, 503)
+API_ERRORS = responses(400, 401, 403, 404, 409, 412, 413, 422, 428, 500, 503)
 
 
 def problem(

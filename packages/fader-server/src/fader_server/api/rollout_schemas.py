@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints, field_validator
 
 from fader_server.api.schemas import Comment, Key, Name, Page, Strict
 
@@ -20,6 +20,13 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Url = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 Variant = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Attribute = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+KeyKind = Literal["server", "client"]
+
+
+def _server_keys() -> list[KeyKind]:
+    return ["server"]
 
 
 class Finite(Strict):
@@ -49,6 +56,19 @@ class MetricGateIn(Finite):
     detect: Annotated[float, Field(gt=0)] | None = Field(
         default=None, description="the smallest regression a stage must be able to catch"
     )
+    trust: Annotated[list[KeyKind], Field(min_length=1, max_length=2)] = Field(
+        default_factory=_server_keys,
+        description="the kinds of SDK key whose events count. Client keys are public (they "
+        "ship in browsers and apps), so anyone can report events with one: add `client` only "
+        "if the events come from client SDKs and that risk is acceptable",
+    )
+
+    @field_validator("trust")
+    @classmethod
+    def _each_kind_once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("list each key kind once")
+        return value
 
 
 class PrometheusGateIn(Finite):
@@ -107,13 +127,28 @@ class PlanIn(Finite):
     template: Key | None = Field(default=None, description="take stages and gates from it")
     stages: Stages | None = None
     gates: Gates | None = None
-    split_by: Attribute | None = None
+    split_by: Attribute | None = Field(
+        default=None,
+        description="context attribute splits bucket on (default: the targeting key, or what "
+        "the flag's default split already buckets on)",
+    )
+    enable: bool = Field(
+        default=False,
+        description="turn the flag on if it is off in the environment when the plan starts "
+        "(without it, a plan on a disabled flag is refused)",
+    )
     start: bool = Field(default=False, description="start at once")
     comment: Comment = None
 
 
 class CommandIn(Strict):
     comment: Comment = None
+
+
+class StartIn(CommandIn):
+    enable: bool = Field(
+        default=False, description="turn the flag on if it is off in the environment"
+    )
 
 
 class PlanOut(Strict):
@@ -132,6 +167,15 @@ class PlanOut(Strict):
     stages: list[dict[str, Any]]
     gates: list[dict[str, Any]]
     split_by: str | None
+    enable: bool = Field(description="the plan turns the flag on if it is off when it starts")
+    served_before: float | None = Field(
+        description="the percentage of the default's users the flag served the treatment "
+        "before the plan (known once started); a stage below it serves this much"
+    )
+    served_percents: list[float] | None = Field(
+        description="per stage, the percentage of the default's users it serves the treatment "
+        "(its own, or `served_before` if higher); known once started"
+    )
     started_at: datetime | None
     finished_at: datetime | None
     last_evaluation: dict[str, Any] | None = Field(

@@ -4,14 +4,16 @@ Plan actions need the editor role (admin in a protected environment, as any chan
 there); webhooks need admin; reads need viewer. An action that does not apply to the plan's
 status (resuming a plan that is not paused...) is a 409 ``invalid-state`` problem; a plan that
 makes no sense (unknown segment or variant, percentages that do not grow) is a 422 naming the
-field. See ``docs/rollouts.md``.
+field; a plan on a flag that is off (without ``enable``) or already serves the treatment to
+everyone is a 409 ``invalid-state``. Every command a person gives is announced to the project's
+webhooks, after its commit, by the notifier the scheduler uses. See ``docs/rollouts.md``.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, status
+from fastapi import APIRouter, Body, Path, Query, Request, status
 
 from fader_server.api import pagination, problems
 from fader_server.api.pagination import Cursor, Limit
@@ -22,6 +24,7 @@ from fader_server.api.rollout_schemas import (
     PlanIn,
     PlanOut,
     PlanPage,
+    StartIn,
     TemplateIn,
     TemplateList,
     TemplateOut,
@@ -41,15 +44,25 @@ router = APIRouter(
 MAX_ID = 2**31 - 1  # ids are 32-bit serials on PostgreSQL
 RolloutId = Annotated[int, Path(ge=1, le=MAX_ID, description="release plan id")]
 Command = Annotated[CommandIn | None, Body()]
+Start = Annotated[StartIn | None, Body()]
 
 
 def _time(seconds: float | None) -> Any:
     return None if seconds is None else at(seconds)
 
 
+def announce(request: Request, view: PlanStatus) -> PlanStatus:
+    """Hand a command's webhook deliveries to the scheduler's notifier (the command has
+    committed: services return from their transaction)."""
+    if view.deliveries:
+        request.app.state.scheduler.notifier.submit(view.deliveries)
+    return view
+
+
 def plan_out(view: PlanStatus) -> PlanOut:
     stored, plan, state = view.stored, view.plan, view.state
     data = plan.to_dict()
+    started = stored.base_config is not None
     return PlanOut(
         id=stored.id,
         flag=plan.flag,
@@ -64,6 +77,11 @@ def plan_out(view: PlanStatus) -> PlanOut:
         stages=list(data["stages"]),
         gates=list(data["gates"]),
         split_by=plan.split_by,
+        enable=plan.enable,
+        served_before=view.served_before,
+        served_percents=[view.served_percent(i) or 0.0 for i in range(len(plan.stages))]
+        if started
+        else None,
         started_at=_time(state.started_at),
         finished_at=_time(state.finished_at),
         last_evaluation=stored.last_evaluation,
@@ -149,11 +167,13 @@ def delete_template(
 
 # -------------------------------------------------------------------- plans
 @router.post("/rollouts", status_code=status.HTTP_201_CREATED)
-def create_rollout(project: str, body: PlanIn, svc: Svc, caller: Caller) -> PlanOut:
+def create_rollout(
+    request: Request, project: str, body: PlanIn, svc: Svc, caller: Caller
+) -> PlanOut:
     """Create a release plan from stages and gates, or from a template (``start: true`` also
     starts it)."""
     data = body.model_dump(exclude={"comment"})
-    return plan_out(svc.rollouts.create(caller, project, data, body.comment))
+    return plan_out(announce(request, svc.rollouts.create(caller, project, data, body.comment)))
 
 
 @router.get("/rollouts")
@@ -189,41 +209,68 @@ def get_rollout(project: str, rollout: RolloutId, svc: Svc, caller: Caller) -> P
 
 @router.post("/rollouts/{rollout}/start")
 def start_rollout(
-    project: str, rollout: RolloutId, svc: Svc, caller: Caller, body: Command = None
+    request: Request, project: str, rollout: RolloutId, svc: Svc, caller: Caller, body: Start = None
 ) -> PlanOut:
-    """Keep the flag's configuration as the base to restore, and serve the first stage."""
-    return plan_out(svc.rollouts.start(caller, project, rollout, _comment(body)))
+    """Keep the flag's configuration as the base to restore, and serve the first stage
+    (``enable: true`` turns the flag on if it is off)."""
+    enable = body is not None and body.enable
+    view = svc.rollouts.start(caller, project, rollout, _comment(body), enable=enable)
+    return plan_out(announce(request, view))
 
 
 @router.post("/rollouts/{rollout}/pause")
 def pause_rollout(
-    project: str, rollout: RolloutId, svc: Svc, caller: Caller, body: Command = None
+    request: Request,
+    project: str,
+    rollout: RolloutId,
+    svc: Svc,
+    caller: Caller,
+    body: Command = None,
 ) -> PlanOut:
     """Stop advancing; gates still roll a paused plan back on a regression."""
-    return plan_out(svc.rollouts.pause(caller, project, rollout, _comment(body)))
+    view = svc.rollouts.pause(caller, project, rollout, _comment(body))
+    return plan_out(announce(request, view))
 
 
 @router.post("/rollouts/{rollout}/resume")
 def resume_rollout(
-    project: str, rollout: RolloutId, svc: Svc, caller: Caller, body: Command = None
+    request: Request,
+    project: str,
+    rollout: RolloutId,
+    svc: Svc,
+    caller: Caller,
+    body: Command = None,
 ) -> PlanOut:
-    return plan_out(svc.rollouts.resume(caller, project, rollout, _comment(body)))
+    view = svc.rollouts.resume(caller, project, rollout, _comment(body))
+    return plan_out(announce(request, view))
 
 
 @router.post("/rollouts/{rollout}/advance")
 def advance_rollout(
-    project: str, rollout: RolloutId, svc: Svc, caller: Caller, body: Command = None
+    request: Request,
+    project: str,
+    rollout: RolloutId,
+    svc: Svc,
+    caller: Caller,
+    body: Command = None,
 ) -> PlanOut:
     """Go to the next stage now (also approves a stage waiting for approval)."""
-    return plan_out(svc.rollouts.advance(caller, project, rollout, _comment(body)))
+    view = svc.rollouts.advance(caller, project, rollout, _comment(body))
+    return plan_out(announce(request, view))
 
 
 @router.post("/rollouts/{rollout}/abort")
 def abort_rollout(
-    project: str, rollout: RolloutId, svc: Svc, caller: Caller, body: Command = None
+    request: Request,
+    project: str,
+    rollout: RolloutId,
+    svc: Svc,
+    caller: Caller,
+    body: Command = None,
 ) -> PlanOut:
     """Stop for good; a started plan's flag gets its base configuration back."""
-    return plan_out(svc.rollouts.abort(caller, project, rollout, _comment(body)))
+    view = svc.rollouts.abort(caller, project, rollout, _comment(body))
+    return plan_out(announce(request, view))
 
 
 # ---------------------------------------------------------------- incidents

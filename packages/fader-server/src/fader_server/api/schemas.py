@@ -339,7 +339,11 @@ class TokenIn(Strict):
     name: Name
     project: Key | None = None
     environment: Key | None = None
-    expires_at: Timestamp | None = Field(default=None, description="omit for no expiry")
+    expires_at: Timestamp | None = Field(
+        default=None,
+        description="omit for no expiry; personal tokens, and admin tokens a user creates, "
+        "expire in 90 days when omitted and within 365 days at most",
+    )
 
 
 class TokenOut(Strict):
@@ -352,6 +356,9 @@ class TokenOut(Strict):
     expires_at: datetime | None
     revoked_at: datetime | None
     created_by: str
+    last_used_at: datetime | None = Field(
+        default=None, description="when it last authenticated (to about a minute); null: never"
+    )
 
 
 class TokenCreated(TokenOut):

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from fader_engine.flagd.export import ExportError
 from fader_server.api.event_stream import EventStream
@@ -20,6 +20,7 @@ from fader_server.delivery.frames import StreamKind
 from fader_server.delivery.keys import SdkCaller
 from fader_server.delivery.service import Delivery
 from fader_server.delivery.snapshots import Snapshot
+from fader_server.delivery.stream_keys import StreamKey
 from fader_server.errors import FieldProblem, NotExportableError, NotFoundError
 from fader_server.storage.ports import SdkEvent, TokenKind
 
@@ -139,30 +140,47 @@ async def stream(
     to replay)."""
     initial = await asyncio.to_thread(_current, dlv, caller)
     kind = StreamKind.PATCHES if patches else StreamKind.SNAPSHOTS
-    return EventStream(dlv, initial, kind, _snapshot_event, last_event_id)
+    key = StreamKey(caller.token_id, caller.expires_at)
+    return EventStream(dlv, initial, kind, _snapshot_event, last_event_id, key)
 
 
 def _snapshot_event(snapshot: Snapshot) -> bytes:
     return snapshot.sse_event("snapshot")
 
 
-class ExposureIn(Strict):
+_EPOCH_MAX = 253_402_300_799.0  # 9999-12-31T23:59:59Z: the largest instant storage takes
+Timestamp = Annotated[
+    float,
+    Field(
+        ge=0,
+        le=_EPOCH_MAX,
+        description="seconds since the Unix epoch, when the SDK saw it (kept for reading; "
+        "the server's receive time decides which plan window the event counts in)",
+    ),
+]
+
+
+class EventIn(Strict):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class ExposureIn(EventIn):
     kind: Literal["exposure"]
     flag: Annotated[str, Field(min_length=1, max_length=128)]
     variant: Annotated[str, Field(max_length=128)] | None = None
     reason: Annotated[str, Field(max_length=40)] | None = None
     targeting_key: Annotated[str, Field(max_length=256)] | None = None
-    timestamp: float = Field(description="seconds since the Unix epoch")
+    timestamp: Timestamp
 
 
-class CustomIn(Strict):
+class CustomIn(EventIn):
     kind: Literal["custom"]
     name: Annotated[str, Field(min_length=1, max_length=200)]
     value: float | None = None
     flag: Annotated[str, Field(max_length=128)] | None = None
     variant: Annotated[str, Field(max_length=128)] | None = None
     targeting_key: Annotated[str, Field(max_length=256)] | None = None
-    timestamp: float = Field(description="seconds since the Unix epoch")
+    timestamp: Timestamp
 
 
 class EventBatchIn(Strict):
@@ -171,8 +189,18 @@ class EventBatchIn(Strict):
     )
 
 
+class RefusedEvent(Strict):
+    index: int = Field(description="the event's position in the batch, from 0")
+    reason: str
+
+
 class EventsAccepted(Strict):
-    accepted: int
+    accepted: int = Field(description="events stored")
+    refused: list[RefusedEvent] | None = Field(
+        default=None,
+        description="events not stored, when there are any (a client key reporting about a "
+        "flag that is not client_side, or does not exist); the others were stored",
+    )
 
 
 def _event(item: ExposureIn | CustomIn) -> SdkEvent:
@@ -190,10 +218,21 @@ def _event(item: ExposureIn | CustomIn) -> SdkEvent:
     "/events",
     summary="Report exposures and custom events (server or client key)",
     status_code=status.HTTP_202_ACCEPTED,
+    response_model_exclude_none=True,
+    responses={
+        429: {
+            "description": "the key reported more events than its rate limit allows; retry "
+            "after `Retry-After` seconds (category `retryable`)"
+        }
+    },
 )
 def events(batch: EventBatchIn, caller: AnySdkKey, dlv: Dlv) -> EventsAccepted:
-    dlv.record_events(caller, [_event(item) for item in batch.events])
-    return EventsAccepted(accepted=len(batch.events))
+    """Stored at once, or refused whole with 429 when over the key's rate limit. A client key's
+    events about flags that are not `client_side` are refused one by one (`refused`); the
+    rest of the batch is stored (docs/delivery-protocol.md)."""
+    recorded = dlv.record_events(caller, [_event(item) for item in batch.events])
+    refused = [RefusedEvent(index=r.index, reason=r.reason) for r in recorded.refused]
+    return EventsAccepted(accepted=recorded.accepted, refused=refused or None)
 
 
 @router.get(

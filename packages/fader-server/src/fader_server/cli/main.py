@@ -13,6 +13,7 @@ from fader_server.cli import (
     rollouts,
     segments,
     tokens,
+    users,
 )
 from fader_server.cli.eval import eval_command
 from fader_server.cli.serve import serve_command
@@ -28,6 +29,7 @@ app.command("eval")(eval_command)
 app.command("serve")(serve_command)
 app.add_typer(db.app, name="db")
 app.add_typer(flagd.app, name="flagd")
+app.add_typer(users.app, name="users")
 for _name, _group in (
     ("projects", projects),
     ("environments", environments),

@@ -89,10 +89,25 @@ def _plan_row(plan: dict[str, Any]) -> list[Any]:
     ]
 
 
-def _audience(stage: dict[str, Any]) -> str:
-    if stage.get("segment"):
-        return f"segment {stage['segment']}"
-    return f"{stage['percent']:g}%"
+def _audience(stage: dict[str, Any], serves: float | None = None, before: float = 0) -> str:
+    """A stage's audience; with what it serves once started, when the flag already served
+    more than the stage's own percentage before the plan (stages never take it away)."""
+    own = stage.get("percent")
+    if own is None:
+        audience = f"segment {stage['segment']}"
+        if serves is not None and before > 0 and serves == before:
+            audience += f" (and {serves:g}% of everyone, as the flag served before the plan)"
+    else:
+        audience = f"{own:g}%"
+        if serves is not None and before > 0 and serves == before and own < serves:
+            audience += f" (serves {serves:g}%, as the flag did before the plan)"
+    return audience
+
+
+def trust_text(gate: dict[str, Any]) -> str:
+    """Which events a metric gate counts, in words."""
+    kinds = " and ".join(f"{kind} keys" for kind in gate.get("trust") or ["server"])
+    return f"events from {kinds}, received since the stage began"
 
 
 def _show_plan(plan: dict[str, Any]) -> None:
@@ -118,14 +133,24 @@ def _show_plan(plan: dict[str, Any]) -> None:
             "template": plan["template"],
         }
     )
+    serves = plan.get("served_percents") or [None] * len(plan["stages"])
     print_heading("Stages")
     print_table(
         ["#", "NAME", "AUDIENCE", "MIN DURATION", "APPROVAL"],
         (
-            [i + 1, s["name"], _audience(s), _seconds(s["min_duration"]), s["approval"]]
+            [
+                i + 1,
+                s["name"],
+                _audience(s, serves[i], plan.get("served_before") or 0),
+                _seconds(s["min_duration"]),
+                s["approval"],
+            ]
             for i, s in enumerate(plan["stages"])
         ),
     )
+    if plan["gates"]:
+        print_heading("Gates")
+        print_table(["#", "KIND", "WATCHES"], _gate_watch_rows(plan["gates"]))
     if evaluation.get("gates"):
         print_heading("Gates (latest check)")
         print_table(
@@ -189,6 +214,17 @@ def show_template(
     )
     print_heading("Gates")
     print_table(["#", "KIND", "SETTINGS"], _gate_rows(template["gates"]))
+
+
+def _gate_watch_rows(gates: list[dict[str, Any]]) -> list[list[Any]]:
+    rows = []
+    for i, gate in enumerate(gates):
+        if gate["kind"] in ("error_rate", "latency"):
+            watches = f"'{gate['event']}' events: {trust_text(gate)}"
+        else:
+            watches = gate.get("query") or gate.get("url")
+        rows.append([i, gate["kind"], watches])
+    return rows
 
 
 def _gate_rows(gates: list[dict[str, Any]]) -> list[list[Any]]:
@@ -255,6 +291,12 @@ def create_plan(
         str | None, typer.Option(help="Context attribute splits bucket on.")
     ] = None,
     start: Annotated[bool, typer.Option("--start", help="Start it at once.")] = False,
+    enable: Annotated[
+        bool,
+        typer.Option(
+            "--enable", help="Turn the flag on if it is off in the environment when it starts."
+        ),
+    ] = False,
     comment: Comment = None,
     as_json: Json = False,
     url: Url = DEFAULT_URL,
@@ -268,6 +310,8 @@ def create_plan(
     extra = {"template": template, "split_by": split_by, "comment": comment}
     body.update({k: v for k, v in extra.items() if v is not None})
     body["start"] = start
+    if enable:
+        body["enable"] = True
     with connect(url, token) as api:
         plan = api.post(_rollouts(project), body).body
     if as_json:
@@ -317,9 +361,15 @@ def plan_status(
 
 
 def _command(
-    api: AdminApi, project: str, plan_id: int, verb: str, comment: str | None
+    api: AdminApi,
+    project: str,
+    plan_id: int,
+    verb: str,
+    comment: str | None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     body = {"comment": comment} if comment else {}
+    body.update(extra or {})
     plan: dict[str, Any] = api.post(_rollouts(project, plan_id, verb), body).body
     return plan
 
@@ -350,8 +400,26 @@ def _plan_command(verb: str, done: str, help_text: str) -> None:
     admin_command(app, verb)(command)
 
 
+@admin_command(app, "start")
+def start_plan(
+    plan_id: PlanId,
+    project: Project,
+    enable: Annotated[
+        bool, typer.Option("--enable", help="Turn the flag on if it is off in the environment.")
+    ] = False,
+    comment: Comment = None,
+    as_json: Json = False,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Start a pending plan: its flag serves the first stage now (a flag that is off needs
+    --enable)."""
+    extra = {"enable": True} if enable else None
+    with connect(url, token) as api:
+        _report(_command(api, project, plan_id, "start", comment, extra), as_json, "started")
+
+
 for _verb, _done, _help in (
-    ("start", "started", "Start a pending plan: its flag serves the first stage now."),
     ("pause", "paused", "Stop advancing (gates still roll back a paused plan on a regression)."),
     ("resume", "resumed", "Run a paused plan again (paused time does not count toward the stage)."),
     (

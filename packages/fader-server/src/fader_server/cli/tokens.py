@@ -46,6 +46,7 @@ TOKEN_COLUMNS = [
     "EXPIRES",
     "REVOKED",
     "CREATED BY",
+    "LAST USED",
 ]
 
 
@@ -60,6 +61,7 @@ def _row(token: dict[str, Any]) -> list[Any]:
         token["expires_at"],
         token["revoked_at"],
         token["created_by"],
+        token.get("last_used_at"),
     ]
 
 
@@ -103,7 +105,11 @@ def create_token(
     ] = None,
     name: Annotated[str | None, typer.Option(help="What the token is for.")] = None,
     expires_in: Annotated[
-        str | None, typer.Option(help="Lifetime such as 90m, 12h, 30d, 2w (default: none).")
+        str | None,
+        typer.Option(
+            help="Lifetime such as 90m, 12h, 30d, 2w (default: none; 90d, and 365d at most, "
+            "for personal tokens and for admin tokens made with a personal token)."
+        ),
     ] = None,
     as_json: Json = False,
     url: Url = DEFAULT_URL,

@@ -22,6 +22,19 @@ and send through ASGI, one task each.
 Missed notifications (a lost LISTEN connection) are repaired by :meth:`ChangeHub.resync`, which
 re-reads the revision of every environment that has streams; it also runs every
 `resync_interval` seconds as a safety net, so a stream is never stale for longer than that.
+
+A stream reads its first snapshot before it subscribes (so that a missing environment is an
+HTTP error, not a stream that never starts), and a change committed in between is announced
+while this process may have no topic for the environment, which drops the announcement. So a
+topic re-reads its environment's revision once it exists (:meth:`ChangeHub.subscribe`): every
+change is then either announced to the topic or committed before that read, and the stream
+gets it at once instead of at the next resync.
+
+Streams also end when the key they were opened with stops working
+(:mod:`~fader_server.delivery.stream_keys`): at once when a revocation is announced
+(:meth:`ChangeHub.revoke`), and within `key_check_interval` seconds when the key expires or a
+periodic re-check (:meth:`ChangeHub.check_keys`, one query over the distinct keys of open
+streams) finds it revoked, expired or its environment gone, which covers lost announcements.
 """
 
 from __future__ import annotations
@@ -29,18 +42,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
+from dataclasses import dataclass
 
 from fader_server.delivery import sinks
 from fader_server.delivery.frames import HEARTBEAT_CHUNK, StreamKind, Update
+from fader_server.delivery.keys import SdkKeys
 from fader_server.delivery.sinks import Fanout, Sink
 from fader_server.delivery.snapshots import EnvironmentRef, Snapshot, SnapshotService
+from fader_server.delivery.stream_keys import Hold, KeyedStreams, StreamKey
 from fader_server.storage.ports import EnvironmentChange
 
 _log = logging.getLogger("fader.hub")
 _MAX_CATCH_UP = 5
 """Rebuild attempts when the database answers an older revision than announced (replica lag
 of the read, or a notification overtaking its commit); the periodic resync covers the rest."""
+KEY_CHECK_INTERVAL = 2.0
+"""Seconds between re-checks of the keys open streams hold: how late an expired key's streams
+end, and a revoked key's when the announcement of its revocation was lost."""
 
 
 class Topic:
@@ -148,21 +167,37 @@ def _expire(waiter: asyncio.Future[bool]) -> None:
         waiter.set_result(False)
 
 
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """What one stream holds while it is open: its environment's topic, and its key's hold
+    (done when the key stopped working and the stream must end)."""
+
+    topic: Topic
+    hold: Hold
+
+
 class ChangeHub:
     def __init__(
         self,
         snapshots: SnapshotService,
+        keys: SdkKeys | None = None,
         *,
         heartbeat: float = 15.0,
         resync_interval: float = 30.0,
+        key_check_interval: float = KEY_CHECK_INTERVAL,
     ) -> None:
         self.snapshots = snapshots
+        self.keys = keys
+        """Re-checks the keys of open streams; None: streams end only on announcements."""
         self.heartbeat = heartbeat
         self.resync_interval = resync_interval
+        self.key_check_interval = key_check_interval
         self._topics: dict[EnvironmentRef, Topic] = {}
+        self._held = KeyedStreams()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._periodic: asyncio.Task[None] | None = None
         self._heartbeats: asyncio.Task[None] | None = None
+        self._key_checks: asyncio.Task[None] | None = None
         self._fanout = Fanout()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -184,43 +219,80 @@ class ChangeHub:
             loop.call_soon_threadsafe(self._announce_all, list(changes))
 
     def resync(self) -> None:
-        """Re-read every streamed environment's revision (from any thread)."""
+        """Re-read every streamed environment's revision and re-check every streaming key
+        (from any thread; after notifications may have been lost)."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self._spawn, self._resync())
+            loop.call_soon_threadsafe(self._spawn, self.check_keys())
+
+    def revoke(self, token_ids: Collection[int]) -> None:
+        """End every stream opened with these (revoked) tokens, from any thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return  # no stream was ever opened in this process: nothing to end
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._end, list(token_ids), "revoked")
 
     # ------------------------------------------------------------ event loop
     @contextlib.asynccontextmanager
-    async def subscribe(self, initial: Snapshot) -> AsyncIterator[Topic]:
-        """Hold the topic of `initial`'s environment for the duration of one stream.
+    async def subscribe(self, initial: Snapshot, key: StreamKey) -> AsyncIterator[Subscription]:
+        """Hold the topic of `initial`'s environment for the duration of one stream opened
+        with `key`.
 
         The caller reads `initial` itself before subscribing, so that a missing environment or
         an unreachable database becomes an HTTP error instead of a stream that never starts.
+        A change committed between that read and this subscription may have been announced
+        while no topic listened; a new topic therefore re-reads the revision (see the module
+        docstring).
         """
         self._bind()
         assert self._loop is not None
         ref = initial.ref
         topic = self._topics.get(ref)
+        created = topic is None
         if topic is None:
             topic = self._topics[ref] = Topic(ref, self._loop, self._fanout)
         topic.advance(Update(initial, None, None))
         del initial  # held for as long as the stream: it must not pin an old snapshot
+        if created:
+            self._spawn(self._catch_up(topic))
         topic.subscribers += 1
+        hold = Hold(key, self._loop)
+        self._held.add(hold)
         try:
-            yield topic
+            yield Subscription(topic, hold)
         finally:
+            self._held.discard(hold)
             topic.subscribers -= 1
             if topic.subscribers == 0 and self._topics.get(ref) is topic:
                 del self._topics[ref]
 
+    async def check_keys(self) -> None:
+        """End the streams whose key expired (no database needed), then those whose key the
+        database says is revoked, expired or left without its environment."""
+        keys = self.keys
+        if keys is None:
+            return
+        self._end(self._held.expired(keys.clock()), "expired")
+        held = self._held.token_ids()
+        if not held:
+            return
+        try:
+            usable = await asyncio.to_thread(keys.usable, held)
+        except Exception as exc:  # the database is down: streams go on, checked next time
+            _log.warning("could not re-check the keys of open streams (%s)", type(exc).__name__)
+            return
+        self._end([token_id for token_id in held if token_id not in usable], "unusable")
+
     async def aclose(self) -> None:
-        for task in [*self._tasks, self._periodic, self._heartbeats]:
+        for task in [*self._tasks, self._periodic, self._heartbeats, self._key_checks]:
             if task is not None:
                 task.cancel()
         self._tasks.clear()
-        self._periodic = self._heartbeats = None
+        self._periodic = self._heartbeats = self._key_checks = None
         self._fanout.close()
 
     def _bind(self) -> None:
@@ -230,6 +302,19 @@ class ChangeHub:
             self._periodic = self._loop.create_task(self._resync_periodically())
         if self._heartbeats is None and self.heartbeat > 0:
             self._heartbeats = self._loop.create_task(self._beat())
+        if self._key_checks is None and self.key_check_interval > 0 and self.keys is not None:
+            self._key_checks = self._loop.create_task(self._check_keys_periodically())
+
+    def _end(self, token_ids: list[int], why: str) -> None:
+        """End every stream opened with these tokens, and forget them as cached keys (a key
+        found unusable here may still be cached as usable)."""
+        if not token_ids:
+            return
+        if self.keys is not None:
+            self.keys.forget(token_ids)
+        ended = self._held.end(token_ids)
+        if ended:
+            _log.info("ended %d streams of keys %s: %s", ended, sorted(token_ids), why)
 
     def _spawn(self, coroutine: object) -> None:
         assert self._loop is not None
@@ -257,7 +342,9 @@ class ChangeHub:
         picked up by the loop instead of starting a second build."""
         try:
             for _ in range(_MAX_CATCH_UP):
-                update = await asyncio.to_thread(self._prepare, topic.ref, topic.latest)
+                update = await asyncio.to_thread(
+                    self._prepare, topic.ref, topic.latest, topic.wanted
+                )
                 if update is None:
                     topic.close()
                     return
@@ -270,10 +357,25 @@ class ChangeHub:
         finally:
             topic.building = False
 
-    def _prepare(self, ref: EnvironmentRef, previous: Snapshot | None) -> Update | None:
-        """Read the current snapshot and build its events (in a worker thread)."""
-        snapshot = self.snapshots.current(ref)
+    def _prepare(
+        self, ref: EnvironmentRef, previous: Snapshot | None, wanted: int
+    ) -> Update | None:
+        """Read the current snapshot (at least revision `wanted`, if the database has it) and
+        build its events (in a worker thread)."""
+        snapshot = self.snapshots.current(ref, at_least=wanted)
         return None if snapshot is None else Update.between(previous, snapshot)
+
+    async def _catch_up(self, topic: Topic) -> None:
+        """A new topic's first revision check: a change committed after its first stream read
+        its snapshot, and announced before the topic existed, is requested now."""
+        try:
+            revisions = await asyncio.to_thread(self.snapshots.revisions, [topic.ref])
+        except Exception as exc:  # the database is down: the periodic resync covers it
+            _log.warning("could not re-read the revision of %s (%s)", topic.ref, type(exc).__name__)
+            return
+        revision = revisions.get(topic.ref)
+        if revision is not None and self._topics.get(topic.ref) is topic:
+            self._request(topic, revision)
 
     async def _beat(self) -> None:
         """Heartbeats for every directly-written stream, all at once: one timer per process
@@ -304,3 +406,11 @@ class ChangeHub:
         while True:
             await asyncio.sleep(self.resync_interval)
             await self._resync()
+
+    async def _check_keys_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.key_check_interval)
+            try:
+                await self.check_keys()
+            except Exception:  # a bug here must not stop the checks for good
+                _log.exception("re-checking the keys of open streams failed")

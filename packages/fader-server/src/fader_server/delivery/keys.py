@@ -1,10 +1,13 @@
 """SDK and client keys: which environment a delivery request is for.
 
 Delivery endpoints are hit far more often than the admin API (every poll, every OFREP call), so
-a verified key is cached for `ttl` seconds (never past its expiry). The cost is explicit: a
-revoked key keeps working on a replica for at most `ttl` seconds. Failures are never cached, so
-a key works as soon as it is created. Keys are looked up by their SHA-256 hash; the cache is
-keyed by that hash too, so no secret is held in memory longer than the request.
+a verified key is cached for `ttl` seconds (never past its expiry). A revocation is announced
+to every replica with its commit (:meth:`SdkKeys.forget`), which drops the key from the cache at
+once; `ttl` only bounds how long a revocation whose announcement was lost goes unnoticed, and a
+lost announcement clears the whole cache when the replica finds out (:meth:`SdkKeys.clear`).
+Failures are never cached, so a key works as soon as it is created. Keys are looked up by their
+SHA-256 hash; the cache is keyed by that hash too, so no secret is held in memory longer than
+the request.
 
 A *grant* is a narrower credential derived from a key, for places where a key must not travel:
 an OFREP event-stream URL, which browsers open with ``EventSource`` (no headers, so the
@@ -21,7 +24,7 @@ import hmac
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -45,6 +48,8 @@ class SdkCaller:
     ref: EnvironmentRef
     kind: TokenKind
     token_id: int
+    expires_at: datetime | None = None
+    """When the key stops working by itself (None: never); streams it opens end then."""
 
     @property
     def actor(self) -> str:
@@ -59,13 +64,41 @@ class SdkKeys:
         *,
         ttl: float = DEFAULT_TTL,
         monotonic: Callable[[], float] = time.monotonic,
+        on_use: Callable[[Token], None] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.ttl = ttl
         self._monotonic = monotonic
+        self._on_use = on_use
+        """Told of every key read from the database (at most once per `ttl` per key while it
+        is in use, since hits on the cache are not reported): token lists show its last use."""
         self._cache: OrderedDict[str, tuple[SdkCaller, float]] = OrderedDict()
         self._lock = threading.Lock()
+        self._epoch = 0
+        """Bumped by every :meth:`forget` and :meth:`clear`: a key read from the database
+        before one of them must not be cached after it (it may predate the revocation)."""
+
+    def forget(self, token_ids: Collection[int]) -> None:
+        """Drop these tokens from the cache (they were revoked); from any thread."""
+        gone = set(token_ids)
+        with self._lock:
+            self._epoch += 1
+            for cache_key in [k for k, (c, _) in self._cache.items() if c.token_id in gone]:
+                del self._cache[cache_key]
+
+    def clear(self) -> None:
+        """Forget every cached key (revocations may have been announced while no one
+        listened)."""
+        with self._lock:
+            self._epoch += 1
+            self._cache.clear()
+
+    def usable(self, token_ids: Sequence[int]) -> set[int]:
+        """The ids among `token_ids` whose keys may still be used now (one database read)."""
+        now = self.clock()
+        with self.store.read() as tx:
+            return tx.usable_keys(token_ids, now)
 
     def authenticate(self, bearer: str | None, accepted: frozenset[TokenKind]) -> SdkCaller:
         """The caller behind `bearer`, if its kind is one of `accepted`; raise otherwise."""
@@ -98,12 +131,13 @@ class SdkKeys:
 
     def _load(self, digest: str) -> SdkCaller:
         now = self.clock()
+        epoch = self._epoch
         with self.store.read() as tx:
             token = tx.find_token(digest)
             if token is None:
                 raise NotAuthenticatedError("the key is not valid; " + _HOW)
             caller = _admit(tx, token, now)
-        self._remember(digest, caller, token, now)
+        self._remember(digest, caller, token, now, epoch)
         return caller
 
     def _load_grant(self, cache_key: str, grant: str, purpose: str) -> SdkCaller:
@@ -115,6 +149,7 @@ class SdkKeys:
         if not token_id.isdigit() or len(token_id) > 18:
             raise invalid
         now = self.clock()
+        epoch = self._epoch
         with self.store.read() as tx:
             token = tx.get_token(int(token_id))
             if token is None or not hmac.compare_digest(
@@ -122,14 +157,20 @@ class SdkKeys:
             ):
                 raise invalid
             caller = _admit(tx, token, now)
-        self._remember(cache_key, caller, token, now)
+        self._remember(cache_key, caller, token, now, epoch)
         return caller
 
-    def _remember(self, cache_key: str, caller: SdkCaller, token: Token, now: datetime) -> None:
+    def _remember(
+        self, cache_key: str, caller: SdkCaller, token: Token, now: datetime, epoch: int
+    ) -> None:
+        if self._on_use is not None:
+            self._on_use(token)
         lifetime = self.ttl
         if token.expires_at is not None:
             lifetime = min(lifetime, (token.expires_at - now).total_seconds())
         with self._lock:
+            if epoch != self._epoch:
+                return  # a revocation was announced while this key was being read
             self._cache[cache_key] = (caller, self._monotonic() + lifetime)
             while len(self._cache) > MAX_CACHED:
                 self._cache.popitem(last=False)
@@ -150,7 +191,10 @@ def _admit(tx: Transaction, token: Token, now: datetime) -> SdkCaller:
     if project is None or token.environment_key is None:
         raise NotFoundError("the key's project no longer exists")
     return SdkCaller(
-        EnvironmentRef(project.id, project.key, token.environment_key), token.kind, token.id
+        EnvironmentRef(project.id, project.key, token.environment_key),
+        token.kind,
+        token.id,
+        token.expires_at,
     )
 
 

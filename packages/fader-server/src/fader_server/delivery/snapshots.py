@@ -131,8 +131,11 @@ class SnapshotService:
             self._epoch += 1
             self._confirmed.clear()
 
-    def current(self, ref: EnvironmentRef) -> Snapshot | None:
-        """The environment's snapshot at its current revision; None if it no longer exists."""
+    def current(self, ref: EnvironmentRef, *, at_least: int = 0) -> Snapshot | None:
+        """The environment's snapshot at its current revision; None if it no longer exists.
+
+        `at_least`: a revision known to exist (announced, or read by a revision check); a
+        cached snapshot older than that is not served unchecked, however fresh it seems."""
         checked_at = self._monotonic()
         with self._lock:
             epoch = self._epoch
@@ -140,6 +143,7 @@ class SnapshotService:
             confirmed = self._confirmed.get(ref)
             if (
                 cached is not None
+                and cached.version >= at_least
                 and confirmed is not None
                 and checked_at - confirmed < self.fresh_for
             ):

@@ -29,12 +29,12 @@ from fader_server.rollouts.plan import (
     State,
     Status,
 )
+from fader_server.rollouts.stage_tests import mean_windows, rate_windows
 from fader_server.rollouts.stats import (
+    Comparison,
     MeanStats,
     RateCounts,
     Verdict,
-    compare_means,
-    compare_rates,
 )
 
 
@@ -83,39 +83,117 @@ class InvalidTransitionError(Exception):
     plan); the message says what the status is."""
 
 
+Window = tuple[RateCounts | MeanStats, RateCounts | MeanStats]
+"""One stage window's arms (control, treatment), as a metric gate counts them: both rates
+(``error_rate``) or both means (``latency``)."""
+
+
 def metric_result(
+    index: int,
+    gate: MetricGate,
+    windows: Sequence[Window],
+    *,
+    plan_alpha: float,
+    stage_alpha: float,
+) -> GateResult:
+    """Run the two sequential tests of one metric gate over the plan's stage windows, the last
+    being the current stage's (:mod:`.stage_tests`; the alphas come from
+    :func:`fader_server.rollouts.gates.stage_alphas`)."""
+    rates: list[tuple[RateCounts, RateCounts]] = []
+    means: list[tuple[MeanStats, MeanStats]] = []
+    for control, treatment in windows:
+        if isinstance(control, RateCounts) and isinstance(treatment, RateCounts):
+            rates.append((control, treatment))
+        elif isinstance(control, MeanStats) and isinstance(treatment, MeanStats):
+            means.append((control, treatment))
+    if rates and len(rates) == len(windows):
+        comparison = rate_windows(
+            rates, plan_alpha=plan_alpha, stage_alpha=stage_alpha,
+            min_samples=gate.min_samples, margin=gate.margin, detect=gate.detect,
+        )  # fmt: skip
+        shown = f"{gate.event} rate {comparison.treatment:.2%} vs control {comparison.control:.2%}"
+        combined = comparison.plan_difference
+        overall = None if combined is None else f"{combined * 100:+.2f} points"
+    elif means and len(means) == len(windows):
+        comparison = mean_windows(
+            means, plan_alpha=plan_alpha, stage_alpha=stage_alpha,
+            min_samples=gate.min_samples, margin=gate.margin, detect=gate.detect,
+        )  # fmt: skip
+        shown = f"mean {gate.event} {comparison.treatment:.1f} vs control {comparison.control:.1f}"
+        combined = comparison.plan_difference
+        overall = None if combined is None else f"{combined:+.1f}"
+    else:
+        raise TypeError("every window must hold two arms of the same kind of statistics")
+    shown += " at this stage"
+    if comparison.stages > 1 and overall is not None:
+        shown += f"; {overall} over the {comparison.stages} stages so far"
+    if comparison.verdict is Verdict.INSUFFICIENT:
+        status, summary = GateStatus.INSUFFICIENT, f"{shown}; {missing_samples(comparison)}"
+    elif comparison.verdict is Verdict.REGRESSION:
+        status, summary = GateStatus.REGRESSION, f"regression: {shown} ({_which(comparison)})"
+    else:
+        status, summary = GateStatus.HEALTHY, shown
+    return GateResult(index, gate.kind, status, summary, comparison.as_dict())
+
+
+def _which(comparison: Comparison) -> str:
+    """Which test found the regression, for the incident."""
+    found = []
+    if comparison.likelihood_ratio >= comparison.threshold:
+        found.append("this stage's own test")
+    plan, threshold = comparison.plan_likelihood_ratio, comparison.plan_threshold
+    if plan is not None and threshold is not None and plan >= threshold:
+        found.append("the stages combined")
+    return " and ".join(found) or "sequential test"
+
+
+def missing_samples(comparison: Comparison) -> str:
+    """What an undecided comparison still needs, per arm, in words.
+
+    The treatment's figure is :attr:`Comparison.needed` (the minimum sample, or the sample
+    that gives the test its power against `detect` if the arms keep growing in their current
+    proportion); the control's is the minimum sample or what it will have reached by then.
+    A need beyond the search range is said to be beyond it, never given as a figure.
+    """
+    more_treatment = max(comparison.needed - comparison.treatment_samples, 0)
+    more_control = max(comparison.control_needed - comparison.control_samples, 0)
+    if comparison.beyond_limit:
+        return (
+            f"more than {comparison.needed - comparison.treatment_samples:,} more treatment "
+            "samples needed (the regression size to detect is very small for this traffic)"
+        )
+    parts = []
+    if more_treatment:
+        parts.append(f"{more_treatment:,} more treatment")
+    if more_control:
+        parts.append(f"{more_control:,} more control")
+    if not parts:  # the arms are large enough, the test has not concluded at this tick
+        return "waiting for the next check"
+    return " and ".join(parts) + " samples needed"
+
+
+def uncompared_result(
     index: int,
     gate: MetricGate,
     control: RateCounts | MeanStats,
     treatment: RateCounts | MeanStats,
+    treatment_variant: str,
 ) -> GateResult:
-    """Run the sequential test of one metric gate."""
-    if isinstance(control, RateCounts) and isinstance(treatment, RateCounts):
-        comparison = compare_rates(
-            control, treatment, alpha=gate.alpha, min_samples=gate.min_samples,
-            margin=gate.margin, detect=gate.detect,
-        )  # fmt: skip
-        shown = f"{gate.event} rate {comparison.treatment:.2%} vs control {comparison.control:.2%}"
-    elif isinstance(control, MeanStats) and isinstance(treatment, MeanStats):
-        comparison = compare_means(
-            control, treatment, alpha=gate.alpha, min_samples=gate.min_samples,
-            margin=gate.margin, detect=gate.detect,
-        )  # fmt: skip
-        shown = f"mean {gate.event} {comparison.treatment:.1f} vs control {comparison.control:.1f}"
-    else:
-        raise TypeError("control and treatment must be the same kind of statistics")
-    if comparison.verdict is Verdict.INSUFFICIENT:
-        missing = max(
-            gate.min_samples - comparison.control_samples,
-            comparison.needed - comparison.treatment_samples,
-            1,
-        )
-        status, summary = GateStatus.INSUFFICIENT, f"{shown}; {missing} more samples needed"
-    elif comparison.verdict is Verdict.REGRESSION:
-        status, summary = GateStatus.REGRESSION, f"regression: {shown}"
-    else:
-        status, summary = GateStatus.HEALTHY, shown
-    return GateResult(index, gate.kind, status, summary, comparison.as_dict())
+    """A metric gate at a stage that leaves no control arm (the plan serves the treatment to
+    everyone it reaches): nothing to compare, so it neither holds the stage nor rolls back.
+    The counts are kept as evidence; threshold gates still watch the stage."""
+    samples = treatment.trials if isinstance(treatment, RateCounts) else treatment.count
+    control_samples = control.trials if isinstance(control, RateCounts) else control.count
+    summary = (
+        f"not compared at this stage: everyone the plan reaches gets '{treatment_variant}', "
+        f"so there is no control arm ({samples:,} treatment samples so far)"
+    )
+    evidence: JSON = {
+        "verdict": "not_compared",
+        "control_samples": control_samples,
+        "treatment_samples": samples,
+    }
+    return GateResult(index, gate.kind, GateStatus.HEALTHY, summary, evidence)
 
 
 def threshold_result(
@@ -180,7 +258,12 @@ def _next_stage(
     if state.stage + 1 >= len(plan.stages):
         done = state.evolve(status=Status.COMPLETED, finished_at=now)
         return Decision(Action.COMPLETE, reason + "; the rollout is complete", done, results)
-    moved = state.evolve(status=Status.RUNNING, stage=state.stage + 1, stage_started_at=now)
+    moved = state.evolve(
+        status=Status.RUNNING,
+        stage=state.stage + 1,
+        stage_started_at=now,
+        stage_starts=(*state.windows, now),
+    )
     nxt = plan.stages[moved.stage]
     return Decision(Action.ADVANCE, f"{reason}; now at stage '{nxt.name}'", moved, results)
 
@@ -193,7 +276,9 @@ def _refuse(state: State, what: str) -> InvalidTransitionError:
 def start(state: State, now: float) -> State:
     if state.status is not Status.PENDING:
         raise _refuse(state, "only a pending plan starts")
-    return state.evolve(status=Status.RUNNING, stage=0, started_at=now, stage_started_at=now)
+    return state.evolve(
+        status=Status.RUNNING, stage=0, started_at=now, stage_started_at=now, stage_starts=(now,)
+    )
 
 
 def pause(state: State, now: float) -> State:

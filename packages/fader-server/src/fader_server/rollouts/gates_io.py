@@ -1,17 +1,26 @@
 """Reading threshold gates over HTTP: a Prometheus instant query and a synthetic check.
 
 Every failure to read is a *bad reading*, never an exception: an unreachable Prometheus, a
-query error, an empty result, a timeout or a wrong status all count as one strike, and only
-`trip_after` strikes in a row roll a plan back
+query error, an empty result, a malformed answer, a timeout or a wrong status all count as one
+strike, and only `trip_after` strikes in a row roll a plan back
 (:func:`fader_server.rollouts.decide.threshold_result`).
 A gate that cannot be read is not a gate that passes.
 
+What a reading observes is what viewers of the plan, its incidents and its audit entries see,
+so it holds only numbers (HTTP status, latency in ms, the value and its bounds) and, for a bad
+reading, one fixed word from :data:`fader_server.outbound.ErrorClass`: never the body of an
+answer nor an exception's text (a gate pointed at an internal service must not become a way
+to read it). Requests go through :mod:`fader_server.outbound` (address policy, total deadline,
+byte cap).
+
 The HTTP client is passed in, so tests can use a real server or ``httpx.MockTransport``; the
-monotonic clock that times the synthetic check is injected too.
+monotonic clock that times the synthetic check is injected too. One reader serves the
+scheduler's worker threads at once (httpx clients are thread-safe).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -19,101 +28,152 @@ from typing import Any
 
 import httpx
 
+from fader_server import outbound
+from fader_server.logs import get_logger
+from fader_server.outbound import DENY_INTERNAL, ErrorClass, FetchError, OutboundPolicy
 from fader_server.rollouts.gates import Reading
 from fader_server.rollouts.plan import HttpCheckGate, PrometheusGate
 
 PROMETHEUS_TIMEOUT = 5.0
+"""Seconds, in total, for one Prometheus query (connection, headers and body)."""
 MAX_CHECK_TIMEOUT = 30.0
+PROMETHEUS_MAX_BYTES = 1024 * 1024
+"""An instant query's answer is a few hundred bytes; anything over 1 MiB is not one."""
+CHECK_MAX_BYTES = 4096
+"""An HTTP check looks at the status and the time; at most this much of the page is read."""
 
 
 class GateReader:
-    """Reads Prometheus and HTTP-check gates; one per scheduler, thread-confined."""
+    """Reads Prometheus and HTTP-check gates."""
 
     def __init__(
         self,
         http: httpx.Client | None = None,
         *,
+        policy: OutboundPolicy = DENY_INTERNAL,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._http = http or httpx.Client(
-            headers={"User-Agent": "fader-rollouts"}, follow_redirects=False
-        )
+        self._http = http or outbound.client(policy, user_agent="fader-rollouts")
         self._monotonic = monotonic
+        self._log = get_logger()
 
     def close(self) -> None:
         self._http.close()
 
-    def read(self, gate: PrometheusGate | HttpCheckGate) -> Reading:
-        if isinstance(gate, PrometheusGate):
-            return self.query_prometheus(gate)
-        return self.check_http(gate)
+    def read(self, gate: PrometheusGate | HttpCheckGate, deadline: float | None = None) -> Reading:
+        """One reading, by `deadline` (``time.monotonic``) at the latest; never raises."""
+        try:
+            if isinstance(gate, PrometheusGate):
+                return self.query_prometheus(gate, deadline)
+            return self.check_http(gate, deadline)
+        except Exception as exc:  # a reader bug must cost one gate one strike, nothing more
+            self._log.error("gate_read_failed", kind=gate.kind, exception=type(exc).__name__)
+            return _bad({}, "invalid_response")
 
-    def query_prometheus(self, gate: PrometheusGate) -> Reading:
+    def query_prometheus(self, gate: PrometheusGate, deadline: float | None = None) -> Reading:
         """``GET <url>/api/v1/query`` (https://prometheus.io/docs/prometheus/latest/querying/api/);
         the first sample of a vector, or a scalar, is compared with the bounds."""
-        seen: dict[str, Any] = {"query": gate.query}
+        seen: dict[str, Any] = {}
+        if gate.max_value is not None:
+            seen["max_value"] = gate.max_value
+        if gate.min_value is not None:
+            seen["min_value"] = gate.min_value
         try:
-            response = self._http.get(
+            answer = outbound.fetch(
+                self._http,
+                "GET",
                 gate.url.rstrip("/") + "/api/v1/query",
                 params={"query": gate.query},
-                timeout=PROMETHEUS_TIMEOUT,
+                deadline=_earliest(deadline, time.monotonic() + PROMETHEUS_TIMEOUT),
+                limit=PROMETHEUS_MAX_BYTES,
             )
-            body = response.json()
-        except httpx.HTTPError as exc:
-            return Reading(True, {**seen, "error": f"Prometheus unreachable: {_reason(exc)}"})
-        except ValueError:
-            return Reading(True, {**seen, "error": f"not JSON (HTTP {response.status_code})"})
-        if response.status_code != 200 or body.get("status") != "success":
-            error = body.get("error") if isinstance(body, dict) else None
-            return Reading(
-                True, {**seen, "error": f"HTTP {response.status_code}: {error or 'query failed'}"}
-            )
-        value = _sample(body.get("data") or {})
+        except FetchError as exc:
+            return _bad(seen, exc.error)
+        if answer.status != 200:
+            return _bad({**seen, "status": answer.status}, "http_status")
+        try:
+            body = json.loads(answer.body)
+        except (ValueError, RecursionError):
+            return _bad(seen, "invalid_response")
+        if not isinstance(body, dict) or body.get("status") != "success":
+            return _bad(seen, "invalid_response")
+        data = body.get("data")
+        if not isinstance(data, dict) or data.get("resultType") not in ("vector", "scalar"):
+            return _bad(seen, "invalid_response")
+        value = _sample(data)
         if value is None:
-            return Reading(True, {**seen, "error": "the query returned no sample"})
+            empty = data.get("resultType") == "vector" and data.get("result") == []
+            return _bad(seen, "no_sample" if empty else "invalid_response")
         seen["value"] = value
         bad = math.isnan(value)
         if gate.max_value is not None:
-            seen["max_value"] = gate.max_value
             bad = bad or value > gate.max_value
         if gate.min_value is not None:
-            seen["min_value"] = gate.min_value
             bad = bad or value < gate.min_value
-        return Reading(bad, seen)
+        return Reading(bad, _ordered(seen))
 
-    def check_http(self, gate: HttpCheckGate) -> Reading:
+    def check_http(self, gate: HttpCheckGate, deadline: float | None = None) -> Reading:
         """GET the URL once; the status and the latency are both checked."""
-        seen: dict[str, Any] = {"url": gate.url}
-        timeout = min(MAX_CHECK_TIMEOUT, gate.max_latency_ms / 1000.0 + 1.0)
+        budget = min(MAX_CHECK_TIMEOUT, gate.max_latency_ms / 1000.0 + 1.0)
         started = self._monotonic()
         try:
-            response = self._http.get(gate.url, timeout=timeout)
-        except httpx.HTTPError as exc:
-            seen["latency_ms"] = round((self._monotonic() - started) * 1000.0, 1)
-            return Reading(True, {**seen, "error": _reason(exc)})
+            answer = outbound.fetch(
+                self._http,
+                "GET",
+                gate.url,
+                deadline=_earliest(deadline, time.monotonic() + budget),
+                limit=CHECK_MAX_BYTES,
+                truncate=True,
+            )
+        except FetchError as exc:
+            latency = round((self._monotonic() - started) * 1000.0, 1)
+            return _bad({"latency_ms": latency}, exc.error)
         latency = (self._monotonic() - started) * 1000.0
-        seen.update(status=response.status_code, latency_ms=round(latency, 1))
-        bad = response.status_code != gate.expect_status or latency > gate.max_latency_ms
-        if response.status_code != gate.expect_status:
-            seen["error"] = f"status {response.status_code}, expected {gate.expect_status}"
-        elif latency > gate.max_latency_ms:
-            seen["error"] = f"{latency:.0f} ms, over {gate.max_latency_ms:.0f} ms"
-        return Reading(bad, seen)
+        seen: dict[str, Any] = {"status": answer.status, "latency_ms": round(latency, 1)}
+        if answer.status != gate.expect_status:
+            return _bad(seen, "http_status")
+        if latency > gate.max_latency_ms:
+            return _bad(seen, "too_slow")
+        return Reading(False, seen)
+
+
+def timed_out() -> Reading:
+    """The reading of a gate whose plan ran out of time before it could be read."""
+    return _bad({}, "timeout")
+
+
+def _bad(seen: dict[str, Any], error: ErrorClass) -> Reading:
+    return Reading(True, {**seen, "error": error})
+
+
+def _ordered(seen: dict[str, Any]) -> dict[str, Any]:
+    """The value first, then its bounds (as readings were always shown)."""
+    return {k: seen[k] for k in ("value", "max_value", "min_value") if k in seen}
+
+
+def _earliest(deadline: float | None, own: float) -> float:
+    return own if deadline is None else min(deadline, own)
 
 
 def _sample(data: dict[str, Any]) -> float | None:
     result_type, result = data.get("resultType"), data.get("result")
     try:
         if result_type == "scalar" and isinstance(result, list):
-            return float(result[1])
+            return _number(result[1])
         if result_type == "vector" and isinstance(result, list) and result:
-            return float(result[0]["value"][1])
-    except (KeyError, IndexError, TypeError, ValueError):
+            first = result[0]
+            if isinstance(first, dict) and isinstance(first.get("value"), list):
+                return _number(first["value"][1])
+    except IndexError:
         return None
     return None
 
 
-def _reason(exc: httpx.HTTPError) -> str:
-    if isinstance(exc, httpx.TimeoutException):
-        return "timed out"
-    return str(exc) or type(exc).__name__
+def _number(raw: object) -> float | None:
+    """Prometheus sends sample values as strings ("0.5", "NaN", "+Inf")."""
+    if not isinstance(raw, str | int | float) or isinstance(raw, bool):
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        return None

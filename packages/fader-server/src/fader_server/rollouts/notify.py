@@ -18,7 +18,10 @@ Deliveries never run inside a database transaction: the scheduler commits its de
 then hands the deliveries to :class:`Notifier`, whose one background thread posts them and
 retries 5xx answers and network errors with exponential backoff. The outcome is logged with
 the webhook's id and host only: never the secret, never the URL's path (a Slack webhook URL
-is itself a credential).
+is itself a credential), and as a status code or a fixed error class, never the receiver's
+answer. Deliveries go through :mod:`fader_server.outbound`: a webhook whose host resolves to
+an internal address is not posted to (``blocked``, not retried) unless the operator allows it,
+and each attempt ends by its deadline, however slowly the receiver answers.
 """
 
 from __future__ import annotations
@@ -38,19 +41,26 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from fader_server import outbound
 from fader_server.logs import get_logger
+from fader_server.outbound import DENY_INTERNAL, FetchError, OutboundPolicy
 from fader_server.rollouts.plan import JSON
 
 SIGNATURE_HEADER = "X-Fader-Signature"
 TIMESTAMP_HEADER = "X-Fader-Timestamp"
 DELIVERY_HEADER = "X-Fader-Delivery"
 _MAX_TEXT = 2900  # Slack's limit for a text object is 3000 characters
+_MAX_ANSWER = 4096  # a receiver's answer is not used; at most this much of it is read
 
 _HEADLINES = {
     "advanced": "moved to stage *{stage}*",
     "awaiting_approval": "is healthy at stage *{stage}* and waits for approval",
     "completed": "is complete (last stage *{stage}*)",
     "rolled_back": "was *rolled back* at stage *{stage}*",
+    "started": "started at stage *{stage}*",
+    "paused": "was paused at stage *{stage}* (its gates still guard it)",
+    "resumed": "resumed at stage *{stage}*",
+    "aborted": "was *aborted* at stage *{stage}*; the previous configuration is served again",
 }
 
 
@@ -73,7 +83,7 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
 class Notification:
     """Something a plan did that its owners should hear about."""
 
-    event: str  # advanced | awaiting_approval | completed | rolled_back
+    event: str  # one of _HEADLINES: what the scheduler decided, or what a person did
     project: str
     flag: str
     environment: str
@@ -148,10 +158,10 @@ class Notifier:
         max_backoff: float = 30.0,
         timeout: float = 10.0,
         wall_clock: Callable[[], float] = time.time,
+        policy: OutboundPolicy = DENY_INTERNAL,
     ) -> None:
-        self._http = http or httpx.Client(
-            headers={"User-Agent": "fader-webhooks"}, follow_redirects=False, timeout=timeout
-        )
+        self._http = http or outbound.client(policy, user_agent="fader-webhooks")
+        self._timeout = timeout
         self._attempts = attempts
         self._first_backoff = first_backoff
         self._max_backoff = max_backoff
@@ -210,11 +220,20 @@ class Notifier:
             }
             started = time.monotonic()
             try:
-                response = self._http.post(item.url, content=item.body, headers=headers)
-                status: int | None = response.status_code
+                answer = outbound.fetch(
+                    self._http,
+                    "POST",
+                    item.url,
+                    content=item.body,
+                    headers=headers,
+                    deadline=started + self._timeout,
+                    limit=_MAX_ANSWER,
+                    truncate=True,
+                )
+                status: int | None = answer.status
                 outcome = f"HTTP {status}"
-            except httpx.HTTPError as exc:
-                status, outcome = None, type(exc).__name__
+            except FetchError as exc:
+                status, outcome = None, exc.error
             fields = {
                 "webhook": item.webhook_id,
                 "host": host,
@@ -226,7 +245,10 @@ class Notifier:
             if status is not None and status < 300:
                 self._log.info("webhook_delivered", **fields)
                 return True
-            retryable = status is None or status >= 500 or status in (408, 429)
+            # a blocked address stays blocked until the operator changes the setting
+            retryable = (status is None and outcome != "blocked") or (
+                status is not None and (status >= 500 or status in (408, 429))
+            )
             if not retryable or attempt == self._attempts:
                 self._log.warning("webhook_failed", **fields)
                 return False

@@ -1,9 +1,11 @@
 """Release plans and their state, as plain data.
 
 A plan moves one flag in one environment from a *control* variant to a *treatment* variant
-through stages. Stages are cumulative: a user let in at one stage stays in at the next (a segment
-stage adds a rule; a percentage stage grows the default split, and Fader's bucketing only ever
-adds users as a split grows). Gates are checked at every stage.
+through stages. Stages are cumulative and start from what the flag serves today: a user who has
+the treatment, before the plan or at a stage, keeps it at every later stage (a segment stage adds
+a rule; a percentage stage grows the treatment's share of the default split, never below what
+the flag already served, and Fader's bucketing only ever adds users as a share grows; see
+:mod:`.apply`). Gates are checked at every stage.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ from enum import StrEnum
 from typing import Any, Literal
 
 JSON = dict[str, Any]
+KeyKind = Literal["server", "client"]
+TRUSTED_BY_DEFAULT: tuple[KeyKind, ...] = ("server",)
+"""Client keys ship inside browsers and apps, so anyone can read one and report events with it:
+by default a metric gate counts only events reported with server SDK keys."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +41,9 @@ class MetricGate:
     - ``error_rate``: the share of exposures followed by an `event` (custom events named
       `event`, per variant) — a rate comparison.
     - ``latency``: the mean `value` of custom events named `event` — a mean comparison.
+
+    Events count from the moment the current stage began, by the server's receive time (never
+    the time an SDK claims), and only those reported with a key of a kind in `trust`.
     """
 
     kind: Literal["error_rate", "latency"]
@@ -46,6 +55,8 @@ class MetricGate:
     """The smallest regression a stage must be able to catch before it may end (absolute:
     0.01 = one percentage point of error rate; milliseconds for latency). None: only
     `min_samples` is required."""
+    trust: tuple[KeyKind, ...] = TRUSTED_BY_DEFAULT
+    """The kinds of SDK key whose events count (``server``, ``client``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +98,12 @@ class Plan:
     stages: tuple[Stage, ...]
     gates: tuple[Gate, ...] = ()
     split_by: str | None = None
-    """The context attribute splits bucket on (default: the targeting key)."""
+    """The context attribute splits bucket on (default: the targeting key, or the attribute the
+    flag's default split already buckets on)."""
+    enable: bool = False
+    """Turn the flag on if it is off in the environment when the plan starts. Without it a plan
+    refuses to start on a disabled flag: starting would serve the treatment to people who get
+    the off variant today, a change nobody asked for by name."""
 
     def to_dict(self) -> JSON:
         return asdict(self)
@@ -103,6 +119,7 @@ class Plan:
             stages=tuple(Stage(**s) for s in data["stages"]),
             gates=tuple(gate_from_dict(g) for g in data.get("gates", ())),
             split_by=data.get("split_by"),
+            enable=bool(data.get("enable", False)),
         )
 
 
@@ -112,7 +129,8 @@ def gate_from_dict(data: JSON) -> Gate:
         return PrometheusGate(**data)
     if kind == "http_check":
         return HttpCheckGate(**data)
-    return MetricGate(**data)
+    trust = data.get("trust")
+    return MetricGate(**{**data, "trust": tuple(trust) if trust else TRUSTED_BY_DEFAULT})
 
 
 class Status(StrEnum):
@@ -134,8 +152,12 @@ class State:
     """Where a plan is. Times are seconds since the epoch, from the scheduler's injected clock.
 
     `stage_started_at` is shifted forward by the time spent paused, so a stage's minimum
-    duration counts running time only. `gate_strikes` counts consecutive bad readings of the
-    threshold gates (Prometheus, HTTP), by gate index.
+    duration counts running time only. `stage_starts` holds when each stage reached so far
+    began serving (not shifted): metric gates count each stage's events in its own window, the
+    current one from its start on, pauses included, since a paused plan serves the same
+    configuration and its gates still guard it.
+    `gate_strikes` counts consecutive bad readings of the threshold gates (Prometheus, HTTP),
+    by gate index.
     """
 
     status: Status = Status.PENDING
@@ -144,12 +166,14 @@ class State:
     stage_started_at: float | None = None
     paused_at: float | None = None
     finished_at: float | None = None
+    stage_starts: tuple[float, ...] = ()
     gate_strikes: dict[int, int] = field(default_factory=dict)
     last_checks: dict[int, float] = field(default_factory=dict)
 
     def to_dict(self) -> JSON:
         data = asdict(self)
         data["status"] = self.status.value
+        data["stage_starts"] = list(self.stage_starts)
         data["gate_strikes"] = {str(k): v for k, v in self.gate_strikes.items()}
         data["last_checks"] = {str(k): v for k, v in self.last_checks.items()}
         return data
@@ -163,9 +187,18 @@ class State:
             stage_started_at=data.get("stage_started_at"),
             paused_at=data.get("paused_at"),
             finished_at=data.get("finished_at"),
+            stage_starts=tuple(data.get("stage_starts") or ()),
             gate_strikes={int(k): v for k, v in (data.get("gate_strikes") or {}).items()},
             last_checks={int(k): v for k, v in (data.get("last_checks") or {}).items()},
         )
 
     def evolve(self, **changes: Any) -> State:
         return replace(self, **changes)
+
+    @property
+    def windows(self) -> tuple[float, ...]:
+        """Where the stage windows begin, oldest first; the last is the current stage's. A plan
+        stored before stage windows existed has one window, from its start."""
+        if self.stage_starts:
+            return self.stage_starts
+        return () if self.started_at is None else (self.started_at,)

@@ -81,8 +81,18 @@ class Comparison:
     treatment_samples: int
     needed: int = 0
     """Treatment samples a "no regression" verdict needs (see `detect`)."""
+    control_needed: int = 0
+    """Control samples expected by the time the treatment has `needed` (at least the minimum)."""
+    beyond_limit: bool = False
+    """`needed` is the end of the search range, not an estimate: more than that is needed."""
+    stages: int = 1
+    """Stage windows combined in the plan-wide test (:mod:`.stage_tests`); 1 for one window."""
+    plan_difference: float | None = None
+    """The plan-wide test's estimate: the stage windows' differences, combined."""
+    plan_likelihood_ratio: float | None = None
+    plan_threshold: float | None = None
 
-    def as_dict(self) -> dict[str, float | int | str]:
+    def as_dict(self) -> dict[str, float | int | str | None]:
         return {
             "verdict": self.verdict.value,
             "control": self.control,
@@ -93,6 +103,12 @@ class Comparison:
             "control_samples": self.control_samples,
             "treatment_samples": self.treatment_samples,
             "needed": self.needed,
+            "control_needed": self.control_needed,
+            "beyond_limit": self.beyond_limit,
+            "stages": self.stages,
+            "plan_difference": self.plan_difference,
+            "plan_likelihood_ratio": self.plan_likelihood_ratio,
+            "plan_threshold": self.plan_threshold,
         }
 
 
@@ -112,6 +128,21 @@ _Z_POWER = 1.2816
 """The standard normal quantile for 90% power."""
 
 
+SEARCH_LIMIT = 10**12
+"""Samples per arm beyond which :func:`samples_to_detect` stops looking (and says so)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """Samples after which a regression of the wanted size would be detected: the treatment's,
+    and the control's by then. `beyond_limit`: not within :data:`SEARCH_LIMIT` treatment
+    samples (`treatment` is the limit, a bound and not an estimate)."""
+
+    treatment: int
+    control: int
+    beyond_limit: bool = False
+
+
 def samples_to_detect(
     control_variance: float,
     control_samples: int,
@@ -120,27 +151,43 @@ def samples_to_detect(
     *,
     alpha: float,
     tau: float,
-    limit: int = 10_000_000,
-) -> int:
+    treatment_samples: int = 0,
+    prior_information: float = 0.0,
+    limit: int = SEARCH_LIMIT,
+) -> Need:
     """Treatment samples after which a true regression of `effect` is detected with about 90%
-    probability (the estimate one standard error below `effect` already crosses 1/alpha).
+    probability (the estimate one standard error below `effect` already crosses 1/alpha),
+    assuming both arms keep growing in the proportion seen so far (one to one before either
+    has data); the control never shrinks below what it has.
 
     This is what lets a stage wait until it has seen *enough traffic to catch the regression
     the plan cares about*, instead of advancing on a fixed count that may be far too small.
+    Both arms grow, so the need is always finite; the search still stops at `limit` and says
+    so rather than report its bound as an estimate.
+
+    `prior_information` is the precision (1 / variance) of independent earlier evidence on the
+    same difference, combined with these arms' (:mod:`.stage_tests`: the windows of the stages
+    a plan has left behind); the samples counted are this window's.
     """
     if effect <= 0:
-        return 0
+        return Need(0, control_samples)
+
+    def control_at(n: int) -> int:
+        if control_samples > 0 and treatment_samples > 0:
+            return max(control_samples, n * control_samples // treatment_samples)
+        return max(control_samples, n)
 
     def detects(n: int) -> bool:
-        variance = treatment_variance / n + control_variance / max(control_samples, 1)
+        window = treatment_variance / n + control_variance / max(control_at(n), 1)
+        variance = 1.0 / (prior_information + 1.0 / window) if window > 0 else 0.0
         low = effect - _Z_POWER * math.sqrt(variance)
         return low > 0 and msprt(low, variance, tau) >= 1.0 / alpha
 
     high = 2
     while not detects(high):
         if high >= limit:
-            return limit
-        high *= 2
+            return Need(limit, control_at(limit), beyond_limit=True)
+        high = min(high * 2, limit)
     low = high // 2
     while low + 1 < high:
         middle = (low + high) // 2
@@ -148,7 +195,7 @@ def samples_to_detect(
             high = middle
         else:
             low = middle
-    return high
+    return Need(high, control_at(high))
 
 
 def compare_rates(
@@ -165,7 +212,9 @@ def compare_rates(
 
     With `detect` (a regression size, e.g. 0.01 for one percentage point), "no regression" is
     only concluded once the treatment has enough samples to have caught that regression; until
-    then the verdict is INSUFFICIENT and `needed` says how many samples that takes.
+    then the verdict is INSUFFICIENT and `needed` says how many samples that takes. The
+    estimate needs rates to estimate from: until each arm has `min_samples`, `needed` is that
+    minimum (no verdict is possible before it anyway).
     Rates are smoothed by half a failure and one trial (Agresti-Caffo style) for the variance
     only, so an arm with zero failures so far does not claim zero variance.
     """
@@ -173,20 +222,17 @@ def compare_rates(
     s_c = (min(control.failures, control.trials) + 0.5) / (control.trials + 1)
     s_t = (min(treatment.failures, treatment.trials) + 0.5) / (treatment.trials + 1)
     scale = tau if tau is not None else (detect or max(p_c, 0.01))
-    needed = min_samples
-    if detect is not None:
+    need = Need(min_samples, min_samples)
+    if detect is not None and min(control.trials, treatment.trials) >= min_samples:
         shifted = min(s_c + margin + detect, 1.0)
-        needed = max(
-            needed,
-            samples_to_detect(
-                s_c * (1 - s_c), control.trials, shifted * (1 - shifted), detect,
-                alpha=alpha, tau=scale,
-            ),
+        need = samples_to_detect(
+            s_c * (1 - s_c), control.trials, shifted * (1 - shifted), detect,
+            alpha=alpha, tau=scale, treatment_samples=treatment.trials,
         )  # fmt: skip
     return _verdict(
         p_c, p_t, control.trials, treatment.trials,
         s_c * (1 - s_c), s_t * (1 - s_t),
-        alpha=alpha, min_samples=min_samples, needed=needed, margin=margin, tau=scale,
+        alpha=alpha, min_samples=min_samples, need=need, margin=margin, tau=scale,
     )  # fmt: skip
 
 
@@ -204,19 +250,17 @@ def compare_means(
     `detect` works as in :func:`compare_rates`, in the unit of the values."""
     spread = math.sqrt(control.variance)
     scale = tau if tau is not None else (detect or max(spread, abs(control.mean) * 0.1, 1e-9))
-    needed = max(min_samples, 2)
-    if detect is not None and control.count >= 2:
-        needed = max(
-            needed,
-            samples_to_detect(
-                control.variance, control.count, control.variance, detect,
-                alpha=alpha, tau=scale,
-            ),
+    least = max(min_samples, 2)
+    need = Need(least, least)
+    if detect is not None and min(control.count, treatment.count) >= least:
+        need = samples_to_detect(
+            control.variance, control.count, control.variance, detect,
+            alpha=alpha, tau=scale, treatment_samples=treatment.count,
         )  # fmt: skip
     return _verdict(
         control.mean, treatment.mean, control.count, treatment.count,
         control.variance, treatment.variance,
-        alpha=alpha, min_samples=max(min_samples, 2), needed=needed, margin=margin, tau=scale,
+        alpha=alpha, min_samples=least, need=need, margin=margin, tau=scale,
     )  # fmt: skip
 
 
@@ -230,17 +274,19 @@ def _verdict(
     *,
     alpha: float,
     min_samples: int,
-    needed: int,
+    need: Need,
     margin: float,
     tau: float,
 ) -> Comparison:
     threshold = 1.0 / alpha
     difference = treatment - control
+    needed = max(min_samples, need.treatment)
 
     def result(verdict: Verdict, ratio: float) -> Comparison:
         return Comparison(
             verdict, control, treatment, difference, ratio, threshold,
             control_samples, treatment_samples, needed,
+            max(min_samples, need.control), need.beyond_limit,
         )  # fmt: skip
 
     if min(control_samples, treatment_samples) < min_samples:

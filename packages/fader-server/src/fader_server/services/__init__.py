@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fader_server.outbound import DENY_INTERNAL, OutboundPolicy
 from fader_server.services.access import Clock, system_clock
 from fader_server.services.flags import FlagService
 from fader_server.services.identity import IdentityService
@@ -28,9 +29,13 @@ class Services:
     rollouts: RolloutService
     rollout_templates: RolloutTemplateService
     webhooks: WebhookService
+    outbound: OutboundPolicy = DENY_INTERNAL
+    """Where rollout gates and webhooks may connect (``FADER_OUTBOUND_ALLOW``)."""
 
     @classmethod
-    def over(cls, store: Store, clock: Clock = system_clock) -> Services:
+    def over(
+        cls, store: Store, clock: Clock = system_clock, outbound: OutboundPolicy = DENY_INTERNAL
+    ) -> Services:
         flags = FlagService(store, clock)
         return cls(
             store=store,
@@ -39,7 +44,8 @@ class Services:
             flags=flags,
             segments=SegmentService(store, clock),
             reports=ReportService(store, clock),
-            rollouts=RolloutService(store, clock, flags),
-            rollout_templates=RolloutTemplateService(store, clock),
-            webhooks=WebhookService(store, clock),
+            rollouts=RolloutService(store, clock, flags, outbound),
+            rollout_templates=RolloutTemplateService(store, clock, outbound),
+            webhooks=WebhookService(store, clock, outbound),
+            outbound=outbound,
         )

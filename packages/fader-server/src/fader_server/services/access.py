@@ -77,5 +77,19 @@ def require_instance_admin(principal: Principal, action: str) -> None:
 
 
 def load_project(tx: Transaction, principal: Principal, key: str, needed: Role) -> Project:
-    """Fetch a project the caller may act on with `needed` (see :func:`authorize`)."""
-    return authorize(principal, tx.get_project(key), key, needed)
+    """Fetch a project the caller may act on with `needed` (see :func:`authorize`); in a write
+    transaction, also take the project's write lock (:meth:`Transaction.lock_project`).
+
+    Every write to a project's flags, configurations, segments, environments and release
+    plans starts here, so this one place makes them run one after another per project. That
+    is what keeps the stored documents valid: a write validates against *other* resources
+    (the segment a rule names, the flag a prerequisite names), and two writers that each pass
+    alone, such as deleting segment ``internal`` while a rule starts using it, must not both
+    commit (docs/adr/0005-project-write-lock.md). The lock comes after the authorisation check,
+    so a caller without access never waits for it nor makes others wait, and before any
+    validation read, which then sees everything the previous holder committed.
+    """
+    project = authorize(principal, tx.get_project(key), key, needed)
+    if tx.writable:
+        tx.lock_project(project.id)
+    return project

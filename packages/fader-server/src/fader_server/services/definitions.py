@@ -1,16 +1,21 @@
 """Use cases shared by project-wide, versioned definitions (flags and segments).
 
 Both are written the same way: authorise, compare-and-swap on the version, validate every
-environment document the change touches with the engine, then write an immutable version and
-an audit entry in one transaction. Subclasses say only what differs: the resource type, the
+environment document the change touches with the engine, check that an editor's change does not
+alter what a protected environment serves (:mod:`~fader_server.services.protected_environments`:
+a definition is project-wide, so it is a way into production), then write an immutable version
+and an audit entry in one transaction. Subclasses say only what differs: the resource type, the
 noun used in messages, the text indexed for search and how a change enters the documents.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from fader_server.errors import NotFoundError
-from fader_server.services import versioning
+from fader_server.services import protected_environments, versioning
 from fader_server.services.access import Clock, Principal, Role, load_project
+from fader_server.services.protected_environments import Impact, ProtectedState
 from fader_server.services.versioning import Change
 from fader_server.storage.ports import (
     JSON,
@@ -56,6 +61,55 @@ class DefinitionService:
         """Validate every environment document with `key` set to `data` (None: removed)."""
         raise NotImplementedError
 
+    def pending(self, key: str, data: JSON | None) -> dict[str, dict[str, JSON | None]]:
+        """The change as :meth:`ProtectedState.impacts` takes it (``flags=`` or ``segments=``)."""
+        raise NotImplementedError
+
+    # Protected environments -------------------------------------------------------------------
+    def _protect(
+        self,
+        tx: Transaction,
+        principal: Principal,
+        project: Project,
+        key: str,
+        data: JSON | None,
+        verb: str,
+    ) -> None:
+        """A definition is project-wide, so an editor could change what production serves
+        through it: refuse when the change alters what a protected environment serves and the
+        caller lacks the role it requires (:mod:`~fader_server.services.protected_environments`).
+        Callers who hold that role skip the comparison."""
+        if protected_environments.holds_required_role(principal, project):
+            return
+        impacts = ProtectedState.read(tx, project).impacts(**self.pending(key, data))
+        protected_environments.require_role(
+            principal, project, f"{verb} {self.noun} '{key}'", impacts
+        )
+
+    def revert_impacts(
+        self, principal: Principal, project_key: str, targets: Iterable[tuple[str, int]]
+    ) -> dict[tuple[str, int], list[Impact]]:
+        """For each (key, version): how restoring that version would change what protected
+        environments serve (the console asks for a confirmation, or hides the button from
+        editors); pairs that change nothing, or no longer exist, are left out."""
+        found: dict[tuple[str, int], list[Impact]] = {}
+        with self.store.read() as tx:
+            project = load_project(tx, principal, project_key, Role.VIEWER)
+            state = ProtectedState.read(tx, project)
+            if not state:
+                return found
+            for key, version in targets:
+                resource = tx.get_resource(project.id, self.resource_type, PROJECT_SCOPE, key)
+                target = None if resource is None else tx.get_version(resource.id, version)
+                if target is None:
+                    continue
+                impacts = state.impacts(
+                    **self.pending(key, None if target.deleted else target.data)
+                )
+                if impacts:
+                    found[(key, version)] = impacts
+        return found
+
     # Use cases --------------------------------------------------------------------------------
     def list(
         self,
@@ -96,6 +150,9 @@ class DefinitionService:
         with self.store.transaction() as tx:
             project = load_project(tx, principal, project_key, Role.EDITOR)
             self.validate(tx, project, key, data)
+            existing = tx.get_resource(project.id, self.resource_type, PROJECT_SCOPE, key)
+            if existing is None or existing.deleted:  # else versioning.create says it exists
+                self._protect(tx, principal, project, key, data, "creating")
             return versioning.create(
                 tx,
                 project,
@@ -122,6 +179,7 @@ class DefinitionService:
             current = live(tx, project, self.resource_type, self.noun, key)
             versioning.check_version(current, expected, f"{self.noun} '{key}'")
             self.validate(tx, project, key, data)
+            self._protect(tx, principal, project, key, data, "changing")
             return versioning.update(
                 tx, project, current, data, self.search_text(key, data), change
             )
@@ -140,6 +198,7 @@ class DefinitionService:
             current = live(tx, project, self.resource_type, self.noun, key)
             versioning.check_version(current, expected, f"{self.noun} '{key}'")
             self.validate(tx, project, key, None)
+            self._protect(tx, principal, project, key, None, "deleting")
             versioning.update(
                 tx, project, current, current.data, "", change, action="delete", deleted=True
             )
@@ -169,7 +228,10 @@ class DefinitionService:
             if expected is not None:
                 versioning.check_version(current, expected, f"{self.noun} '{key}'")
             target = versioning.version_of(tx, current, version)
-            self.validate(tx, project, key, None if target.deleted else target.data)
+            restored = None if target.deleted else target.data
+            self.validate(tx, project, key, restored)
+            verb = f"restoring version {version} of"
+            self._protect(tx, principal, project, key, restored, verb)
             return versioning.update(
                 tx,
                 project,

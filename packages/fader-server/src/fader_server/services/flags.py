@@ -3,8 +3,10 @@
 A flag's *definition* (name, type, variants, owner...) is project-wide; its *configuration*
 (on/off, rules, default, prerequisites) is per environment. Both are versioned separately, so
 turning a flag off in production is one small version of one configuration, and reverting it
-never touches staging. Every write is validated by the engine against every environment
-document it changes (:mod:`fader_server.services.documents`).
+never touches staging. A protected environment's configurations take the admin role, and so
+does a definition change that alters what it serves
+(:mod:`~fader_server.services.protected_environments`). Every write is validated by the
+engine against every environment document it changes (:mod:`fader_server.services.documents`).
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from typing import Any
 from fader_engine.formats import load
 from fader_engine.result import Resolution
 from fader_server.errors import NotFoundError, VersionConflictError
-from fader_server.services import documents, versioning
-from fader_server.services.access import Principal, Role, authorize, load_project
+from fader_server.services import documents, flag_removal, protected_environments, versioning
+from fader_server.services.access import Principal, Role, load_project
 from fader_server.services.definitions import DefinitionService, live
 from fader_server.services.versioning import Change
 from fader_server.storage.ports import (
@@ -59,7 +61,12 @@ class FlagService(DefinitionService):
         return search_text(key, data)
 
     def validate(self, tx: Transaction, project: Project, key: str, data: JSON | None) -> None:
+        if data is None:  # a deletion, or a revert to a deleted version
+            flag_removal.refuse_while_rolling_out(tx, project, key)
         validate_definitions(tx, project, flags={key: data})
+
+    def pending(self, key: str, data: JSON | None) -> dict[str, dict[str, JSON | None]]:
+        return {"flags": {key: data}}
 
     # --------------------------------------------------------- configurations
     def get_config(
@@ -117,7 +124,7 @@ class FlagService(DefinitionService):
         with self.store.transaction() as tx:
             project = load_project(tx, principal, project_key, Role.EDITOR)
             _, env = _flag_and_env(tx, project, key, environment)
-            _require_env_role(principal, project, env)
+            _require_env_role(principal, project, env, f"changing the configuration of '{key}'")
             stored = tx.get_resource(project.id, ResourceType.CONFIG, environment, key)
             versioning.check_version(stored, expected, f"the configuration of '{key}'")
             return self._write_config(tx, project, environment, key, stored, data, change, action)
@@ -196,7 +203,7 @@ class FlagService(DefinitionService):
                 with self.store.transaction() as tx:
                     project = load_project(tx, principal, project_key, Role.EDITOR)
                     flag, env = _flag_and_env(tx, project, key, environment)
-                    _require_env_role(principal, project, env)
+                    _require_env_role(principal, project, env, f"turning '{key}' on or off")
                     stored = tx.get_resource(project.id, ResourceType.CONFIG, environment, key)
                     if expected is not None:
                         versioning.check_version(stored, expected, f"the configuration of '{key}'")
@@ -247,7 +254,8 @@ class FlagService(DefinitionService):
         with self.store.transaction() as tx:
             project = load_project(tx, principal, project_key, Role.EDITOR)
             _, env = _flag_and_env(tx, project, key, environment)
-            _require_env_role(principal, project, env)
+            what = f"restoring version {version} of the configuration of '{key}'"
+            _require_env_role(principal, project, env, what)
             stored = tx.get_resource(project.id, ResourceType.CONFIG, environment, key)
             if stored is None:
                 raise NotFoundError(
@@ -283,10 +291,10 @@ def _flag_and_env(
     return _live_flag(tx, project, key), env
 
 
-def _require_env_role(principal: Principal, project: Project, env: Resource) -> None:
-    """Protected environments (e.g. production) take admin rights until change requests land."""
-    if env.data.get("protected"):
-        authorize(principal, project, project.key, Role.ADMIN)
+def _require_env_role(principal: Principal, project: Project, env: Resource, what: str) -> None:
+    """Protected environments (e.g. production) take admin rights until change requests land;
+    the refusal names the environment and the action."""
+    protected_environments.require_environment_role(principal, project, env, what)
 
 
 def validate_definitions(

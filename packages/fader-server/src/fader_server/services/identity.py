@@ -3,19 +3,35 @@
 `authenticate` turns a bearer token into a :class:`Principal` or refuses it. SDK (server) and
 client keys are valid credentials for the delivery endpoints only; the admin API refuses them
 with 403, so a key leaked from a mobile app can never change a flag.
+
+Credentials that act with a person's authority and are minted with that person's own login
+(personal tokens, and admin tokens a user creates) always expire: 90 days unless asked
+otherwise, a year at most, so a token forgotten in a script or kept by someone who has left
+stops working by itself. Admin and personal tokens record when they last authenticated
+(:mod:`.token_use`), so token lists show which ones are stale.
+
+The bootstrap token is whatever ``FADER_ADMIN_TOKEN`` holds: registered under that name by
+``system``, and when the variable changes, the tokens registered from earlier values are revoked
+(audited), so rotating the secret in the deployment retires the old one. Unsetting the variable
+revokes nothing: a missing variable is more often a deployment mistake than a decision, and
+silently locking automation out would turn it into an outage; the old token stays listed under
+its name, for an administrator to revoke deliberately.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from fader_server.errors import (
     AlreadyExistsError,
+    FieldProblem,
     InvalidInputError,
     NotAuthenticatedError,
     NotFoundError,
     PermissionDeniedError,
+    StorageUnavailableError,
     TooManyAttemptsError,
 )
 from fader_server.services import credentials
@@ -27,6 +43,7 @@ from fader_server.services.access import (
     require_instance_admin,
 )
 from fader_server.services.login_throttle import LoginThrottle, Refusal, Scope
+from fader_server.services.token_use import TokenUse
 from fader_server.storage.ports import (
     PROJECT_SCOPE,
     NewAuditEntry,
@@ -41,6 +58,12 @@ from fader_server.storage.ports import (
 
 INITIAL_ADMIN = "admin"
 LOGIN_TOKEN_LIFETIME = timedelta(hours=12)
+PERSONAL_TOKEN_LIFETIME = timedelta(days=90)
+"""The expiry of a personal (or user-made admin) token created without one."""
+MAX_PERSONAL_TOKEN_LIFETIME = timedelta(days=365)
+BOOTSTRAP_TOKEN_NAME = "FADER_ADMIN_TOKEN"  # noqa: S105 (the name it is listed under)
+SYSTEM_ACTOR = "system"
+MIN_PASSWORD_LENGTH = 12
 _UNAUTHENTICATED = "send a valid API token as 'Authorization: Bearer <token>'"
 
 
@@ -60,8 +83,22 @@ class IssuedToken:
     secret: str
 
 
+@dataclass(frozen=True, slots=True)
+class PasswordReset:
+    """What `fader users reset-password` reports: the new password if it was generated (shown
+    once), and how many of the user's personal tokens (sessions included) were revoked."""
+
+    username: str
+    generated_password: str | None
+    revoked_tokens: int
+
+
 def _refused(refusal: Refusal, now: datetime) -> TooManyAttemptsError:
-    who = "this username" if refusal.scope is Scope.USERNAME else "your address"
+    who = {
+        Scope.PAIR: "this username from your address",
+        Scope.USERNAME: "this username from many addresses",
+        Scope.ADDRESS: "your address",
+    }[refusal.scope]
     at = (now + timedelta(seconds=refusal.retry_after)).strftime("%Y-%m-%d %H:%M:%S UTC")
     return TooManyAttemptsError(
         f"too many failed logins for {who}; try again in {refusal.retry_after} seconds "
@@ -76,36 +113,125 @@ class IdentityService:
     ) -> None:
         self.store = store
         self.clock = clock
-        self.login_throttle = login_throttle or LoginThrottle()
+        self.login_throttle = login_throttle or LoginThrottle(store, clock)
+        self.token_use = TokenUse(store, clock)
 
     # -------------------------------------------------------------- bootstrap
     def bootstrap(self, admin_password: str | None, admin_token: str | None) -> FirstRun | None:
-        """Create the initial admin (once) and register FADER_ADMIN_TOKEN (idempotent)."""
-        first: FirstRun | None = None
-        with self.store.transaction() as tx:
-            if tx.count_users() == 0:
-                password = admin_password or credentials.new_password()
-                tx.insert_user(
-                    INITIAL_ADMIN, credentials.hash_password(password), True, self.clock()
+        """Create the initial admin (once) and register FADER_ADMIN_TOKEN, revoking the tokens
+        of its earlier values (idempotent). Replicas may start at once: the one that loses the
+        race to insert the same user or token rolls back and finds the winner's rows."""
+        for attempt in (1, 2):
+            try:
+                with self.store.transaction() as tx:
+                    first: FirstRun | None = None
+                    if tx.count_users() == 0:
+                        password = admin_password or credentials.new_password()
+                        tx.insert_user(
+                            INITIAL_ADMIN, credentials.hash_password(password), True, self.clock()
+                        )
+                        first = FirstRun(INITIAL_ADMIN, None if admin_password else password)
+                    if admin_token:
+                        self._rotate_bootstrap_token(tx, admin_token)
+                    return first
+            except AlreadyExistsError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _rotate_bootstrap_token(self, tx: Transaction, admin_token: str) -> None:
+        """Make `admin_token` the one active bootstrap token. A value that was revoked stays
+        revoked (revocation is final; its user gets "revoked" and must set a new value)."""
+        now = self.clock()
+        token_hash = credentials.hash_token(admin_token)
+        current = tx.find_token(token_hash)
+        if current is not None and current.revoked_at is not None:
+            return
+        for token in tx.list_tokens(None):
+            if token.revoked_at is None and _is_bootstrap(token) and token.token_hash != token_hash:
+                tx.revoke_token(token.id, now)
+                tx.append_audit(
+                    NewAuditEntry(
+                        None,
+                        SYSTEM_ACTOR,
+                        "revoke",
+                        "token",
+                        str(token.id),
+                        None,
+                        None,
+                        [],
+                        "FADER_ADMIN_TOKEN changed",
+                    ),
+                    now,
                 )
-                first = FirstRun(INITIAL_ADMIN, None if admin_password else password)
-            if admin_token:
-                token_hash = credentials.hash_token(admin_token)
-                if tx.find_token(token_hash) is None:
-                    tx.insert_token(
-                        NewToken(
-                            TokenKind.ADMIN,
-                            "FADER_ADMIN_TOKEN",
-                            token_hash,
-                            None,
-                            None,
-                            None,
-                            None,
-                            "system",
-                        ),
-                        self.clock(),
-                    )
-        return first
+        if current is None:
+            token = tx.insert_token(
+                NewToken(
+                    TokenKind.ADMIN,
+                    BOOTSTRAP_TOKEN_NAME,
+                    token_hash,
+                    None,
+                    None,
+                    None,
+                    None,
+                    SYSTEM_ACTOR,
+                ),
+                now,
+            )
+            tx.append_audit(
+                NewAuditEntry(
+                    None,
+                    SYSTEM_ACTOR,
+                    "create",
+                    "token",
+                    str(token.id),
+                    None,
+                    None,
+                    [{"path": "/kind", "after": TokenKind.ADMIN.value}],
+                    "registered from FADER_ADMIN_TOKEN",
+                ),
+                now,
+            )
+
+    # ------------------------------------------------------------- passwords
+    def reset_password(
+        self, username: str, new_password: str | None, *, actor: str
+    ) -> PasswordReset:
+        """The operator's way back in (`fader users reset-password`, run on the server's host
+        against its database, hence no principal: whoever can write the database already
+        controls the instance). Sets a new password (generated unless given), revokes the
+        user's personal tokens (sessions included: whoever knew the old password may have made
+        some), clears the user's login-throttle counters, and audits it all."""
+        if new_password is not None and len(new_password) < MIN_PASSWORD_LENGTH:
+            raise InvalidInputError(
+                f"the password must have at least {MIN_PASSWORD_LENGTH} characters",
+                [FieldProblem("/password", f"at least {MIN_PASSWORD_LENGTH} characters")],
+            )
+        password = new_password or credentials.new_password()
+        password_hash = credentials.hash_password(password)
+        now = self.clock()
+        with self.store.transaction() as tx:
+            user = tx.get_user(username)
+            if user is None:
+                raise NotFoundError(f"user '{username}' does not exist")
+            tx.set_password(user.id, password_hash)
+            revoked = tx.revoke_personal_tokens(user.id, now)
+            tx.clear_login_counts(user.username)
+            tx.append_audit(
+                NewAuditEntry(
+                    None,
+                    actor,
+                    "reset-password",
+                    "user",
+                    user.username,
+                    None,
+                    None,
+                    [{"path": "/revoked_tokens", "after": revoked}],
+                    None,
+                ),
+                now,
+            )
+        return PasswordReset(user.username, None if new_password else password, len(revoked))
 
     # --------------------------------------------------------- authentication
     def authenticate(self, bearer: str | None) -> Principal:
@@ -126,12 +252,18 @@ class IdentityService:
             actor = f"token:{token.id}"
             if token.kind is TokenKind.ADMIN:
                 if token.project_id is None:
-                    return Principal(actor, instance_admin=True, token_id=token.id)
-                return Principal(actor, roles={token.project_id: Role.ADMIN}, token_id=token.id)
-            user = tx.get_user_by_id(token.user_id or -1)
-            if user is None:
-                raise NotAuthenticatedError("the user of this token no longer exists")
-            return self._principal(tx, user, token.id)
+                    principal = Principal(actor, instance_admin=True, token_id=token.id)
+                else:
+                    principal = Principal(
+                        actor, roles={token.project_id: Role.ADMIN}, token_id=token.id
+                    )
+            else:
+                user = tx.get_user_by_id(token.user_id or -1)
+                if user is None:
+                    raise NotAuthenticatedError("the user of this token no longer exists")
+                principal = self._principal(tx, user, token.id)
+        self.token_use.used(token)
+        return principal
 
     @staticmethod
     def _principal(tx: Transaction, user: User, token_id: int | None) -> Principal:
@@ -142,7 +274,8 @@ class IdentityService:
         """Exchange a password for a personal token that expires (CLI and scripts).
 
         `address` is the client's network address; it and the username are throttled by
-        :mod:`~fader_server.services.login_throttle` before the password is even looked at.
+        :mod:`~fader_server.services.login_throttle` before the password is even looked at
+        (a refused attempt raises :class:`TooManyAttemptsError` with the seconds to wait).
         """
         refusal = self.login_throttle.admit(username, address)
         if refusal is not None:
@@ -151,7 +284,8 @@ class IdentityService:
             with self.store.read() as tx:
                 user = tx.get_user(username)
         except Exception:
-            self.login_throttle.undecided(username, address)  # an outage is no failed guess
+            with contextlib.suppress(StorageUnavailableError):  # the original error matters
+                self.login_throttle.undecided(username, address)  # an outage is no failed guess
             raise
         known_hash = None if user is None else user.password_hash
         if not credentials.verify_password(known_hash, password) or user is None:
@@ -169,13 +303,17 @@ class IdentityService:
 
     # ------------------------------------------------------------------ users
     def create_user(self, principal: Principal, username: str, password: str) -> User:
+        """Create a user; :class:`AlreadyExistsError` when the name is taken, also by a
+        request that created it at the same moment (:meth:`Transaction.insert_user`).
+
+        The deliberately slow password hash runs before the transaction, so it never holds
+        the database's write lock (SQLite) or a connection (PostgreSQL) while it works."""
         require_instance_admin(principal, "create users")
+        password_hash = credentials.hash_password(password)
         with self.store.transaction() as tx:
             if tx.get_user(username) is not None:
                 raise AlreadyExistsError(f"user '{username}' already exists")
-            return tx.insert_user(
-                username, credentials.hash_password(password), False, self.clock()
-            )
+            return tx.insert_user(username, password_hash, False, self.clock())
 
     # ----------------------------------------------------------------- tokens
     def create_token(
@@ -188,6 +326,7 @@ class IdentityService:
         expires_at: datetime | None,
     ) -> IssuedToken:
         """Issue a token; the secret is returned once and only its hash is kept."""
+        expires_at = self._expiry(principal, kind, expires_at)
         secret = credentials.new_token(kind)
         with self.store.transaction() as tx:
             project_id = None
@@ -244,6 +383,27 @@ class IdentityService:
             )
         return IssuedToken(token, secret)
 
+    def _expiry(
+        self, principal: Principal, kind: TokenKind, expires_at: datetime | None
+    ) -> datetime | None:
+        """Personal tokens, and admin tokens a user creates, expire (see the module docstring);
+        SDK and client keys, and tokens made by admin tokens (automation), may not."""
+        if kind is not TokenKind.USER and principal.user_id is None:
+            return expires_at
+        if kind not in (TokenKind.USER, TokenKind.ADMIN):
+            return expires_at
+        now = self.clock()
+        if expires_at is None:
+            return now + PERSONAL_TOKEN_LIFETIME
+        if expires_at > now + MAX_PERSONAL_TOKEN_LIFETIME:
+            message = (
+                f"{'personal' if kind is TokenKind.USER else 'admin'} tokens created by a user "
+                f"expire within {MAX_PERSONAL_TOKEN_LIFETIME.days} days; choose an earlier "
+                "expires_at (or omit it for 90 days)"
+            )
+            raise InvalidInputError(message, [FieldProblem("/body/expires_at", message)])
+        return expires_at
+
     def list_tokens(self, principal: Principal, project_key: str | None) -> list[Token]:
         with self.store.read() as tx:
             if project_key is None:
@@ -253,6 +413,8 @@ class IdentityService:
             return list(tx.list_tokens(project.id))
 
     def revoke_token(self, principal: Principal, token_id: int) -> None:
+        """Revoke at once: the revocation is announced with the commit, so every replica
+        forgets the key and ends the streams it opened (docs/delivery-protocol.md)."""
         with self.store.transaction() as tx:
             token = tx.get_token(token_id)
             if token is None:
@@ -270,6 +432,7 @@ class IdentityService:
             if token.revoked_at is not None:
                 return  # revoking is idempotent: the first revocation is the one audited
             tx.revoke_token(token_id, self.clock())
+            tx.announce_revoked([token_id])  # streams it opened end on every replica
             tx.append_audit(
                 NewAuditEntry(
                     token.project_id,
@@ -284,3 +447,12 @@ class IdentityService:
                 ),
                 self.clock(),
             )
+
+
+def _is_bootstrap(token: Token) -> bool:
+    return (
+        token.kind is TokenKind.ADMIN
+        and token.project_id is None
+        and token.name == BOOTSTRAP_TOKEN_NAME
+        and token.created_by == SYSTEM_ACTOR
+    )

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from fader_server.errors import FieldProblem, InvalidInputError
-from fader_server.rollouts.apply import stage_config
+from fader_server.errors import FieldProblem, InvalidInputError, InvalidStateError
+from fader_server.outbound import DENY_INTERNAL, OutboundPolicy
+from fader_server.rollouts.apply import base_problems, final_config, stage_config
 from fader_server.rollouts.plan import JSON, Plan
 from fader_server.services import documents
 from fader_server.storage.ports import PROJECT_SCOPE, Project, ResourceType, Transaction
@@ -29,7 +30,11 @@ def _http_url(value: str) -> bool:
 
 
 def stage_and_gate_problems(
-    tx: Transaction, project: Project, stages: Sequence[JSON], gates: Sequence[JSON]
+    tx: Transaction,
+    project: Project,
+    stages: Sequence[JSON],
+    gates: Sequence[JSON],
+    outbound: OutboundPolicy = DENY_INTERNAL,
 ) -> list[FieldProblem]:
     problems: list[FieldProblem] = []
     names: set[str] = set()
@@ -68,6 +73,8 @@ def stage_and_gate_problems(
         kind = gate["kind"]
         if kind in ("prometheus", "http_check") and not _http_url(gate["url"]):
             problems.append(FieldProblem(f"{at}/url", "must be an http:// or https:// URL"))
+        elif kind in ("prometheus", "http_check") and (refused := outbound.check_url(gate["url"])):
+            problems.append(FieldProblem(f"{at}/url", refused))  # resolved now and at each read
         if kind == "prometheus":
             low, high = gate.get("min_value"), gate.get("max_value")
             if low is None and high is None:
@@ -107,13 +114,21 @@ def with_template(tx: Transaction, project: Project, body: JSON) -> JSON:
     }
 
 
-def check_template(tx: Transaction, project: Project, data: JSON) -> None:
-    problems = stage_and_gate_problems(tx, project, data["stages"], data["gates"])
+def check_template(
+    tx: Transaction, project: Project, data: JSON, outbound: OutboundPolicy = DENY_INTERNAL
+) -> None:
+    problems = stage_and_gate_problems(tx, project, data["stages"], data["gates"], outbound)
     if problems:
         raise InvalidInputError("the template is not valid; fix the fields in `errors`", problems)
 
 
-def check_plan(tx: Transaction, project: Project, body: JSON, base: JSON | None) -> Plan:
+def check_plan(
+    tx: Transaction,
+    project: Project,
+    body: JSON,
+    base: JSON | None,
+    outbound: OutboundPolicy = DENY_INTERNAL,
+) -> Plan:
     """The plan `body` describes, or :class:`InvalidInputError` listing every problem.
 
     `base` is the flag's current configuration in the environment (None when the flag or the
@@ -148,7 +163,7 @@ def check_plan(tx: Transaction, project: Project, body: JSON, base: JSON | None)
         problems.append(
             FieldProblem(f"{BODY}/treatment", "the treatment must differ from the control")
         )
-    problems.extend(stage_and_gate_problems(tx, project, body["stages"], body["gates"]))
+    problems.extend(stage_and_gate_problems(tx, project, body["stages"], body["gates"], outbound))
     if problems:
         raise InvalidInputError(
             "the release plan is not valid; fix the fields in `errors`", problems
@@ -156,9 +171,10 @@ def check_plan(tx: Transaction, project: Project, body: JSON, base: JSON | None)
     plan = Plan.from_dict(body)
     if base is not None and flag is not None:
         document = documents.build(tx, project, plan.environment)
+        configs = [stage_config(base, plan, i) for i in range(len(plan.stages))]
         staged = []
-        for index in range(len(plan.stages)):
-            entry = documents.flag_entry(flag.data, stage_config(base, plan, index))
+        for config in [*configs, final_config(base, plan)]:
+            entry = documents.flag_entry(flag.data, config)
             staged.append(
                 (plan.environment, {**document, "flags": {**document["flags"], plan.flag: entry}})
             )
@@ -166,9 +182,35 @@ def check_plan(tx: Transaction, project: Project, body: JSON, base: JSON | None)
     return plan
 
 
-def check_webhook_url(url: str) -> None:
+def check_base(plan: Plan, base: JSON, *, creating: bool) -> None:
+    """Refuse a plan that cannot start from the flag's configuration `base` without taking
+    something from someone (:func:`fader_server.rollouts.apply.base_problems`).
+
+    The flag's state (off, or already serving the treatment to everyone) is a 409: the
+    request is fine, the flag is not ready for it. A split attribute that clashes with the
+    flag's bucketing is the request's own field (422) when the plan is created; at start, the
+    configuration changed since, so it is the flag's state again."""
+    found = base_problems(base, plan)
+    fields = [(f"{BODY}/{name}", message) for name, message in found if name == "split_by"]
+    if fields and creating:
+        raise InvalidInputError(
+            "the release plan does not fit the flag's configuration; fix the fields in `errors`",
+            [FieldProblem(path, message) for path, message in fields],
+        )
+    if found:
+        raise InvalidStateError("; ".join(message for _, message in found))
+
+
+def check_webhook_url(url: str, outbound: OutboundPolicy = DENY_INTERNAL) -> None:
     if not _http_url(url):
         raise InvalidInputError(
             "a webhook needs an http:// or https:// URL",
             [FieldProblem(f"{BODY}/url", "must be an http:// or https:// URL")],
+        )
+    refused = outbound.check_url(url)
+    if refused is not None:
+        raise InvalidInputError(
+            "Fader sends webhooks to internal addresses only when the operator allows them "
+            "(FADER_OUTBOUND_ALLOW)",
+            [FieldProblem(f"{BODY}/url", refused)],
         )

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from fader_server.rollouts import apply
 from fader_server.rollouts.decide import GateResult
+from fader_server.rollouts.notify import Delivery
 from fader_server.rollouts.plan import Plan, State, Status
 from fader_server.services.versioning import Change
 from fader_server.storage.ports import (
@@ -58,16 +60,34 @@ def stage_name(plan: Plan, state: State) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PlanStatus:
-    """A stored plan read back as plan and state, with the clock reading it was viewed at."""
+    """A stored plan read back as plan and state, with the clock reading it was viewed at.
+
+    After a person's command, `deliveries` holds the webhook deliveries announcing it: the
+    caller sends them once the command's transaction has committed."""
 
     stored: StoredPlan
     plan: Plan
     state: State
     now: float
+    deliveries: Sequence[Delivery] = ()
 
     @classmethod
     def of(cls, stored: StoredPlan, now: float) -> PlanStatus:
         return cls(stored, Plan.from_dict(stored.plan), State.from_dict(stored.state), now)
+
+    @property
+    def served_before(self) -> float | None:
+        """The share of users the flag's default served the treatment before the plan (in
+        percent; None until the plan starts). Stages below it serve it: nobody loses the
+        treatment (:mod:`fader_server.rollouts.apply`)."""
+        base = self.stored.base_config
+        return None if base is None else apply.base_percent(base, self.plan.treatment)
+
+    def served_percent(self, stage: int) -> float | None:
+        """The share of the default's users stage `stage` serves the treatment (None until the
+        plan starts, since it depends on what the flag served then)."""
+        base = self.stored.base_config
+        return None if base is None else apply.served_percent(base, self.plan, stage)
 
     @property
     def time_in_stage(self) -> float | None:

@@ -6,6 +6,10 @@ is saved, and again when a plan is created from it, since a segment may have gon
 
 A webhook's secret is generated here (or given by the caller), stored as is because every
 delivery is signed with it, and returned only in the answer to the creation.
+
+Gate and webhook URLs must reach a public address unless the operator allows more
+(:class:`~fader_server.outbound.OutboundPolicy`, ``FADER_OUTBOUND_ALLOW``): checked here, at
+creation, and again at every request, since DNS may change in between.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import secrets
 
 from fader_server.errors import NotFoundError
+from fader_server.outbound import DENY_INTERNAL, OutboundPolicy
 from fader_server.services import rollout_checks
 from fader_server.services.access import Clock, Principal, Role, load_project
 from fader_server.services.rollout_records import audit_entity
@@ -23,9 +28,12 @@ SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix that tells secrets apart, not 
 
 
 class RolloutTemplateService:
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, outbound: OutboundPolicy = DENY_INTERNAL
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.outbound = outbound
 
     def create(
         self,
@@ -40,7 +48,7 @@ class RolloutTemplateService:
         change = Change(principal, self.clock, comment)
         with self.store.transaction() as tx:
             project = load_project(tx, principal, project_key, Role.EDITOR)
-            rollout_checks.check_template(tx, project, data)
+            rollout_checks.check_template(tx, project, data, self.outbound)
             template = tx.insert_template(
                 project.id, key, name, data, principal.actor, self.clock()
             )
@@ -81,9 +89,12 @@ class RolloutTemplateService:
 
 
 class WebhookService:
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, outbound: OutboundPolicy = DENY_INTERNAL
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.outbound = outbound
 
     def create(
         self,
@@ -95,9 +106,13 @@ class WebhookService:
     ) -> Webhook:
         """Register `url`; the returned webhook carries its secret (the only time it does)."""
         change = Change(principal, self.clock, None)
+        # The role first (the URL check must tell nothing to someone who may not add
+        # webhooks), then the URL: its host is resolved outside the write transaction.
+        with self.store.read() as tx:
+            load_project(tx, principal, project_key, Role.ADMIN)
+        rollout_checks.check_webhook_url(url, self.outbound)
         with self.store.transaction() as tx:
             project = load_project(tx, principal, project_key, Role.ADMIN)
-            rollout_checks.check_webhook_url(url)
             webhook = tx.insert_webhook(
                 project.id,
                 url,

@@ -1,8 +1,9 @@
 """How a release plan's transition is written: the shape every change of a plan takes, whether a
 person or the scheduler makes it, inside the caller's transaction (which holds the plan's row).
 
-1. The flag configuration the new stage serves (or the restored base) is written through
-   :class:`FlagService`: validated by the engine, versioned, audited, announced to SDKs.
+1. The flag configuration the new stage serves (or the restored base, or on completion the
+   clean final configuration) is written through :class:`FlagService`: validated by the
+   engine, versioned, audited, announced to SDKs.
 2. The plan's state is swapped, compare-and-swap on its version.
 3. The plan's own audit entry records the status and stage change and the gates' evidence.
 4. A rollback opens an incident with the timeline, then links it to the plan.
@@ -71,12 +72,19 @@ class Transitions:
         evaluation: JSON | None = None,
     ) -> StoredPlan:
         """Write what a decision (automatic or by hand) means: the next stage's configuration,
-        or the restored base and an incident on rollback, and the plan's new state."""
-        base = stored.base_config or {}
-        if decision.action is Action.ADVANCE:
+        the final configuration on completion (only if it differs from what the flag has: the
+        last stage's configuration often is the final one already), or the restored base and
+        an incident on rollback, and the plan's new state."""
+        base = stored.base_config
+        if base is not None and decision.action is Action.ADVANCE:
             config = apply.stage_config(base, plan, decision.state.stage)
             self.serve(tx, project, plan, config, principal, comment, now, "rollout advance")
-        if decision.action is Action.ROLLBACK:
+        if base is not None and decision.action is Action.COMPLETE:
+            final = apply.final_config(base, plan)
+            current = self.current_config(tx, project, plan.environment, plan.flag)
+            if current is not None and current != final:
+                self.serve(tx, project, plan, final, principal, comment, now, "rollout complete")
+        if base is not None and decision.action is Action.ROLLBACK:
             restored = apply.restored_config(base)
             self.serve(tx, project, plan, restored, principal, comment, now, "rollback")
         written = transition(

@@ -12,12 +12,17 @@ A plan's flag configuration at each stage comes from the configuration the flag 
 plan started (its *base*, kept with the plan; see :mod:`fader_server.rollouts.apply`). Edits
 made to the flag's configuration by hand while a plan runs are replaced at the next stage, and
 a rollback or an abort restores the base.
+
+People's commands are announced like the scheduler's decisions: a command's
+:class:`PlanStatus` carries the webhook deliveries that say who started, paused, resumed,
+advanced or aborted the plan, built in the command's transaction and sent by the caller (the
+API, the console) after the commit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from fader_server.errors import (
@@ -25,13 +30,14 @@ from fader_server.errors import (
     NotFoundError,
     VersionConflictError,
 )
+from fader_server.outbound import DENY_INTERNAL, OutboundPolicy
 from fader_server.rollouts import apply, decide
 from fader_server.rollouts.decide import Action, GateResult, InvalidTransitionError
 from fader_server.rollouts.gates import Reading, metric_results, threshold_results
 from fader_server.rollouts.notify import Delivery, Notification, deliveries
-from fader_server.rollouts.plan import MetricGate, Plan, State, Status
-from fader_server.services import rollout_checks, rollout_records
-from fader_server.services.access import Clock, Principal, Role, authorize, load_project
+from fader_server.rollouts.plan import KeyKind, MetricGate, Plan, State, Status
+from fader_server.services import protected_environments, rollout_checks, rollout_records
+from fader_server.services.access import Clock, Principal, Role, load_project
 from fader_server.services.flags import FlagService
 from fader_server.services.rollout_records import PlanStatus, at, stage_name
 from fader_server.services.rollout_transitions import Transitions, system_actor, transition
@@ -57,6 +63,12 @@ _NOTIFIED = {
     Action.COMPLETE: "completed",
     Action.ROLLBACK: "rolled_back",
 }
+_MOVED_BY_HAND = {  # the event a person's command is announced as, by the status it leads to
+    Status.RUNNING: "resumed",
+    Status.PAUSED: "paused",
+    Status.COMPLETED: "completed",
+    Status.ABORTED: "aborted",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +82,17 @@ class Step:
 
 
 class RolloutService:
-    def __init__(self, store: Store, clock: Clock, flags: FlagService) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        flags: FlagService,
+        outbound: OutboundPolicy = DENY_INTERNAL,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.flags = flags
+        self.outbound = outbound  # where gates may point (checked at creation)
         self.transitions = Transitions(flags)
 
     def _now(self) -> float:
@@ -138,7 +157,9 @@ class RolloutService:
             base = self.transitions.current_config(
                 tx, project, merged["environment"], merged["flag"]
             )
-            plan = rollout_checks.check_plan(tx, project, merged, base)
+            plan = rollout_checks.check_plan(tx, project, merged, base, self.outbound)
+            if base is not None:
+                rollout_checks.check_base(plan, base, creating=True)
             stored = tx.insert_plan(
                 NewPlan(
                     project_id=project.id,
@@ -156,15 +177,36 @@ class RolloutService:
                 tx, project, stored, plan, None, State(), action="create",
                 actor=principal.actor, comment=comment, when=at(now),
             )  # fmt: skip
-            if body.get("start"):
-                stored = self._start(tx, project, stored, principal, comment, now)
-            return PlanStatus.of(stored, now)
+            if not body.get("start"):
+                return PlanStatus.of(stored, now)
+            pending = stored
+            stored = self._start(tx, project, stored, principal, comment, now)
+            announced = _announcement(tx, project, pending, stored, principal, comment, now)
+            return replace(PlanStatus.of(stored, now), deliveries=announced)
 
     def start(
-        self, principal: Principal, project_key: str, plan_id: int, comment: str | None = None
+        self,
+        principal: Principal,
+        project_key: str,
+        plan_id: int,
+        comment: str | None = None,
+        *,
+        enable: bool = False,
     ) -> PlanStatus:
-        """Record the flag's configuration as the base, and serve the first stage."""
-        return self._command(principal, project_key, plan_id, comment, self._start)
+        """Record the flag's configuration as the base, and serve the first stage. A flag that
+        is off in the environment is turned on only if the plan or this call says `enable`."""
+
+        def run(
+            tx: Transaction,
+            project: Project,
+            stored: StoredPlan,
+            principal: Principal,
+            comment: str | None,
+            now: float,
+        ) -> StoredPlan:
+            return self._start(tx, project, stored, principal, comment, now, enable=enable)
+
+        return self._command(principal, project_key, plan_id, comment, run)
 
     def pause(
         self, principal: Principal, project_key: str, plan_id: int, comment: str | None = None
@@ -210,7 +252,9 @@ class RolloutService:
             stored = tx.lock_plan(plan_id, wait=True)
             assert stored is not None  # plans are never deleted
             _require_environment_role(tx, principal, project, stored.environment)
-            return PlanStatus.of(run(tx, project, stored, principal, comment, now), now)
+            moved = run(tx, project, stored, principal, comment, now)
+            announced = _announcement(tx, project, stored, moved, principal, comment, now)
+            return replace(PlanStatus.of(moved, now), deliveries=announced)
 
     def _start(
         self,
@@ -220,10 +264,15 @@ class RolloutService:
         principal: Principal,
         comment: str | None,
         now: float,
+        *,
+        enable: bool = False,
     ) -> StoredPlan:
         plan, before = Plan.from_dict(stored.plan), State.from_dict(stored.state)
         after = _checked(lambda: decide.start(before, now))
         base = self.flags.config_in(tx, project, plan.environment, plan.flag).data
+        if enable:
+            plan = replace(plan, enable=True)
+        rollout_checks.check_base(plan, base, creating=False)
         first = apply.stage_config(base, plan, 0)
         self.transitions.serve(tx, project, plan, first, principal, comment, now, "rollout start")
         return transition(
@@ -278,14 +327,25 @@ class RolloutService:
         gathered for; None when another replica holds the plan or moved it, or when it is no
         longer active (the next tick looks again)."""
         plan = Plan.from_dict(seen.plan)
-        started = State.from_dict(seen.state).started_at
+        observed = State.from_dict(seen.state)
         results: list[GateResult] = []
-        if any(isinstance(g, MetricGate) for g in plan.gates):
-            since = at(started if started is not None else now)
+        trusted = {_kinds(g.trust) for g in plan.gates if isinstance(g, MetricGate)}
+        if trusted:
+            starts = [at(t) for t in observed.windows] or [at(now)]
             with self.store.read() as tx:
-                totals = tx.event_totals(seen.project_id, plan.environment, plan.flag, since)
-            results.extend(metric_results(plan, totals))
+                windows = {
+                    kinds: tx.event_windows(
+                        seen.project_id, plan.environment, plan.flag, starts, kinds
+                    )
+                    for kinds in sorted(trusted)
+                }
+            results.extend(
+                metric_results(plan, lambda gate: windows[_kinds(gate.trust)], observed.stage)
+            )
         with self.store.transaction() as tx:
+            # The project's write lock first, as every API write takes it (load_project),
+            # then the plan's row: one order everywhere, so no deadlock between the two.
+            tx.lock_project(seen.project_id)
             stored = tx.lock_plan(seen.id, wait=False)
             if stored is None or stored.version != seen.version:
                 return None
@@ -343,6 +403,62 @@ class RolloutService:
             tx.update_plan(stored, update, at(now))
 
 
+def _kinds(trust: tuple[KeyKind, ...]) -> tuple[KeyKind, ...]:
+    return tuple(sorted(set(trust)))
+
+
+def _announcement(
+    tx: Transaction,
+    project: Project,
+    before: StoredPlan,
+    after: StoredPlan,
+    principal: Principal,
+    comment: str | None,
+    now: float,
+) -> list[Delivery]:
+    """The webhook deliveries announcing a person's command (built in its transaction, sent
+    by the caller after the commit), as the scheduler announces its own decisions. An abort
+    rewrites the flag's configuration for everyone, so it is said in so many words."""
+    plan = Plan.from_dict(after.plan)
+    old, new = State.from_dict(before.state), State.from_dict(after.state)
+    event = _MOVED_BY_HAND.get(new.status)
+    if old.status is Status.PENDING and new.status is Status.RUNNING:
+        event = "started"
+    elif new.stage != old.stage and new.status in ACTIVE:
+        event = "advanced"
+    if event is None:
+        return []
+    actor, stage = principal.actor, stage_name(plan, new)
+    reasons = {
+        "started": f"{actor} started the plan at stage '{stage}'",
+        "advanced": f"{actor} advanced the plan to stage '{stage}'",
+        "paused": f"{actor} paused the plan at stage '{stage}'; its gates still roll it back "
+        "on a regression",
+        "resumed": f"{actor} resumed the plan at stage '{stage}'",
+        "completed": f"{actor} completed the plan at stage '{stage}'",
+        "aborted": f"{actor} aborted the plan at stage '{stage}'"
+        + (
+            f"; {plan.flag} in {plan.environment} is back to its configuration from before the "
+            "plan, for everyone"
+            if old.status is not Status.PENDING
+            else " before it started; nothing was served"
+        ),
+    }
+    reason = reasons[event] + (f" ({comment})" if comment else "")
+    note = Notification(
+        event=event,
+        project=project.key,
+        flag=plan.flag,
+        environment=plan.environment,
+        plan_id=after.id,
+        stage=stage,
+        reason=reason,
+        actor=actor,
+        at=at(now).isoformat(),
+    )
+    return deliveries(tx.list_webhooks(project.id), note)
+
+
 def _plan(tx: Transaction, project: Project, plan_id: int) -> StoredPlan:
     found = tx.get_plan(project.id, plan_id)
     if found is None:
@@ -384,5 +500,6 @@ def _require_environment_role(
     """A plan changes the flag's configuration, so a protected environment takes the same
     admin role as changing it by hand: a rollout is no way around the protection."""
     env = tx.get_resource(project.id, ResourceType.ENVIRONMENT, PROJECT_SCOPE, environment)
-    if env is not None and env.data.get("protected"):
-        authorize(principal, project, project.key, Role.ADMIN)
+    if env is not None:
+        what = "creating or running a release plan"
+        protected_environments.require_environment_role(principal, project, env, what)

@@ -3,7 +3,9 @@
 Decision (docs/adr/0002): segments are **project-wide**. "Internal users" means the same people
 in development and in production, and one definition avoids drift between environments; a flag
 configuration decides per environment whether to use it. A segment change is validated against
-every environment's document, like a flag definition change.
+every environment's document, like a flag definition change, and needs the admin role when it
+changes who is in a segment that a protected environment uses (by a flag's rule, or a stage of
+an unfinished release plan there).
 """
 
 from __future__ import annotations
@@ -26,3 +28,6 @@ class SegmentService(DefinitionService):
 
     def validate(self, tx: Transaction, project: Project, key: str, data: JSON | None) -> None:
         validate_definitions(tx, project, segments={key: data})
+
+    def pending(self, key: str, data: JSON | None) -> dict[str, dict[str, JSON | None]]:
+        return {"segments": {key: data}}

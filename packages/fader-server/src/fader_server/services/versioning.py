@@ -153,9 +153,14 @@ def create(
     if existing is not None and not existing.deleted:
         raise AlreadyExistsError(f"{type.value} '{key}' already exists in project '{project.key}'")
     if existing is None:
-        resource = tx.insert_resource(
+        inserted = tx.insert_resource(
             project.id, type, scope, key, data, search_text, change.clock()
         )
+        if inserted is None:  # created by a writer that did not hold the project lock
+            raise AlreadyExistsError(
+                f"{type.value} '{key}' already exists in project '{project.key}'"
+            )
+        resource = inserted
     else:
         written = tx.update_resource(
             existing, data, deleted=False, search_text=search_text, at=change.clock()
@@ -219,9 +224,17 @@ def upsert(
     *,
     action: str = "update",
 ) -> Resource:
-    """Write a resource that conceptually always exists (flag configuration): insert at v1."""
+    """Write a resource that conceptually always exists (flag configuration): insert at v1.
+    If another writer inserted v1 since `existing` was read, this write was computed from a
+    version that is no longer current: a :class:`VersionConflictError`, like a lost
+    compare-and-swap."""
     if existing is None:
         resource = tx.insert_resource(project.id, type, scope, key, data, "", change.clock())
+        if resource is None:
+            raise VersionConflictError(
+                f"{type.value} '{key}' was first written by a concurrent request; read it "
+                "again, reapply your change and retry"
+            )
         _record(tx, project, resource, None, action, change)
         return resource
     return update(tx, project, existing, data, "", change, action=action)

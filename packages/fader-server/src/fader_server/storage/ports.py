@@ -122,6 +122,8 @@ class Token:
     expires_at: datetime | None
     revoked_at: datetime | None
     created_by: str
+    last_used_at: datetime | None = None
+    """When it last authenticated, to the minute at best (recorded off the request path)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,32 @@ class NewToken:
     created_by: str
 
 
+class ThrottleScope(StrEnum):
+    """What a login-throttle counter counts failures of."""
+
+    PAIR = "pair"  # one username from one address
+    USERNAME = "username"  # one username, from every address
+    ADDRESS = "address"  # one address, for every username
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ThrottleKey:
+    scope: ThrottleScope
+    username: str  # "" for ADDRESS
+    address: str  # "" for USERNAME
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleCount:
+    """One login-throttle counter (see :mod:`fader_server.services.login_throttle`)."""
+
+    key: ThrottleKey
+    failures: int
+    window_start: datetime
+    last_failure_at: datetime | None
+    last_success_at: datetime | None
+
+
 @dataclass(frozen=True, slots=True)
 class EnvironmentChange:
     """An environment's SDK snapshot moved to `revision` (published after the commit)."""
@@ -148,7 +176,12 @@ class EnvironmentChange:
 
 @dataclass(frozen=True, slots=True)
 class SdkEvent:
-    """One exposure or custom event reported by an SDK."""
+    """One exposure or custom event reported by an SDK.
+
+    `occurred_at` is the reporter's claim and is kept for reading only; the store adds the
+    server's receive time, which alone decides which plan window an event counts in.
+    `key_kind` is the kind of key that reported it, ``server`` or ``client`` (public, so
+    metric gates trust only server keys unless a plan says otherwise)."""
 
     kind: str
     flag: str | None
@@ -158,6 +191,7 @@ class SdkEvent:
     value: float | None
     targeting_key: str | None
     occurred_at: datetime
+    key_kind: str = "server"
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,10 +300,16 @@ class VariantTotals:
 
 
 ChangeListener = Callable[[Sequence[EnvironmentChange]], None]
+RevocationListener = Callable[[Sequence[int]], None]
+"""Called with the ids of tokens whose revocation committed (``Store.subscribe_revocations``)."""
 
 
 class Transaction(Protocol):
     """Reads and writes inside one database transaction; everything commits or nothing does."""
+
+    writable: bool
+    """True for :meth:`Store.transaction`, False for :meth:`Store.read`: said by the store that
+    opened it, so services never guess whether they may write (or must lock)."""
 
     # projects
     def get_project(self, key: str) -> Project | None: ...
@@ -277,6 +317,17 @@ class Transaction(Protocol):
     def list_projects(self, limit: int, after_key: str | None) -> list[Project]: ...
     def insert_project(self, key: str, name: str, at: datetime) -> Project: ...
     def update_project(self, project_id: int, name: str) -> None: ...
+
+    def lock_project(self, project_id: int) -> None:
+        """Wait until no other transaction holds this project's write lock, then hold it until
+        this transaction ends (commit or rollback).
+
+        Writes that validate one resource against others (a rule naming a segment, a
+        prerequisite naming a flag) take it before their first validation read, so they run
+        one after another per project and each sees everything the previous one committed
+        (docs/adr/0005-project-write-lock.md). Waiting longer than the database's lock timeout
+        raises :class:`~fader_server.errors.StorageUnavailableError` (retryable)."""
+        ...
 
     # versioned resources
     def get_resource(
@@ -307,7 +358,10 @@ class Transaction(Protocol):
         data: JSON,
         search_text: str,
         at: datetime,
-    ) -> Resource: ...
+    ) -> Resource | None:
+        """Version 1 of a new resource; None when one with that identity exists already (a
+        concurrent writer inserted it first), so the caller answers with a domain error."""
+        ...
 
     def update_resource(
         self,
@@ -354,12 +408,41 @@ class Transaction(Protocol):
         self, project_id: int, environment: str, events: Sequence[SdkEvent], at: datetime
     ) -> None: ...
 
+    def usable_keys(self, token_ids: Sequence[int], at: datetime) -> set[int]:
+        """The ids among `token_ids` of server and client keys that may still be used at `at`:
+        not revoked, not expired, their project and environment still there (one query, for
+        the periodic re-check of the keys that open streams hold)."""
+        ...
+
+    def announce_revoked(self, token_ids: Sequence[int]) -> None:
+        """Once this transaction commits, tell :meth:`Store.subscribe_revocations` listeners
+        (and other replicas) that these tokens were revoked, so what they opened ends now."""
+        ...
+
     # guarded rollouts
     def event_totals(
-        self, project_id: int, environment: str, flag: str, since: datetime
+        self,
+        project_id: int,
+        environment: str,
+        flag: str,
+        since: datetime,
+        key_kinds: Sequence[str] = ("server",),
     ) -> dict[str, VariantTotals]:
-        """Per variant: exposures and custom events (by name) of `flag` since `since`,
-        aggregated by the database (never by loading the events)."""
+        """Per variant: exposures and custom events (by name) of `flag` received since `since`
+        (the server's receive time) from SDK keys of the `key_kinds`, aggregated by the
+        database (never by loading the events)."""
+        ...
+
+    def event_windows(
+        self,
+        project_id: int,
+        environment: str,
+        flag: str,
+        starts: Sequence[datetime],
+        key_kinds: Sequence[str] = ("server",),
+    ) -> list[dict[str, VariantTotals]]:
+        """:meth:`event_totals` per window, in one query: window `i` holds the events received
+        from ``starts[i]`` (increasing) until the next start; the last is open-ended."""
         ...
 
     def insert_template(
@@ -437,7 +520,11 @@ class Transaction(Protocol):
     def get_user_by_id(self, user_id: int) -> User | None: ...
     def insert_user(
         self, username: str, password_hash: str, instance_admin: bool, at: datetime
-    ) -> User: ...
+    ) -> User:
+        """Raises :class:`~fader_server.errors.AlreadyExistsError` if the username is taken,
+        also by a transaction that committed after this one's check."""
+        ...
+
     def roles_of(self, user_id: int) -> Mapping[int, str]:
         """project id → role name for one user."""
         ...
@@ -452,6 +539,35 @@ class Transaction(Protocol):
     def insert_token(self, token: NewToken, at: datetime) -> Token: ...
     def list_tokens(self, project_id: int | None) -> Sequence[Token]: ...
     def revoke_token(self, token_id: int, at: datetime) -> None: ...
+    def record_token_use(self, used: Mapping[int, datetime]) -> None:
+        """Set each token's `last_used_at` to the given time unless it is already later."""
+        ...
+
+    def set_password(self, user_id: int, password_hash: str) -> None: ...
+    def revoke_personal_tokens(self, user_id: int, at: datetime) -> list[int]:
+        """Revoke the user's unrevoked personal (``user``) tokens; their ids."""
+        ...
+
+    # login throttle (services/login_throttle.py)
+    def read_login_counts(
+        self, keys: Sequence[ThrottleKey]
+    ) -> dict[ThrottleKey, ThrottleCount]: ...
+    def lock_login_counts(
+        self, keys: Sequence[ThrottleKey], at: datetime
+    ) -> dict[ThrottleKey, ThrottleCount]:
+        """Every key's counter, created empty (window starting `at`) if missing, and locked
+        until the transaction ends, so concurrent logins on any replica update it in turn."""
+        ...
+
+    def save_login_counts(self, counts: Sequence[ThrottleCount], at: datetime) -> None: ...
+    def clear_login_counts(self, username: str) -> None:
+        """Forget the username's counters (its own and its pairs'), not its addresses'."""
+        ...
+
+    def prune_login_counts(self, idle_before: datetime, trusted_before: datetime) -> int:
+        """Delete counters untouched since `idle_before`, except pairs that logged in
+        successfully since `trusted_before`; how many went."""
+        ...
 
 
 class Store(Protocol):
@@ -475,10 +591,20 @@ class Store(Protocol):
         """Call `listener` after every commit that changed environments, in this process."""
         ...
 
-    def listen(self, listener: ChangeListener, on_resync: Callable[[], None]) -> None:
-        """Also deliver changes committed by *other* processes (replicas). `on_resync` runs
-        whenever changes may have been missed (e.g. after a lost database connection), so the
-        caller re-reads what it holds. A no-op where one process owns the database."""
+    def subscribe_revocations(self, listener: RevocationListener) -> None:
+        """Call `listener` after every commit that announced revoked tokens, in this process."""
+        ...
+
+    def listen(
+        self,
+        listener: ChangeListener,
+        on_resync: Callable[[], None],
+        on_revoked: RevocationListener | None = None,
+    ) -> None:
+        """Also deliver changes and token revocations committed by *other* processes
+        (replicas). `on_resync` runs whenever some may have been missed (e.g. after a lost
+        database connection), so the caller re-reads what it holds. A no-op where one process
+        owns the database."""
         ...
 
     def close(self) -> None: ...

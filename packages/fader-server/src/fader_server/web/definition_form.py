@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from fader_server.api import request_json
 from fader_server.storage.ports import JSON
 from fader_server.web.forms import FieldErrors, Form, pointer
 
@@ -72,17 +73,26 @@ def from_definition(key: str, data: JSON, version: int) -> DefinitionForm:
 
 def _value(text: str, type_: str) -> Any:
     """A variant value as typed; text that does not fit the type is kept, and the engine
-    explains what the type needs."""
+    explains what the type needs. JSON is read strictly (:func:`request_json.decode`): a key
+    named twice, nesting past 64 levels or a NUL character raise
+    :class:`~fader_server.api.request_json.JsonInputError`, which the form shows at the field."""
     try:
         if type_ == "boolean" and text in ("true", "false"):
             return text == "true"
         if type_ == "number":
             return int(text) if re.fullmatch(r"-?\d+", text) else float(text)
         if type_ == "object":
-            return json.loads(text)
+            return request_json.decode(text)
     except ValueError:
         return text
     return text
+
+
+def _json_error(exc: request_json.JsonInputError) -> str:
+    """The first thing wrong with a variant's JSON, as a sentence for the field."""
+    first = exc.problems[0]
+    where = f" (at {first.path})" if first.path else ""
+    return f"{first.message[:1].upper()}{first.message[1:]}{where}."
 
 
 def read(form: Form, *, with_key: bool) -> tuple[DefinitionForm, JSON, dict[str, str], FieldErrors]:
@@ -152,7 +162,11 @@ def read(form: Form, *, with_key: bool) -> tuple[DefinitionForm, JSON, dict[str,
         elif row.name in variants:
             errors.add(f"variants-{i}-name", f"The name “{row.name}” is used twice.")
         else:
-            variants[row.name] = _value(row.value, definition.type)
+            try:
+                variants[row.name] = _value(row.value, definition.type)
+            except request_json.JsonInputError as exc:
+                errors.add(f"variants-{i}-value", _json_error(exc))
+                continue
             fields[pointer("variants", row.name)] = f"variants-{i}-value"
     if not variants and not errors.of("variants-0-name"):
         errors.add("variants", "Give the flag at least one variant, e.g. on = true, off = false.")

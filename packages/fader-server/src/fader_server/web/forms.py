@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from fader_server.errors import FieldProblem
+from fader_server.errors import FieldProblem, InvalidInputError
 from fader_server.web import csrf
 from fader_server.web.session import CurrentSession
 
@@ -51,8 +51,21 @@ class Form:
 
 
 async def _fields(request: Request) -> list[tuple[str, str]]:
+    """The text fields of the posted form; one holding a NUL character is refused here, for
+    every form at once: PostgreSQL cannot store one and SQLite can, and a console that saved
+    it on one backend only would differ by backend (the JSON API refuses it the same way)."""
     data = await request.form(max_files=0)
-    return [(k, v) for k, v in data.multi_items() if isinstance(v, str)]
+    fields = [(k, v) for k, v in data.multi_items() if isinstance(v, str)]
+    refused = [k for k, v in fields if "\x00" in k or "\x00" in v]
+    if refused:
+        names = ", ".join(repr(name.replace("\x00", "")) for name in refused)
+        which = f"The fields {names} contain" if len(refused) > 1 else f"The field {names} contains"
+        raise InvalidInputError(
+            f"{which} a NUL character (U+0000), which Fader does not store. Nothing was "
+            "changed: remove it and send the form again.",
+            [FieldProblem(f"/form/{name}", "contains a NUL character") for name in refused],
+        )
+    return fields
 
 
 async def checked_form(request: Request, session: CurrentSession) -> Form:
@@ -156,7 +169,7 @@ def parse_value(text: str) -> Any:
     stripped = text.strip()
     try:
         value = json.loads(stripped)
-    except ValueError:
+    except (ValueError, RecursionError):  # deeply nested brackets are not a scalar either
         return stripped
     return value if isinstance(value, str | int | float | bool) else stripped
 

@@ -66,6 +66,7 @@ class GateView:
     index: int
     kind: str
     event: str
+    trust: tuple[str, ...]
     status: str
     summary: str
     control: float | None
@@ -74,10 +75,19 @@ class GateView:
     treatment_samples: int
     likelihood_ratio: str
     threshold: str
+    plan_likelihood_ratio: str = "—"
+    plan_threshold: str = "—"
+    stages: int = 1
 
     @property
     def is_rate(self) -> bool:
         return self.kind == "error_rate"
+
+    @property
+    def counts(self) -> str:
+        """Which events the gate counts, in words (the trust and the window)."""
+        kinds = " and ".join(f"{kind} SDK keys" for kind in self.trust)
+        return f"Counts events reported with {kinds}, received since the current stage began."
 
     def shown(self, value: float | None) -> str:
         if value is None:
@@ -124,7 +134,7 @@ def stages(view: PlanStatus) -> list[StageRow]:
             place = "ended here" if state.status.finished else "current"
         else:
             place = "next"
-        audience = f"segment {stage.segment}" if stage.segment else f"{stage.percent:g}% of users"
+        audience = _audience(view, index)
         rows.append(
             StageRow(
                 index + 1,
@@ -136,6 +146,23 @@ def stages(view: PlanStatus) -> list[StageRow]:
             )
         )
     return rows
+
+
+def _audience(view: PlanStatus, index: int) -> str:
+    """Who a stage reaches; once started, with the share the flag already served before the
+    plan when that is more (a stage never takes the treatment away)."""
+    stage = view.plan.stages[index]
+    serves, before = view.served_percent(index), view.served_before or 0
+    held = serves is not None and before > 0 and serves == before
+    if stage.percent is None:
+        audience = f"segment {stage.segment}"
+        if held:
+            audience += f" (and {serves:g}% of users, as the flag served before the plan)"
+        return audience
+    audience = f"{stage.percent:g}% of users"
+    if held and serves is not None and stage.percent < serves:
+        audience += f" (serves {serves:g}%, as the flag did before the plan)"
+    return audience
 
 
 def current_stage(view: PlanStatus) -> str:
@@ -166,6 +193,7 @@ def gates(view: PlanStatus) -> list[GateView]:
                 index,
                 gate.kind,
                 gate.event,
+                tuple(gate.trust),
                 str(result.get("status") or "not checked yet").replace("_", " "),
                 str(result.get("summary") or "The scheduler has not looked at this gate yet."),
                 number(evidence.get("control")),
@@ -174,6 +202,9 @@ def gates(view: PlanStatus) -> list[GateView]:
                 int(evidence.get("treatment_samples") or 0),
                 _figure(evidence.get("likelihood_ratio")),
                 _figure(evidence.get("threshold")),
+                _figure(evidence.get("plan_likelihood_ratio")),
+                _figure(evidence.get("plan_threshold")),
+                int(evidence.get("stages") or 1),
             )
         )
     return shown

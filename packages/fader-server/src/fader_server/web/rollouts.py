@@ -16,7 +16,12 @@ from typing import Annotated
 from fastapi import Path, Query, Request
 from starlette.responses import Response
 
-from fader_server.errors import AlreadyExistsError, InvalidInputError, NotFoundError
+from fader_server.errors import (
+    AlreadyExistsError,
+    InvalidInputError,
+    InvalidStateError,
+    NotFoundError,
+)
 from fader_server.services.rollout_records import PlanStatus
 from fader_server.storage.ports import Resource
 from fader_server.web import frame, rollout_charts, rollout_view
@@ -40,6 +45,8 @@ _FIELDS = {
     "/template": "template",
     "/stages": "template",
     "/gates": "template",
+    "/split_by": "template",
+    "/enable": "enable",
 }
 _REQUIRED = {
     "flag": "Choose the flag to release.",
@@ -63,6 +70,7 @@ class StartForm:
     control: str = ""
     treatment: str = ""
     template: str = ""
+    enable: bool = False
     comment: str = ""
 
 
@@ -164,6 +172,7 @@ def create_rollout(
         control=form.text("control"),
         treatment=form.text("treatment"),
         template=form.text("template"),
+        enable=form.checked("enable"),
         comment=form.text("comment"),
     )
     errors = FieldErrors()
@@ -180,6 +189,7 @@ def create_rollout(
             "stages": None,
             "gates": None,
             "split_by": None,
+            "enable": start.enable,
             "start": True,
         }
         try:
@@ -188,9 +198,12 @@ def create_rollout(
             from_problems(exc.problems, "/body", _FIELDS, errors)
             if not exc.problems:
                 errors.add(None, exc.detail)
+        except InvalidStateError as exc:  # the flag is off, or serves the treatment already
+            errors.add("enable" if '"enable": true' in exc.detail else None, exc.detail)
         except (AlreadyExistsError, NotFoundError) as exc:
             errors.add(None, exc.detail)
         else:
+            announce(request, created)
             plan_id = created.stored.id
             return redirect(
                 request,
@@ -200,6 +213,14 @@ def create_rollout(
                 f"“{rollout_view.current_stage(created)}”.",
             )
     return _start_page(request, svc, session, view, start, errors, status=422)
+
+
+def announce(request: Request, view: PlanStatus) -> PlanStatus:
+    """Send the webhook deliveries announcing a command, as the API does: the command has
+    committed, and the project's webhooks hear who moved the plan."""
+    if view.deliveries:
+        request.app.state.scheduler.notifier.submit(view.deliveries)
+    return view
 
 
 def _gate_charts(plan: PlanStatus) -> list[tuple[rollout_view.GateView, object]]:
@@ -285,7 +306,7 @@ def rollout_command(
         "advance": svc.rollouts.advance,
         "abort": svc.rollouts.abort,
     }[command]
-    done = run(principal, project, plan_id, comment)
+    done = announce(request, run(principal, project, plan_id, comment))
     return redirect(
         request,
         back,

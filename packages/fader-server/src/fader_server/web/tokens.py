@@ -1,5 +1,11 @@
-"""A project's API tokens and SDK keys: list, create (the secret is shown once, on the page that
-answers the creation, and never again), revoke. Project admins only, like the API."""
+"""A project's API tokens and SDK keys: list (with when each was last used), create (the secret
+is shown once, on the page that answers the creation, and never again), revoke. Project admins
+only, like the API.
+
+An admin token made here acts with project-admin power independently of the person who made it,
+so it must expire (a year at most, as the service enforces for tokens users create); SDK and
+client keys may live as long as the application they are built into.
+"""
 
 from __future__ import annotations
 
@@ -96,6 +102,11 @@ def create_token(
         errors.add("token-kind-server", "Choose what the token is for.")
     if values["expires"] not in dict(EXPIRIES):
         errors.add("token-expires", "Choose one of the listed expiry periods.")
+    elif values["kind"] == "admin" and not values["expires"]:
+        errors.add(
+            "token-expires",
+            "Admin tokens made in the console expire: choose 30 days, 90 days or 1 year.",
+        )
     environment = None
     if values["kind"] in ("server", "client"):
         try:

@@ -1,7 +1,8 @@
 """SQL queries for accounts: users, project memberships and API tokens.
 
 A mixin of :class:`~fader_server.storage.sql.repository.SqlTransaction`, split out so each
-module stays about one concept; it relies on the transaction's ``connection`` attribute.
+module stays about one concept; it relies on the transaction's ``connection`` attribute. It
+brings the login-throttle counters along (:mod:`.login_throttle`), which belong to logging in.
 """
 
 from __future__ import annotations
@@ -11,8 +12,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 
+from fader_server.errors import AlreadyExistsError
 from fader_server.storage.ports import NewToken, Token, TokenKind, User
+from fader_server.storage.sql.login_throttle import LoginThrottleQueries
 from fader_server.storage.sql.tables import memberships, tokens, users
 
 
@@ -47,10 +52,11 @@ def _token(row: Any) -> Token:
         expires_at=_utc_or_none(row.expires_at),
         revoked_at=_utc_or_none(row.revoked_at),
         created_by=row.created_by,
+        last_used_at=_utc_or_none(row.last_used_at),
     )
 
 
-class AccountQueries:
+class AccountQueries(LoginThrottleQueries):
     connection: sa.Connection
 
     # ----------------------------------------------------- users and members
@@ -70,16 +76,24 @@ class AccountQueries:
     def insert_user(
         self, username: str, password_hash: str, instance_admin: bool, at: datetime
     ) -> User:
+        # Users belong to no project, so no project lock orders two creations of one name:
+        # the insert yields to a concurrent one (PostgreSQL waits for it to commit first)
+        # instead of failing the transaction, and the caller learns the name is taken.
+        sqlite = self.connection.dialect.name == "sqlite"
+        insert = sqlite_dialect.insert if sqlite else postgresql.insert
         row = self.connection.execute(
-            sa.insert(users)
+            insert(users)
             .values(
                 username=username,
                 password_hash=password_hash,
                 instance_admin=instance_admin,
                 created_at=at,
             )
+            .on_conflict_do_nothing(index_elements=["username"])
             .returning(users)
-        ).one()
+        ).first()
+        if row is None:
+            raise AlreadyExistsError(f"user '{username}' already exists")
         return _user(row)
 
     def roles_of(self, user_id: int) -> Mapping[int, str]:
@@ -127,22 +141,27 @@ class AccountQueries:
         return None if row is None else _token(row)
 
     def insert_token(self, token: NewToken, at: datetime) -> Token:
-        row = self.connection.execute(
-            sa.insert(tokens)
-            .values(
-                kind=token.kind.value,
-                name=token.name,
-                token_hash=token.token_hash,
-                project_id=token.project_id,
-                environment_key=token.environment_key,
-                user_id=token.user_id,
-                created_at=at,
-                expires_at=token.expires_at,
-                revoked_at=None,
-                created_by=token.created_by,
-            )
-            .returning(tokens)
-        ).one()
+        try:
+            row = self.connection.execute(
+                sa.insert(tokens)
+                .values(
+                    kind=token.kind.value,
+                    name=token.name,
+                    token_hash=token.token_hash,
+                    project_id=token.project_id,
+                    environment_key=token.environment_key,
+                    user_id=token.user_id,
+                    created_at=at,
+                    expires_at=token.expires_at,
+                    revoked_at=None,
+                    created_by=token.created_by,
+                )
+                .returning(tokens)
+            ).one()
+        except sa.exc.IntegrityError as exc:
+            # Only a secret chosen outside Fader can collide (FADER_ADMIN_TOKEN registered by
+            # two replicas starting at once); the caller rolls back and looks again.
+            raise AlreadyExistsError("a token with this secret is already registered") from exc
         return _token(row)
 
     def list_tokens(self, project_id: int | None) -> Sequence[Token]:
@@ -160,3 +179,31 @@ class AccountQueries:
             .where(tokens.c.id == token_id, tokens.c.revoked_at.is_(None))
             .values(revoked_at=at)
         )
+
+    def record_token_use(self, used: Mapping[int, datetime]) -> None:
+        c = tokens.c
+        for token_id, at in sorted(used.items()):
+            self.connection.execute(
+                sa.update(tokens)
+                .where(c.id == token_id, sa.or_(c.last_used_at.is_(None), c.last_used_at < at))
+                .values(last_used_at=at)
+            )
+
+    def set_password(self, user_id: int, password_hash: str) -> None:
+        self.connection.execute(
+            sa.update(users).where(users.c.id == user_id).values(password_hash=password_hash)
+        )
+
+    def revoke_personal_tokens(self, user_id: int, at: datetime) -> list[int]:
+        c = tokens.c
+        rows = self.connection.execute(
+            sa.update(tokens)
+            .where(
+                c.user_id == user_id,
+                c.kind == TokenKind.USER.value,
+                c.revoked_at.is_(None),
+            )
+            .values(revoked_at=at)
+            .returning(c.id)
+        )
+        return sorted(r.id for r in rows)

@@ -5,21 +5,42 @@ with one upsert per environment, in sorted order so two transactions touching th
 environments always lock them in the same order (no deadlock on PostgreSQL). On PostgreSQL each
 change is also announced with ``pg_notify``, which the database delivers to listening replicas
 only if and when the transaction commits: a rolled-back write never announces anything.
+
+Revoked tokens are announced the same way on a channel of their own (:data:`REVOKED_CHANNEL`),
+so that every replica ends the streams a revoked key holds open at once; a replica of an older
+release, which does not listen on it, is not confused by payloads it cannot read.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from fader_server.storage.ports import EnvironmentChange, Project, SdkEvent
-from fader_server.storage.sql.tables import environment_revisions, sdk_events
+from fader_server.storage.ports import (
+    PROJECT_SCOPE,
+    EnvironmentChange,
+    Project,
+    ResourceType,
+    SdkEvent,
+    TokenKind,
+)
+from fader_server.storage.sql.tables import (
+    environment_revisions,
+    projects,
+    resources,
+    sdk_events,
+    tokens,
+)
 
 CHANGE_CHANNEL = "fader_changes"
+REVOKED_CHANNEL = "fader_revoked_tokens"
+"""Payload: one revoked token's id, in decimal."""
+_IDS_PER_QUERY = 500
+"""Token ids per ``IN (...)`` list, well under SQLite's limit on bound parameters."""
 
 
 def encode_change(change: EnvironmentChange) -> str:
@@ -43,6 +64,51 @@ def decode_change(payload: str) -> EnvironmentChange:
 class DeliveryQueries:
     connection: sa.Connection
     changes: list[EnvironmentChange]
+    revoked_tokens: tuple[int, ...] = ()
+    """Ids announced by :meth:`announce_revoked`, for the store's listeners after the commit."""
+
+    def announce_revoked(self, token_ids: Sequence[int]) -> None:
+        self.revoked_tokens = (*self.revoked_tokens, *token_ids)
+        if self.connection.dialect.name == "postgresql":
+            for token_id in token_ids:
+                self.connection.execute(
+                    sa.select(sa.func.pg_notify(REVOKED_CHANNEL, str(int(token_id))))
+                )
+
+    def usable_keys(self, token_ids: Sequence[int], at: datetime) -> set[int]:
+        """Dates are compared here rather than in SQL: SQLite keeps them as text, and a
+        comparison there would depend on how each value was written."""
+        t = tokens.c
+        env = resources.alias("env")
+        usable: set[int] = set()
+        wanted = sorted(set(token_ids))
+        for start in range(0, len(wanted), _IDS_PER_QUERY):
+            rows = self.connection.execute(
+                sa.select(t.id, t.expires_at)
+                .join(projects, projects.c.id == t.project_id)
+                .join(
+                    env,
+                    sa.and_(
+                        env.c.project_id == t.project_id,
+                        env.c.type == ResourceType.ENVIRONMENT.value,
+                        env.c.scope == PROJECT_SCOPE,
+                        env.c.key == t.environment_key,
+                    ),
+                )
+                .where(
+                    t.id.in_(wanted[start : start + _IDS_PER_QUERY]),
+                    t.kind.in_([TokenKind.SERVER.value, TokenKind.CLIENT.value]),
+                    t.revoked_at.is_(None),
+                    env.c.deleted.is_(False),
+                )
+            )
+            for row in rows:
+                expires = row.expires_at
+                if expires is not None and expires.tzinfo is None:
+                    expires = expires.replace(tzinfo=UTC)
+                if expires is None or expires > at:
+                    usable.add(row.id)
+        return usable
 
     def bump_revisions(
         self, project: Project, environments: Sequence[str], at: datetime
@@ -100,6 +166,7 @@ class DeliveryQueries:
                     "targeting_key": e.targeting_key,
                     "occurred_at": e.occurred_at,
                     "received_at": at,
+                    "key_kind": e.key_kind,
                 }
                 for e in events
             ],

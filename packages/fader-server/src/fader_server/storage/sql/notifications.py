@@ -1,4 +1,5 @@
-"""Changes committed by other replicas, received with PostgreSQL ``LISTEN``.
+"""Changes and token revocations committed by other replicas, received with PostgreSQL
+``LISTEN`` (channels :data:`~.delivery.CHANGE_CHANNEL` and :data:`~.delivery.REVOKED_CHANNEL`).
 
 One daemon thread per server process holds a dedicated connection (outside the pool: a
 listening connection must stay on one session, which is also why this does not go through
@@ -10,7 +11,8 @@ pool sits in front). Failure handling is the point of this module:
 - A half-open connection (peer vanished without a FIN) would wait forever, so every
   `probe_interval` seconds without a notification the thread runs ``SELECT 1``.
 - Notifications sent while no connection was listening are gone for good, so after every
-  (re)connect the thread calls `on_resync`, and the caller re-reads the revisions it serves.
+  (re)connect the thread calls `on_resync`, and the caller re-reads the revisions it serves
+  and re-checks the keys its streams were opened with.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from collections.abc import Callable
 
 import psycopg
 
-from fader_server.storage.ports import ChangeListener
-from fader_server.storage.sql.delivery import CHANGE_CHANNEL, decode_change
+from fader_server.storage.ports import ChangeListener, RevocationListener
+from fader_server.storage.sql.delivery import CHANGE_CHANNEL, REVOKED_CHANNEL, decode_change
 
 _log = logging.getLogger("fader.listener")
 APPLICATION_NAME = "fader-listener"
@@ -38,12 +40,14 @@ class PostgresListener:
         listener: ChangeListener,
         on_resync: Callable[[], None],
         *,
+        on_revoked: RevocationListener | None = None,
         probe_interval: float = 5.0,
         max_backoff: float = 5.0,
     ) -> None:
         self._dsn = dsn
         self._listener = listener
         self._on_resync = on_resync
+        self._on_revoked = on_revoked
         self._probe_interval = probe_interval
         self._max_backoff = max_backoff
         self._stop = threading.Event()
@@ -68,6 +72,8 @@ class PostgresListener:
                     self._dsn, autocommit=True, application_name=APPLICATION_NAME
                 ) as conn:
                     conn.execute(f"LISTEN {CHANGE_CHANNEL}")
+                    if self._on_revoked is not None:
+                        conn.execute(f"LISTEN {REVOKED_CHANNEL}")
                     self._connected.set()
                     if failures:
                         _log.info("listener reconnected after %d failed attempts", failures)
@@ -98,6 +104,8 @@ class PostgresListener:
                 quiet_since = time.monotonic()
                 if notify.channel == CHANGE_CHANNEL:
                     self._listener([decode_change(notify.payload)])
+                elif notify.channel == REVOKED_CHANNEL and self._on_revoked is not None:
+                    self._on_revoked([int(notify.payload)])
                 if self._stop.is_set():
                     return
             if time.monotonic() - quiet_since >= self._probe_interval:

@@ -2,7 +2,9 @@
 
 One instance wraps one connection inside one transaction; the store commits or rolls back.
 Only this module writes SQL, and it speaks SQLAlchemy Core so SQLite and PostgreSQL share it;
-the two dialect branches are full-text search (FTS5 vs tsvector) and nothing else.
+the dialect branches are full-text search (FTS5 vs tsvector), the insert that yields to a
+concurrent one (``ON CONFLICT DO NOTHING``, one construct per dialect) and the project write
+lock (a PostgreSQL advisory lock; SQLite's ``BEGIN IMMEDIATE`` already serialises writers).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from fader_server.storage.ports import (
     JSON,
@@ -32,6 +35,15 @@ from fader_server.storage.sql.tables import (
     resource_versions,
     resources,
 )
+
+PROJECT_LOCK_NAMESPACE = 0x46445250
+"""First key of the project write lock, ``pg_advisory_xact_lock(namespace, project id)``:
+"FDRP" in ASCII, so Fader's advisory locks never collide with another application's
+one-key locks in the same database."""
+
+LOCK_TIMEOUT = "10s"
+"""How long a write waits for a project's lock (or any other lock) before the request fails
+as retryable: SQLite's ``busy_timeout`` is the same 10 s."""
 
 
 def _utc(value: datetime) -> datetime:
@@ -66,8 +78,9 @@ def _fts5_query(text: str) -> str:
 class SqlTransaction(AccountQueries, DeliveryQueries, RolloutQueries):
     """Repository methods bound to one open transaction."""
 
-    def __init__(self, connection: sa.Connection) -> None:
+    def __init__(self, connection: sa.Connection, *, writable: bool) -> None:
         self.connection = connection
+        self.writable = writable
         self.changes: list[EnvironmentChange] = []
         self._sqlite = connection.dialect.name == "sqlite"
 
@@ -97,6 +110,21 @@ class SqlTransaction(AccountQueries, DeliveryQueries, RolloutQueries):
     def update_project(self, project_id: int, name: str) -> None:
         self.connection.execute(
             sa.update(projects).where(projects.c.id == project_id).values(name=name)
+        )
+
+    def lock_project(self, project_id: int) -> None:
+        """A transaction-scoped advisory lock on PostgreSQL: released by the commit or the
+        rollback itself (nothing to forget on an error path), held by the transaction rather
+        than the session so PgBouncer's transaction pooling keeps it, and on no table row, so
+        reads are never blocked. ``lock_timeout`` is set for this transaction only (the same as
+        ``SET LOCAL``), so a stuck holder turns into a retryable error rather than a queue.
+        On SQLite the transaction began with ``BEGIN IMMEDIATE`` and holds the database's
+        single write lock already: there is nothing more to take."""
+        if self._sqlite:
+            return
+        self.connection.execute(sa.select(sa.func.set_config("lock_timeout", LOCK_TIMEOUT, True)))
+        self.connection.execute(
+            sa.select(sa.func.pg_advisory_xact_lock(PROJECT_LOCK_NAMESPACE, project_id))
         )
 
     # --------------------------------------------------------------- resources
@@ -172,9 +200,10 @@ class SqlTransaction(AccountQueries, DeliveryQueries, RolloutQueries):
         data: JSON,
         search_text: str,
         at: datetime,
-    ) -> Resource:
+    ) -> Resource | None:
+        insert = sqlite.insert if self._sqlite else postgresql.insert
         row = self.connection.execute(
-            sa.insert(resources)
+            insert(resources)
             .values(
                 project_id=project_id,
                 type=type.value,
@@ -187,8 +216,11 @@ class SqlTransaction(AccountQueries, DeliveryQueries, RolloutQueries):
                 created_at=at,
                 updated_at=at,
             )
+            .on_conflict_do_nothing(index_elements=["project_id", "type", "scope", "key"])
             .returning(resources)
-        ).one()
+        ).first()
+        if row is None:
+            return None  # PostgreSQL waited for the other inserter to commit, then yielded
         self._index(row.id, search_text, deleted=False)
         return _resource(row)
 

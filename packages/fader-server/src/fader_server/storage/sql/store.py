@@ -9,7 +9,9 @@ SQLite settings, and why:
   deadlock where two deferred transactions both read, then both try to upgrade to writing.
 
 PostgreSQL goes through SQLAlchemy's QueuePool with ``pool_pre_ping`` so a restarted database
-does not hand out dead connections. Statements are plain (no server-side prepared statements
+does not hand out dead connections. Every engine hides bind parameters from its exception
+messages (``hide_parameters``): they can hold password hashes and webhook secrets, and those
+messages end up in logs. Statements are plain (no server-side prepared statements
 kept across transactions), which keeps PgBouncer in transaction mode workable.
 """
 
@@ -23,8 +25,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from fader_server.errors import InvalidInputError, StorageUnavailableError
-from fader_server.storage.ports import ChangeListener
+from fader_server.errors import AlreadyExistsError, InvalidInputError, StorageUnavailableError
+from fader_server.storage.ports import ChangeListener, RevocationListener
 from fader_server.storage.sql import migrate
 from fader_server.storage.sql.notifications import PostgresListener, psycopg_dsn
 from fader_server.storage.sql.repository import SqlTransaction
@@ -38,7 +40,9 @@ def create_engine(url: str) -> sa.Engine:
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+        engine = sa.create_engine(
+            url, connect_args={"check_same_thread": False}, hide_parameters=True
+        )
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -57,24 +61,31 @@ def create_engine(url: str) -> sa.Engine:
             connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
-    return sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return sa.create_engine(
+        url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
+    )
 
 
 class SqlStore:
     """A :class:`~fader_server.storage.ports.Store` over one SQLAlchemy engine."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, *, listen_url: str | None = None) -> None:
         self.engine = engine
+        self.listen_url = listen_url
+        """Where the LISTEN connection goes (PostgreSQL); default: the engine's database.
+        Set it when the engine's URL points at a pooler in transaction mode (PgBouncer), where
+        a session that LISTENs would not keep its connection."""
         self._listeners: list[ChangeListener] = []
+        self._revocation_listeners: list[RevocationListener] = []
         self._remote: PostgresListener | None = None
 
     @classmethod
-    def open(cls, url: str, *, upgrade: bool = True) -> SqlStore:
+    def open(cls, url: str, *, upgrade: bool = True, listen_url: str | None = None) -> SqlStore:
         """Connect, and bring the schema to head unless told not to."""
         engine = create_engine(url)
         if upgrade:
             migrate.upgrade(engine)
-        return cls(engine)
+        return cls(engine, listen_url=listen_url)
 
     @contextmanager
     def _begin(self, read_only: bool) -> Iterator[SqlTransaction]:
@@ -85,10 +96,28 @@ class SqlStore:
         with connection:
             if read_only:
                 connection = connection.execution_options(**{_READ_ONLY: True})
+                if connection.dialect.name == "postgresql":
+                    # A document is built by several reads: all of them must see one moment,
+                    # or a snapshot could name a segment it does not hold (read skew). SQLite
+                    # readers keep one snapshot anyway; PostgreSQL's default, READ COMMITTED,
+                    # takes one per statement. Per transaction ("BEGIN ISOLATION LEVEL"), so
+                    # PgBouncer's transaction pooling is fine, and read-only transactions at
+                    # this level never fail with serialisation errors.
+                    connection = connection.execution_options(isolation_level="REPEATABLE READ")
             try:
                 with connection.begin():
-                    tx = SqlTransaction(connection)
+                    tx = SqlTransaction(connection, writable=not read_only)
                     yield tx
+            except sa.exc.IntegrityError as exc:
+                # Services check before they insert, storage yields where it can foresee a
+                # race, and project writes are serialised (docs/adr/0005-project-write-lock.md);
+                # a constraint still refusing a row is a concurrent change the code did not
+                # anticipate: a conflict to retry, not a server error. The database's message
+                # (values included) is not the client's business.
+                raise AlreadyExistsError(
+                    "a concurrent change created or removed what this request relies on; "
+                    "read the current state and retry"
+                ) from exc
             except sa.exc.OperationalError as exc:
                 raise StorageUnavailableError("the database is unavailable or busy") from exc
             except sa.exc.DataError as exc:
@@ -101,6 +130,9 @@ class SqlStore:
         if tx.changes:
             for listener in self._listeners:
                 listener(tx.changes)
+        if tx.revoked_tokens:
+            for revoked in self._revocation_listeners:
+                revoked(tx.revoked_tokens)
 
     def transaction(self) -> AbstractContextManager[SqlTransaction]:
         return self._begin(read_only=False)
@@ -121,15 +153,25 @@ class SqlStore:
     def subscribe(self, listener: ChangeListener) -> None:
         self._listeners.append(listener)
 
-    def listen(self, listener: ChangeListener, on_resync: Callable[[], None]) -> None:
+    def subscribe_revocations(self, listener: RevocationListener) -> None:
+        self._revocation_listeners.append(listener)
+
+    def listen(
+        self,
+        listener: ChangeListener,
+        on_resync: Callable[[], None],
+        on_revoked: RevocationListener | None = None,
+    ) -> None:
         """On PostgreSQL, start the LISTEN thread (see :mod:`.notifications`); SQLite is
         embedded in one process, whose own commits reach :meth:`subscribe` listeners."""
         if self.engine.dialect.name != "postgresql" or self._remote is not None:
             return
+        url = self.listen_url or self.engine.url.render_as_string(hide_password=False)
         self._remote = PostgresListener(
-            psycopg_dsn(self.engine.url.render_as_string(hide_password=False)),
+            psycopg_dsn(url),
             listener,
             on_resync,
+            on_revoked=on_revoked,
         )
         self._remote.start()
 

@@ -99,6 +99,7 @@ tokens = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
 )
 
 environment_revisions = sa.Table(
@@ -127,10 +128,14 @@ sdk_events = sa.Table(
     sa.Column("targeting_key", sa.String(256), nullable=True),
     sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("key_kind", sa.String(20), nullable=False, server_default="server"),
     sa.Index("ix_sdk_events_flag_time", "project_id", "environment", "flag", "occurred_at"),
+    sa.Index("ix_sdk_events_flag_received", "project_id", "environment", "flag", "received_at"),
 )
 """Exposures and custom events reported by SDKs; guarded rollouts aggregate them per flag,
-variant and time window."""
+variant and time window. The window is the server's `received_at` (a client cannot choose
+which window its events count in), and `key_kind` (server or client) lets a gate count only
+the keys it trusts."""
 
 rollout_templates = sa.Table(
     "rollout_templates",
@@ -205,3 +210,22 @@ rollout_webhooks = sa.Table(
 )
 """Where rollout notifications go. The secret signs each delivery (HMAC-SHA256), so it is kept
 as is rather than hashed; it is returned once, at creation, and never logged."""
+
+# ------------------------------------------------------------------ login throttle
+login_throttle = sa.Table(
+    "login_throttle",
+    metadata,
+    sa.Column("scope", sa.String(16), primary_key=True),
+    sa.Column("username", sa.String(128), primary_key=True),
+    sa.Column("address", sa.String(64), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("window_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_failure_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_success_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_login_throttle_updated", "updated_at"),
+)
+"""Failed-login counters shared by every replica (``services/login_throttle.py``): one row per
+username and address pair (`scope` ``pair``), per username (``username``, `address` empty) and
+per address (``address``, `username` empty). A pair row's `last_success_at` marks an address
+the user logged in from; idle rows are pruned."""

@@ -1,0 +1,276 @@
+"""Metric gates count per stage window, by the server's receive time, from trusted keys only;
+and when a stage waits for data, it says how much, as a real estimate.
+
+The pure tests run the gate's statistics directly. The database tests use the simulated world
+of ``test_rollout_scheduler`` (SQLite and PostgreSQL): events are written with chosen receive
+times, report times and key kinds, and the scheduler decides.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import test_rollout_scheduler as simulated
+from test_rollout_scheduler import ADMIN, World, started
+
+from fader_server.rollouts import decide
+from fader_server.rollouts.decide import Action, GateStatus
+from fader_server.rollouts.gates import gate_result, metric_results, stage_alphas
+from fader_server.rollouts.plan import MetricGate, Plan
+from fader_server.rollouts.stage_tests import rate_windows
+from fader_server.rollouts.stats import RateCounts, samples_to_detect
+from fader_server.services import demo
+from fader_server.storage.ports import EventTotals, VariantTotals
+from fader_server.storage.sql.tables import sdk_events
+
+# the simulated world's fixtures (a database per test, SQLite and PostgreSQL)
+database_url = simulated.database_url
+world = simulated.world
+
+DEMO_ERROR_GATE = MetricGate(**demo._STAGED_RELEASE["gates"][0])
+STAGED = Plan.from_dict(
+    {
+        "flag": "new-checkout",
+        "environment": "production",
+        "control": "off",
+        "treatment": "on",
+        **demo._STAGED_RELEASE,
+    }
+)
+
+
+def needs(summary: str) -> tuple[int, int]:
+    """(treatment, control) samples a summary says are still needed."""
+    found = {"treatment": 0, "control": 0}
+    for number, arm in re.findall(r"([\d,]+) more (treatment|control)", summary):
+        found[arm] = int(number.replace(",", ""))
+    return found["treatment"], found["control"]
+
+
+# ------------------------------------------------------------- the estimate
+def test_a_waiting_stage_gives_a_real_estimate_never_the_search_cap() -> None:
+    """The demo's error gate (detect +2 points) on 300 exposures and 3 errors per arm: the
+    old search kept the control at its current 300 samples, could never reach the power and
+    printed its cap, "10000000 more samples needed". Both arms grow in the estimate, and
+    growing them to it does give the verdict."""
+    windows = [(RateCounts(300, 3), RateCounts(300, 3))]
+    plan_alpha, stage_alpha = stage_alphas(STAGED, DEMO_ERROR_GATE)
+    result = decide.metric_result(
+        0, DEMO_ERROR_GATE, windows, plan_alpha=plan_alpha, stage_alpha=stage_alpha
+    )
+    assert result.status is GateStatus.INSUFFICIENT
+    assert "10000000" not in result.summary
+    assert "10,000,000" not in result.summary
+    more_treatment, more_control = needs(result.summary)
+    assert 100 < more_treatment < 100_000
+    assert more_control == more_treatment  # one to one so far, so one to one in the estimate
+
+    def verdict(treatment: int, control: int) -> GateStatus:
+        grown = [(RateCounts(control, control // 100), RateCounts(treatment, treatment // 100))]
+        return decide.metric_result(
+            0, DEMO_ERROR_GATE, grown, plan_alpha=plan_alpha, stage_alpha=stage_alpha
+        ).status
+
+    assert verdict(300 + more_treatment, 300 + more_control) is GateStatus.HEALTHY
+    assert verdict(300 + more_treatment * 8 // 10, 300 + more_control * 8 // 10) is (
+        GateStatus.INSUFFICIENT
+    )
+
+
+def test_the_estimate_follows_the_traffic_split() -> None:
+    """At a 5% stage the control grows 19 times faster than the treatment: the estimate asks
+    for the treatment samples that, with the control grown in proportion, give the power."""
+    windows = [(RateCounts(19_000, 190), RateCounts(1000, 10))]
+    result = decide.metric_result(0, DEMO_ERROR_GATE, windows, plan_alpha=0.005, stage_alpha=0.001)
+    more_treatment, more_control = needs(result.summary)
+    assert more_control == pytest.approx(19 * more_treatment, rel=0.01)
+
+
+def test_a_need_beyond_the_search_range_is_said_to_be_beyond_it() -> None:
+    need = samples_to_detect(0.01, 1000, 0.01, 1e-6, alpha=0.01, tau=1e-6, limit=10_000)
+    assert need.beyond_limit
+    assert need.treatment == 10_000
+    comparison_text = decide.missing_samples(
+        rate_windows(
+            [(RateCounts(1000, 10), RateCounts(1000, 10))],
+            plan_alpha=0.005, stage_alpha=0.005, min_samples=10, detect=1e-9,
+        )
+    )  # fmt: skip
+    assert comparison_text.startswith("more than")
+
+
+# ------------------------------------------------------------- the windows
+def windows_of(*pairs: tuple[tuple[int, int], tuple[int, int]]) -> list[Any]:
+    return [(RateCounts(*c), RateCounts(*t)) for c, t in pairs]
+
+
+def test_a_shift_in_traffic_between_stages_is_not_a_regression() -> None:
+    """Both arms fail 1% at the 1% stage and 5% at the 50% stage (evening traffic): pooled,
+    the treatment (mostly late) looks five times worse than the control (mostly early);
+    compared within each stage, they are the same."""
+    early = ((99_000, 990), (1000, 10))
+    late = ((10_000, 500), (10_000, 500))
+    pooled = decide.metric_result(
+        0, DEMO_ERROR_GATE, windows_of(((109_000, 1490), (11_000, 510))),
+        plan_alpha=0.01, stage_alpha=0.01,
+    )  # fmt: skip
+    assert pooled.status is GateStatus.REGRESSION  # what comparing since the start did
+    staged = gate_result(STAGED, 4, 0, DEMO_ERROR_GATE, windows_of(early, late))
+    assert staged.status is not GateStatus.REGRESSION
+    assert staged.evidence["plan_difference"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_regression_that_only_shows_at_a_late_stage_is_measured_undiluted() -> None:
+    quiet = [((50_000, 500), (2000, 20))] * 3  # three calm stages
+    loaded = ((7_500, 75), (2_500, 125))  # 5% errors from the 25% stage on
+    result = gate_result(STAGED, 3, 0, DEMO_ERROR_GATE, windows_of(*quiet, loaded))
+    assert result.status is GateStatus.REGRESSION
+    assert result.evidence["treatment"] == pytest.approx(0.05)  # this stage's own figure
+    assert "this stage's own test" in result.summary
+
+
+def test_the_gate_alpha_is_shared_between_the_tests_of_a_plan() -> None:
+    # staged-release compares at 5 stages (not at 100%): half the alpha for the plan-wide
+    # test, the other half split between the 5 stages' own tests
+    assert stage_alphas(STAGED, DEMO_ERROR_GATE) == (0.005, 0.001)
+
+
+def test_a_stage_that_serves_everyone_has_no_control_to_compare_with() -> None:
+    windows = windows_of(*[((1000, 10), (1000, 10))] * 5, ((0, 0), (5000, 4000)))
+    result = gate_result(STAGED, 5, 0, DEMO_ERROR_GATE, windows)
+    assert result.status is GateStatus.HEALTHY
+    assert result.evidence["verdict"] == "not_compared"
+    assert "no control arm" in result.summary
+
+
+def test_gates_read_the_windows_of_the_key_kinds_they_trust() -> None:
+    server = [{"off": VariantTotals(1000, {}), "on": VariantTotals(1000, {})}]
+    client = [
+        {
+            "off": VariantTotals(1000, {}),
+            "on": VariantTotals(1000, {"error": EventTotals(900, 900.0, 900.0)}),
+        }
+    ]
+    trusting = MetricGate("error_rate", "error", min_samples=100, trust=("client", "server"))
+    plan = Plan(
+        "f", "e", "off", "on", STAGED.stages, (MetricGate("error_rate", "error", 0.01, 100),
+        trusting),
+    )  # fmt: skip
+    results = metric_results(
+        plan, lambda gate: client if "client" in gate.trust else server, stage=1
+    )
+    assert [r.status for r in results] == [GateStatus.HEALTHY, GateStatus.REGRESSION]
+
+
+# --------------------------------------------------- the database and the scheduler
+def insert(
+    world: World,
+    variant: str,
+    count: int,
+    *,
+    name: str | None = None,
+    received: float = 0.0,
+    occurred: float = 0.0,
+    key_kind: str = "server",
+) -> None:
+    """`count` events at chosen receive and report times (seconds from the world's clock)."""
+    now = world.clock.datetime()
+    rows = [
+        {
+            "project_id": world.project_id,
+            "environment": "development",
+            "kind": "custom" if name else "exposure",
+            "flag": "new-checkout",
+            "variant": variant,
+            "name": name,
+            "value": 1.0 if name else None,
+            "targeting_key": f"u{i}",
+            "occurred_at": now + timedelta(seconds=occurred),
+            "received_at": now + timedelta(seconds=received),
+            "key_kind": key_kind,
+        }
+        for i in range(count)
+    ]
+    with world.store.engine.begin() as connection:
+        connection.execute(sa.insert(sdk_events), rows)
+
+
+def test_event_windows_count_by_receive_time_and_key_kind(world: World) -> None:
+    start = world.clock.datetime()
+    later = start + timedelta(seconds=100)
+    insert(world, "on", 5, received=-10, occurred=+50)  # before: a future report time is ignored
+    insert(world, "on", 3, received=+10, occurred=-3600)  # in the first window, backdated
+    insert(world, "on", 4, received=+150)  # in the second window
+    insert(world, "on", 6, received=+20, key_kind="client")
+    with world.store.read() as tx:
+        server = tx.event_windows(world.project_id, "development", "new-checkout", [start, later])
+        both = tx.event_windows(
+            world.project_id, "development", "new-checkout", [start, later], ("client", "server")
+        )
+        since = tx.event_totals(world.project_id, "development", "new-checkout", start)
+    assert [w["on"].exposures for w in server] == [3, 4]
+    assert [w["on"].exposures for w in both] == [9, 4]
+    assert since["on"].exposures == 7
+
+
+def test_a_traffic_shift_after_a_stage_does_not_roll_a_healthy_plan_back(world: World) -> None:
+    """Both arms fail 1% at the first stage and 6% at the second: the treatment is as good as
+    the control throughout. Pooled since the plan started, the treatment (mostly second-stage
+    traffic) looked far worse and the plan was rolled back."""
+    stages = [
+        {"name": "5%", "min_duration": 600, "percent": 5},
+        {"name": "50%", "min_duration": 3600, "percent": 50},
+    ]
+    plan_id = started(world, stages=stages)
+    scheduler = world.scheduler()
+    for _ in range(10):
+        world.clock.advance(59)
+        world.traffic("off", 1900, errors=19)
+        world.traffic("on", 100, errors=1)
+        world.clock.advance(1)
+        scheduler.tick()
+    assert world.status(plan_id).state.stage == 1
+    actions = []
+    for _ in range(10):
+        world.clock.advance(59)
+        world.traffic("off", 1000, errors=60)
+        world.traffic("on", 1000, errors=60)
+        world.clock.advance(1)
+        actions += [s.action for s in scheduler.tick()]
+    assert Action.ROLLBACK not in actions
+    evidence = world.status(plan_id).stored.last_evaluation["gates"][0]["evidence"]
+    assert evidence["treatment_samples"] == 10_000  # the second stage's window
+    assert evidence["stages"] == 2
+
+
+def test_events_from_keys_a_gate_does_not_trust_do_not_count(world: World) -> None:
+    """A flood of errors reported with a (public) client key for the treatment: the default
+    gate, which trusts server keys only, does not roll back; a gate trusting client keys
+    does, and events received before the plan started count in neither."""
+    gates = [
+        {"kind": "error_rate", "event": "error", "min_samples": 100},
+        {"kind": "error_rate", "event": "error", "min_samples": 100,
+         "trust": ["server", "client"]},
+    ]  # fmt: skip
+    stages = [{"name": "50%", "min_duration": 3600, "percent": 50}]
+    insert(world, "on", 5000, name="error", received=-5, occurred=+30)  # before the plan
+    plan_id = started(world, stages=stages, gates=gates)
+    scheduler = world.scheduler()
+    world.clock.advance(60)
+    world.traffic("off", 500, errors=5)
+    world.traffic("on", 500, errors=5)
+    assert [s.action for s in scheduler.tick()] == [Action.WAIT]
+    results = world.status(plan_id).stored.last_evaluation["gates"]
+    assert [r["status"] for r in results] == ["healthy", "healthy"]
+    insert(world, "on", 400, name="error", received=0, key_kind="client")
+    world.clock.advance(5)
+    steps = scheduler.tick()
+    assert [s.action for s in steps] == [Action.ROLLBACK]
+    incident = world.services.rollouts.incident(
+        ADMIN, world.project, world.status(plan_id).stored.incident_id
+    )
+    assert [e["status"] for e in incident.evidence] == ["healthy", "regression"]
