@@ -1,7 +1,7 @@
 """Guarded-rollout simulation in simulated time: how fast do regressions roll back, and how
 often do healthy rollouts roll back by mistake?
 
-Runs the server's own decision code (``fader_server.rollouts``: the mixture SPRT gate as
+Runs the server's own decision code (``fader_server.rollout_logic``: the mixture SPRT gate as
 ``gates.gate_result`` applies it, and ``decide``) over synthetic traffic, minute by minute, for
 many rollouts per scenario. As on the server, the gate compares the arms over the current
 stage's window (counts start afresh at each stage), at the stage's share of the gate's alpha,
@@ -22,11 +22,11 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from fader_server.rollouts import decide
-from fader_server.rollouts.decide import Action, GateResult
-from fader_server.rollouts.gates import gate_result
-from fader_server.rollouts.plan import MetricGate, Plan, Stage, State
-from fader_server.rollouts.stats import RateCounts
+from fader_server.rollout_logic import decide
+from fader_server.rollout_logic.decide import Action, GateResult
+from fader_server.rollout_logic.gates import gate_result
+from fader_server.rollout_logic.plan import MetricGate, Plan, Stage, State
+from fader_server.rollout_logic.stats import RateCounts
 
 HOUR = 3600.0
 STAGES = (

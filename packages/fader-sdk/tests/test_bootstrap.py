@@ -8,15 +8,15 @@ from pathlib import Path
 import httpx
 from sdk_doubles import KEY, Recorder, event_stream, snapshot, sse
 
-from fader_sdk import FaderClient, Origin, Snapshot
-from fader_sdk.sources.bootstrap import FileSource, load_snapshot, save_snapshot
+from fader_sdk import FaderClient, FlagSet, Origin
+from fader_sdk.sources.bootstrap import FileSource, load_flag_set, save_flag_set
 
 
 def test_save_then_load_round_trips_and_leaves_no_temporary_file(tmp_path: Path) -> None:
     path = tmp_path / "cache" / "flags.json"
-    save_snapshot(path, Snapshot.from_wire(snapshot(17), Origin.SERVER))
-    save_snapshot(path, Snapshot.from_wire(snapshot(18, False), Origin.SERVER))
-    loaded = load_snapshot(path)
+    save_flag_set(path, FlagSet.from_wire(snapshot(17), Origin.SERVER))
+    save_flag_set(path, FlagSet.from_wire(snapshot(18, False), Origin.SERVER))
+    loaded = load_flag_set(path)
     assert loaded is not None
     assert (loaded.version, loaded.origin, loaded.project) == (18, Origin.CACHE, "demo")
     assert [p.name for p in path.parent.iterdir()] == ["flags.json"]
@@ -25,8 +25,8 @@ def test_save_then_load_round_trips_and_leaves_no_temporary_file(tmp_path: Path)
 def test_a_corrupt_or_missing_file_is_ignored(tmp_path: Path) -> None:
     broken = tmp_path / "flags.json"
     broken.write_text('{"version": 3, "document": {"format": "fader/v1", "fla')
-    assert load_snapshot(broken) is None
-    assert load_snapshot(tmp_path / "absent.json") is None
+    assert load_flag_set(broken) is None
+    assert load_flag_set(tmp_path / "absent.json") is None
 
 
 def server_down(request: httpx.Request, n: int) -> httpx.Response:

@@ -35,9 +35,9 @@ def test_public_api() -> None:
 
     assert sorted(fader_sdk.__all__) == [
         "FaderClient",
+        "FlagSet",
+        "FlagSetHolder",
         "NOT_READY_MESSAGE",
         "Origin",
-        "Snapshot",
-        "Store",
         "__version__",
     ]

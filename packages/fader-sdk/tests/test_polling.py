@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 from sdk_doubles import FakeClock, Recorder, Sleeper, http_client, snapshot
 
+from fader_sdk.holder import FlagSetHolder
 from fader_sdk.sources.polling import PollingSource
-from fader_sdk.store import Store
 
 
 def test_unchanged_configuration_costs_a_304() -> None:
@@ -19,14 +19,14 @@ def test_unchanged_configuration_costs_a_304() -> None:
     sleeper = Sleeper(FakeClock(), limit=3)
     source = PollingSource(http_client(recorder), interval=30.0, sleep=sleeper)
     sleeper.stop = source.close
-    store = Store()
+    holder = FlagSetHolder()
     versions: list[int] = []
-    store.add_listener(lambda old, new: versions.append(new.version))
-    source.run(store)
+    holder.add_listener(lambda old, new: versions.append(new.version))
+    source.run(holder)
     assert [r.headers.get("If-None-Match") for r in recorder.requests] == [None, '"17"', '"17"']
     assert versions == [17]  # 304s change nothing
     assert sleeper.delays == [30.0, 30.0, 30.0]
-    assert store.is_fresh
+    assert holder.is_fresh
 
 
 def test_failures_keep_the_interval_and_the_last_snapshot() -> None:
@@ -39,17 +39,17 @@ def test_failures_keep_the_interval_and_the_last_snapshot() -> None:
     sleeper = Sleeper(FakeClock(), limit=2)
     source = PollingSource(http_client(recorder), interval=30.0, sleep=sleeper)
     sleeper.stop = source.close
-    store = Store()
-    source.run(store)
+    holder = FlagSetHolder()
+    source.run(holder)
     assert sleeper.delays == [30.0, 90.0]
-    assert store.snapshot is not None
-    assert store.snapshot.version == 3
+    assert holder.current is not None
+    assert holder.current.version == 3
 
 
 def test_unauthorized_stops_polling() -> None:
     recorder = Recorder(lambda r, n: httpx.Response(401))
     source = PollingSource(http_client(recorder), sleep=lambda s: None)
-    store = Store()
-    source.run(store)
+    holder = FlagSetHolder()
+    source.run(holder)
     assert len(recorder.requests) == 1
-    assert store.fatal_error is not None
+    assert holder.fatal_error is not None

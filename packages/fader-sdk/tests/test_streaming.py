@@ -27,9 +27,10 @@ from sdk_doubles import (
 from fader_engine import ErrorCode
 from fader_sdk.backoff import Backoff
 from fader_sdk.breaker import BreakerState, CircuitBreaker
+from fader_sdk.flag_set import FlagSet, Origin
+from fader_sdk.holder import FlagSetHolder
 from fader_sdk.sources.polling import PollingSource
 from fader_sdk.sources.streaming import Outcome, SSEParser, StreamingSource
-from fader_sdk.store import Origin, Snapshot, Store
 
 
 def make_source(recorder: Recorder, *, limit: int = 100) -> tuple[StreamingSource, Sleeper]:
@@ -78,15 +79,15 @@ def test_parser_follows_the_event_stream_format() -> None:
 def test_first_snapshot_is_served_then_changes_replace_it() -> None:
     recorder = Recorder(lambda r, n: event_stream(sse("snapshot", 17), sse("change", 18, False)))
     source, _ = make_source(recorder)
-    store = Store()
+    holder = FlagSetHolder()
     seen: list[int] = []
-    store.add_listener(lambda old, new: seen.append(new.version))
+    holder.add_listener(lambda old, new: seen.append(new.version))
 
-    assert source.connect_once(store) is Outcome.DROPPED  # the script then ends the stream
+    assert source.connect_once(holder) is Outcome.DROPPED  # the script then ends the stream
     assert seen == [17, 18]
-    assert store.snapshot is not None
-    assert store.snapshot.engine.resolve_boolean("new-checkout", {}, True).value is False
-    assert store.is_fresh
+    assert holder.current is not None
+    assert holder.current.engine.resolve_boolean("new-checkout", {}, True).value is False
+    assert holder.is_fresh
     assert source.backoff.base == 1.0  # from the server's `retry: 1000`
     request = recorder.requests[0]
     assert request.headers["Accept"] == "text/event-stream"
@@ -100,12 +101,12 @@ def test_reconnect_resumes_with_last_event_id() -> None:
         )
     )
     source, _ = make_source(recorder, limit=2)
-    store = Store()
-    source.run(store)
+    holder = FlagSetHolder()
+    source.run(holder)
     assert "Last-Event-ID" not in recorder.requests[0].headers
     assert recorder.requests[1].headers["Last-Event-ID"] == "17"
-    assert store.snapshot is not None
-    assert store.snapshot.version == 17
+    assert holder.current is not None
+    assert holder.current.version == 17
 
 
 def test_missing_heartbeats_time_out_the_read_and_reconnect() -> None:
@@ -113,7 +114,7 @@ def test_missing_heartbeats_time_out_the_read_and_reconnect() -> None:
         lambda r, n: event_stream(sse("snapshot", 17), error=httpx.ReadTimeout("quiet"))
     )
     source, _sleeper = make_source(recorder, limit=2)
-    source.run(Store())
+    source.run(FlagSetHolder())
     assert recorder.requests[0].extensions["timeout"]["read"] == 37.5  # 2.5 x 15 s heartbeat
     assert len(recorder.requests) == 2
     assert recorder.requests[1].headers["Last-Event-ID"] == "17"
@@ -128,13 +129,13 @@ def test_server_errors_back_off_with_jitter_then_fall_back_to_polling() -> None:
 
     recorder = Recorder(script)
     source, sleeper = make_source(recorder, limit=3)
-    store = Store()
-    source.run(store)
+    holder = FlagSetHolder()
+    source.run(holder)
     # random()=0.5 of ceilings 1, 2 (third failure trips the breaker: poll at once), then 30 s poll
     assert sleeper.delays == [0.5, 1.0, 30.0]
     assert recorder.paths == ["/api/v1/sdk/stream"] * 3 + ["/api/v1/sdk/flags"]
-    assert store.snapshot is not None
-    assert store.snapshot.version == 5
+    assert holder.current is not None
+    assert holder.current.version == 5
     assert source.breaker.state is BreakerState.OPEN
 
 
@@ -146,7 +147,7 @@ def test_stream_is_probed_again_after_the_cooldown_and_resumes() -> None:
 
     recorder = Recorder(script)
     source, _ = make_source(recorder, limit=6)
-    source.run(Store())
+    source.run(FlagSetHolder())
     # 3 failed streams, polls every 30 s until the 60 s cool-down elapsed, then the probe works
     assert recorder.paths[:6] == ["/api/v1/sdk/stream"] * 3 + ["/api/v1/sdk/flags"] * 2 + [
         "/api/v1/sdk/stream"
@@ -159,16 +160,16 @@ def test_rejected_key_stops_with_an_actionable_message_without_the_key(
 ) -> None:
     recorder = Recorder(lambda r, n: httpx.Response(401, json={"title": "Unauthorized"}))
     source, sleeper = make_source(recorder)
-    store = Store()
+    holder = FlagSetHolder()
     with caplog.at_level(logging.DEBUG, logger="fader_sdk"):
-        source.run(store)
+        source.run(holder)
     assert len(recorder.requests) == 1
     assert sleeper.delays == []
-    assert store.fatal_error is not None
-    assert "server-side SDK key" in store.fatal_error
+    assert holder.fatal_error is not None
+    assert "server-side SDK key" in holder.fatal_error
     assert "401" in caplog.text
     assert KEY not in caplog.text
-    assert store.wait_fresh(0) is False  # waiters are released at once
+    assert holder.wait_fresh(0) is False  # waiters are released at once
 
 
 @pytest.mark.parametrize(
@@ -198,17 +199,17 @@ def test_rejected_key_stops_with_an_actionable_message_without_the_key(
 def test_only_retryable_failures_are_retried(response: httpx.Response, retried: bool) -> None:
     recorder = Recorder(lambda r, n: response)
     source, sleeper = make_source(recorder, limit=1)
-    store = Store()
-    source.run(store)
+    holder = FlagSetHolder()
+    source.run(holder)
     assert len(recorder.requests) == 1
     assert bool(sleeper.delays) is retried  # a retry waits first; a stop does not
-    assert (store.fatal_error is None) is retried
+    assert (holder.fatal_error is None) is retried
 
 
 def test_retry_after_is_a_floor_for_the_next_attempt() -> None:
     recorder = Recorder(lambda r, n: httpx.Response(429, headers={"Retry-After": "120"}))
     source, sleeper = make_source(recorder, limit=1)
-    source.run(Store())
+    source.run(FlagSetHolder())
     assert sleeper.delays == [120.0]
 
 
@@ -218,7 +219,7 @@ def test_network_errors_are_retried() -> None:
 
     recorder = Recorder(script)
     source, sleeper = make_source(recorder, limit=2)
-    source.run(Store())
+    source.run(FlagSetHolder())
     assert len(recorder.requests) == 2
     assert sleeper.delays == [0.5, 1.0]
 
@@ -236,16 +237,16 @@ def test_a_poll_getting_through_after_an_outage_probes_the_stream_at_once() -> N
 
     recorder = Recorder(script)
     source, sleeper = make_source(recorder, limit=4)
-    store = Store()
-    source.run(store)
+    holder = FlagSetHolder()
+    source.run(holder)
     assert recorder.paths == ["/api/v1/sdk/stream"] * 3 + ["/api/v1/sdk/flags"] * 2 + [
         "/api/v1/sdk/stream"
     ]
     # 0.5 and 1.0 between the refused streams, a poll interval after the refused poll, none
     # after the poll that got through
     assert sleeper.delays[:3] == [0.5, 1.0, 30.0]
-    assert store.snapshot is not None
-    assert store.snapshot.version == 6
+    assert holder.current is not None
+    assert holder.current.version == 6
     assert source.breaker.state is BreakerState.CLOSED
 
 
@@ -260,7 +261,7 @@ def test_a_stream_broken_by_a_proxy_is_not_probed_at_every_poll() -> None:
 
     recorder = Recorder(script)
     source, sleeper = make_source(recorder, limit=4)
-    source.run(Store())
+    source.run(FlagSetHolder())
     assert recorder.paths == ["/api/v1/sdk/stream"] * 3 + ["/api/v1/sdk/flags"] * 2
     assert sleeper.delays == [0.5, 1.0, 30.0, 30.0]  # polling at its interval, no probe
 
@@ -302,7 +303,7 @@ def resyncing_server(
 def test_the_stream_opts_in_to_patches() -> None:
     recorder = Recorder(lambda r, n: event_stream(sse("snapshot", 17)))
     source, _ = make_source(recorder, limit=2)
-    source.run(Store())
+    source.run(FlagSetHolder())
     assert len(recorder.requests) == 2
     for request in recorder.requests:  # the first connection and the resumed one
         assert request.url.path == "/api/v1/sdk/stream"
@@ -317,13 +318,13 @@ def test_a_patch_at_the_store_version_is_applied() -> None:
         )
     )
     source, _ = make_source(recorder)
-    store = Store()
+    holder = FlagSetHolder()
     seen: list[int] = []
-    store.add_listener(lambda old, new: seen.append(new.version))
+    holder.add_listener(lambda old, new: seen.append(new.version))
 
-    assert source.connect_once(store) is Outcome.DROPPED  # the script then ends the stream
+    assert source.connect_once(holder) is Outcome.DROPPED  # the script then ends the stream
     assert seen == [17, 18]
-    current = store.snapshot
+    current = holder.current
     assert current is not None
     assert (current.version, current.origin) == (18, Origin.SERVER)
     assert (current.project, current.environment) == ("demo", "production")
@@ -341,7 +342,7 @@ def test_a_patch_at_the_store_version_is_applied() -> None:
 def test_a_patch_at_another_version_reconnects_for_a_full_snapshot(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The store is at 17 and a patch from 18 to 19 arrives (the change to 18 was lost): it is
+    """The holder is at 17 and a patch from 18 to 19 arrives (the change to 18 was lost): it is
     not applied, the rest of that stream is not read, and the reconnect resumes from 17, not
     from the patch's id 19, so the server (at 19) sends the whole snapshot."""
     recorder = Recorder(
@@ -353,21 +354,21 @@ def test_a_patch_at_another_version_reconnects_for_a_full_snapshot(
         )
     )
     source, sleeper = make_source(recorder, limit=2)
-    store = Store()
+    holder = FlagSetHolder()
     seen: list[int] = []
-    store.add_listener(lambda old, new: seen.append(new.version))
+    holder.add_listener(lambda old, new: seen.append(new.version))
     with caplog.at_level(logging.WARNING, logger="fader_sdk"):
-        source.run(store)
+        source.run(holder)
 
     assert seen == [17, 19]  # never 20: that connection was ended at the patch
     assert "applies to version 18" in caplog.text
     assert recorder.requests[1].headers["Last-Event-ID"] == "17"
-    assert store.snapshot is not None
-    assert store.snapshot.engine.resolve_boolean("new-checkout", {}, True).value is False
+    assert holder.current is not None
+    assert holder.current.engine.resolve_boolean("new-checkout", {}, True).value is False
     # a dropped connection (backoff, breaker closed), not a failure and not a stop
     assert len(sleeper.delays) == 2
     assert source.breaker.state is BreakerState.CLOSED
-    assert store.fatal_error is None
+    assert holder.fatal_error is None
 
 
 @pytest.mark.parametrize("held", [None, Origin.CACHE])
@@ -378,15 +379,15 @@ def test_a_patch_without_a_server_snapshot_at_its_base_is_not_applied(
     to be the document the server diffed against, so the SDK asks for a full snapshot."""
     recorder = Recorder(lambda r, n: event_stream(patch_event(17, 18, flags=CHECKOUT_OFF)))
     source, _ = make_source(recorder)
-    store = Store()
+    holder = FlagSetHolder()
     if held is not None:
-        store.replace(Snapshot.from_wire(snapshot(17), held))
-    before = store.snapshot
+        holder.replace(FlagSet.from_wire(snapshot(17), held))
+    before = holder.current
 
-    assert source.connect_once(store) is Outcome.DROPPED
-    assert store.snapshot is before
+    assert source.connect_once(holder) is Outcome.DROPPED
+    assert holder.current is before
     assert source.last_event_id is None
-    assert source.connect_once(store) is Outcome.DROPPED
+    assert source.connect_once(holder) is Outcome.DROPPED
     assert "Last-Event-ID" not in recorder.requests[1].headers  # so the server sends it all
 
 
@@ -412,15 +413,15 @@ def test_a_malformed_patch_keeps_the_previous_configuration(data: str) -> None:
         )
     )
     source, _ = make_source(recorder)
-    store = Store()
+    holder = FlagSetHolder()
     seen: list[int] = []
-    store.add_listener(lambda old, new: seen.append(new.version))
+    holder.add_listener(lambda old, new: seen.append(new.version))
 
-    assert source.connect_once(store) is Outcome.DROPPED
+    assert source.connect_once(holder) is Outcome.DROPPED
     assert seen == [17]
-    assert store.snapshot is not None
-    assert store.snapshot.engine.resolve_boolean("new-checkout", {}, False).value is True
-    assert source.connect_once(store) is Outcome.DROPPED
+    assert holder.current is not None
+    assert holder.current.engine.resolve_boolean("new-checkout", {}, False).value is True
+    assert source.connect_once(holder) is Outcome.DROPPED
     assert recorder.requests[1].headers["Last-Event-ID"] == "17"
     assert seen == [17, 18]  # the full snapshot repaired it
 
@@ -436,9 +437,9 @@ def test_a_resumed_stream_applies_patches_without_a_snapshot() -> None:
         )
     )
     source, _ = make_source(recorder, limit=2)
-    store = Store()
-    source.run(store)
+    holder = FlagSetHolder()
+    source.run(holder)
     assert recorder.requests[1].headers["Last-Event-ID"] == "17"
-    assert store.snapshot is not None
-    assert store.snapshot.version == 18
-    assert store.snapshot.engine.resolve_boolean("new-checkout", {}, True).value is False
+    assert holder.current is not None
+    assert holder.current.version == 18
+    assert holder.current.engine.resolve_boolean("new-checkout", {}, True).value is False

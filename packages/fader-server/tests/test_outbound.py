@@ -34,9 +34,9 @@ from outbound_targets import (
 )
 from server_api import unique
 
-from fader_server.outbound import OutboundPolicy, is_public
-from fader_server.rollouts.gates_io import GateReader
-from fader_server.rollouts.plan import HttpCheckGate, PrometheusGate
+from fader_server.rollout_logic.plan import HttpCheckGate, PrometheusGate
+from fader_server.runtime.gate_reader import GateReader
+from fader_server.services.outbound_policy import OutboundPolicy, is_public
 from fader_server.settings import Settings
 
 LOOPBACK = OutboundPolicy.parse(["127.0.0.1/32"])

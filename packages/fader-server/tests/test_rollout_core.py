@@ -7,9 +7,9 @@ import random
 import pytest
 
 from fader_engine.formats import load
-from fader_server.rollouts import apply, decide
-from fader_server.rollouts.decide import Action, GateResult, GateStatus, InvalidTransitionError
-from fader_server.rollouts.plan import (
+from fader_server.rollout_logic import apply, decide
+from fader_server.rollout_logic.decide import Action, GateResult, GateStatus, InvalidTransitionError
+from fader_server.rollout_logic.plan import (
     HttpCheckGate,
     MetricGate,
     Plan,
@@ -17,7 +17,7 @@ from fader_server.rollouts.plan import (
     State,
     Status,
 )
-from fader_server.rollouts.stats import (
+from fader_server.rollout_logic.stats import (
     MeanStats,
     RateCounts,
     Verdict,

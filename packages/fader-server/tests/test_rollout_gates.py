@@ -10,10 +10,17 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from fader_server.rollouts.decide import GateStatus
-from fader_server.rollouts.gates import Reading, due_checks, metric_results, threshold_results
-from fader_server.rollouts.gates_io import GateReader
-from fader_server.rollouts.plan import HttpCheckGate, MetricGate, Plan, PrometheusGate, Stage, State
+from fader_server.rollout_logic.decide import GateStatus
+from fader_server.rollout_logic.gates import Reading, due_checks, metric_results, threshold_results
+from fader_server.rollout_logic.plan import (
+    HttpCheckGate,
+    MetricGate,
+    Plan,
+    PrometheusGate,
+    Stage,
+    State,
+)
+from fader_server.runtime.gate_reader import GateReader
 from fader_server.storage.ports import EventTotals, VariantTotals
 
 PROM = PrometheusGate(url="http://prom:9090/", query="rate(errors[1m])", max_value=0.05)

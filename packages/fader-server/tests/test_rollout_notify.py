@@ -11,18 +11,18 @@ from dataclasses import replace
 
 import httpx
 
-from fader_server.rollouts.notify import (
+from fader_server.rollout_logic.notifications import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
-    Delivery,
     Notification,
-    Notifier,
+    WebhookDelivery,
     deliveries,
     message,
     sign,
     verify,
 )
+from fader_server.runtime.notifier import Notifier
 
 NOTE = Notification(
     event="rolled_back",
@@ -117,13 +117,13 @@ def test_server_errors_and_network_failures_are_retried_with_one_delivery_id() -
 
 def test_a_refusal_is_not_retried_and_attempts_are_bounded() -> None:
     refused = Hook(404)
-    assert not notifier(refused).deliver(Delivery(1, "https://h.example/x", "s", b"{}"))
+    assert not notifier(refused).deliver(WebhookDelivery(1, "https://h.example/x", "s", b"{}"))
     assert len(refused.requests) == 1
     failing = Hook(500, 500, 500, 500, 500)
-    assert not notifier(failing).deliver(Delivery(1, "https://h.example/x", "s", b"{}"))
+    assert not notifier(failing).deliver(WebhookDelivery(1, "https://h.example/x", "s", b"{}"))
     assert len(failing.requests) == 4
     throttled = Hook(429, 200)
-    assert notifier(throttled).deliver(Delivery(1, "https://h.example/x", "s", b"{}"))
+    assert notifier(throttled).deliver(WebhookDelivery(1, "https://h.example/x", "s", b"{}"))
 
 
 def test_submitted_deliveries_are_sent_by_the_background_thread() -> None:
@@ -131,8 +131,8 @@ def test_submitted_deliveries_are_sent_by_the_background_thread() -> None:
     sender = notifier(hook)
     sender.submit(
         [
-            Delivery(1, "https://a.example/x", "s", b"{}"),
-            Delivery(2, "https://b.example/y", "s", b"{}"),
+            WebhookDelivery(1, "https://a.example/x", "s", b"{}"),
+            WebhookDelivery(2, "https://b.example/y", "s", b"{}"),
         ]
     )
     deadline = time.monotonic() + 10

@@ -31,7 +31,7 @@ from typer.testing import CliRunner
 
 import fader_engine
 from fader_server.cli.main import app as cli
-from fader_server.rollouts.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from fader_server.rollout_logic.notifications import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from fader_server.services import demo
 from fader_server.settings import Settings
 

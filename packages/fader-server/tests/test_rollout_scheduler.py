@@ -22,13 +22,14 @@ from conftest import dedicated_postgres_database
 from server_api import BOOLEAN_FLAG, unique
 
 from fader_server.errors import AlreadyExistsError, InvalidInputError, InvalidStateError
-from fader_server.outbound import OutboundPolicy
-from fader_server.rollouts.decide import Action
-from fader_server.rollouts.gates_io import GateReader
-from fader_server.rollouts.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, Notifier, verify
-from fader_server.rollouts.scheduler import Scheduler
+from fader_server.rollout_logic.decide import Action
+from fader_server.rollout_logic.notifications import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from fader_server.runtime.gate_reader import GateReader
+from fader_server.runtime.notifier import Notifier
+from fader_server.runtime.scheduler import Scheduler
 from fader_server.services import Services
 from fader_server.services.access import Principal
+from fader_server.services.outbound_policy import OutboundPolicy
 from fader_server.storage.ports import SdkEvent
 from fader_server.storage.sql.store import SqlStore
 

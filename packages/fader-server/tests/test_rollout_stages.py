@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from fader_engine.formats import load
-from fader_server.rollouts import apply
-from fader_server.rollouts.plan import Plan
+from fader_server.rollout_logic import apply
+from fader_server.rollout_logic.plan import Plan
 from fader_server.services import demo
 
 USERS = 4000

@@ -17,12 +17,12 @@ import sqlalchemy as sa
 import test_rollout_scheduler as simulated
 from test_rollout_scheduler import ADMIN, World, started
 
-from fader_server.rollouts import decide
-from fader_server.rollouts.decide import Action, GateStatus
-from fader_server.rollouts.gates import gate_result, metric_results, stage_alphas
-from fader_server.rollouts.plan import MetricGate, Plan
-from fader_server.rollouts.stage_tests import rate_windows
-from fader_server.rollouts.stats import RateCounts, samples_to_detect
+from fader_server.rollout_logic import decide
+from fader_server.rollout_logic.decide import Action, GateStatus
+from fader_server.rollout_logic.gates import gate_result, metric_results, stage_alphas
+from fader_server.rollout_logic.plan import MetricGate, Plan
+from fader_server.rollout_logic.stage_tests import rate_windows
+from fader_server.rollout_logic.stats import RateCounts, samples_to_detect
 from fader_server.services import demo
 from fader_server.storage.ports import EventTotals, VariantTotals
 from fader_server.storage.sql.tables import sdk_events

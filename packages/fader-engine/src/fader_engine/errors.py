@@ -1,15 +1,27 @@
 """Exceptions raised by the engine.
 
 Evaluation itself never raises on a validated configuration: it returns a
-:class:`~fader_engine.result.Resolution` with reason ``ERROR``. Exceptions are for *loading*::
+:class:`~fader_engine.result.Resolution` with reason ``ERROR``. Exceptions are for *loading* a
+document and for the few helpers that the server and the SDK call on raw JSON::
 
-    FaderEngineError                 catch to handle any engine failure at once
-    └── ConfigurationError           a document was rejected (invalid, or over one of the
-        │                            limits of docs/flag-format.md); `.problems` lists why
-        └── UnknownFormatError       the document is neither Fader's format nor flagd's
+    FaderEngineError              catch to handle any engine failure at once
+    ├── ConfigurationError        a document was rejected (invalid, or over one of the limits
+    │   │                         of docs/flag-format.md); `.problems` lists why
+    │   ├── UnknownFormatError    the document is neither Fader's format nor flagd's
+    │   ├── ExportError           it uses what flagd cannot express (flagd.export)
+    │   └── ImportRefusedError    a flagd document Fader's format cannot hold (flagd.importer)
+    ├── PatchError                a document patch is malformed (patch.apply_patch)
+    ├── WeightError               a split weight is no usable percentage (percent)
+    ├── RegexError                a pattern is not valid RE2 (regex.compile_pattern)
+    └── RuleError                 a flagd targeting rule cannot be compiled (flagd.jsonlogic;
+                                  loading reports it as a ConfigurationError problem)
 
 Catch :class:`ConfigurationError` where a user supplies a document (API, CLI, file watcher) and
 show every :class:`Problem`: each names the flag, the rule and the field, and says what to change.
+Validation catches :class:`WeightError` and :class:`RegexError` itself and reports them as
+problems; they reach a caller only from the helpers that raise them. :class:`PatchError`,
+:class:`WeightError` and :class:`RegexError` also derive from :class:`ValueError`, so code that
+catches bad input as ``ValueError`` (the SDK, for a patch event) keeps working.
 """
 
 from __future__ import annotations
@@ -49,3 +61,20 @@ class ConfigurationError(FaderEngineError):
 
 class UnknownFormatError(ConfigurationError):
     """The document's format could not be recognised (neither Fader nor flagd)."""
+
+
+class PatchError(FaderEngineError, ValueError):
+    """A patch that cannot be applied (malformed); the caller should fetch the whole document."""
+
+
+class WeightError(FaderEngineError, ValueError):
+    """A weight is not a usable percentage; the message explains it to the document's author."""
+
+
+class RegexError(FaderEngineError, ValueError):
+    """`pattern` is not a valid RE2 regular expression; `reason` says why in plain words."""
+
+    def __init__(self, pattern: str, reason: str) -> None:
+        self.pattern = pattern
+        self.reason = reason
+        super().__init__(f"invalid regular expression {pattern!r}: {reason}")

@@ -1,7 +1,7 @@
 """The evaluation entry point shared by every document format.
 
 A document (Fader's own or flagd's) is validated and compiled once into a mapping of flag key to
-:class:`CompiledFlag`; :class:`Engine` looks a flag up, runs its compiled closure and applies the
+:class:`CompiledFlag`; :class:`Engine` looks a flag up, runs its compiled function and applies the
 OpenFeature typed-resolution rules (type checks, the caller's default on error). Nothing here
 parses JSON, touches I/O or reads a clock: the clock is injected, because flagd exposes
 ``$flagd.timestamp`` to targeting rules and an engine that read the time itself would be neither
@@ -43,7 +43,7 @@ FlagFunction = Callable[[Mapping[str, Any], EvaluationEnv], Resolution]
 
 @dataclass(frozen=True, slots=True)
 class CompiledFlag:
-    """A flag ready to evaluate; `evaluate` is the closure built by a format's compiler."""
+    """A flag ready to evaluate; `evaluate` is the function built by a format's compiler."""
 
     key: str
     value_type: ValueType | None
@@ -87,7 +87,7 @@ class Engine:
 
     def __init__(self, flags: Mapping[str, CompiledFlag], clock: Callable[[], float] | None = None):
         self._flags: dict[str, CompiledFlag] = dict(flags)
-        # Key -> closure directly: saves an attribute load on every evaluation.
+        # Key -> function directly: saves an attribute load on every evaluation.
         self._functions: dict[str, FlagFunction] = {k: f.evaluate for k, f in flags.items()}
         self._env = EvaluationEnv(clock)
 

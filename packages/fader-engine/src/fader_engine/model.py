@@ -32,7 +32,12 @@ class FlagKind(StrEnum):
 
 
 class Operator(StrEnum):
-    """Clause operators; their semantics live in one table in :mod:`fader_engine.operators`."""
+    """Clause operators.
+
+    What each means on a value is one table in :mod:`fader_engine.operators`; ``exists`` and
+    ``in_segment``, which are about the clause, are defined in
+    :func:`fader_engine.codegen.clause_expression`.
+    """
 
     IN = "in"
     STARTS_WITH = "starts_with"

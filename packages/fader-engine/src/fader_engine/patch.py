@@ -17,14 +17,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fader_engine.errors import PatchError
+
+__all__ = ["ENTRY_MAPS", "DocumentPatch", "PatchError", "apply_patch", "diff_documents", "is_empty"]
+
 ENTRY_MAPS = ("flags", "segments")
 """Top-level document keys whose values are maps of named entries, patched entry by entry."""
 
 DocumentPatch = dict[str, dict[str, Any]]
-
-
-class PatchError(ValueError):
-    """A patch that cannot be applied (malformed); the caller should fetch the whole document."""
 
 
 def diff_documents(old: Mapping[str, Any], new: Mapping[str, Any]) -> DocumentPatch:

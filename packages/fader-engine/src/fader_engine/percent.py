@@ -11,13 +11,10 @@ from __future__ import annotations
 import math
 from decimal import Decimal, InvalidOperation
 
+from fader_engine.errors import WeightError
 from fader_engine.model import PERCENT_SCALE
 
 __all__ = ["WeightError", "format_percent", "percent_to_weight"]
-
-
-class WeightError(ValueError):
-    """A weight is not a usable percentage; the message explains it to the document's author."""
 
 
 def percent_to_weight(value: object) -> int:

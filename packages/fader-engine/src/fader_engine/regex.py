@@ -14,16 +14,9 @@ from typing import Any
 
 import re2  # type: ignore[import-untyped]
 
+from fader_engine.errors import RegexError
+
 __all__ = ["RegexError", "compile_pattern"]
-
-
-class RegexError(ValueError):
-    """`pattern` is not a valid RE2 regular expression; `reason` says why in plain words."""
-
-    def __init__(self, pattern: str, reason: str) -> None:
-        self.pattern = pattern
-        self.reason = reason
-        super().__init__(f"invalid regular expression {pattern!r}: {reason}")
 
 
 def _options() -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 
 
 class Reason(StrEnum):
-    """Why a value was chosen (OpenFeature reason, PRODUCT.md §2)."""
+    """Why a value was chosen: OpenFeature's reasons (docs/flag-format.md, "Reasons")."""
 
     STATIC = "STATIC"
     """The flag has no targeting at all: every context gets the default variant."""
@@ -82,10 +82,6 @@ class Resolution:
     error_message: str | None = None
     flag_metadata: Mapping[str, Any] = field(default_factory=lambda: EMPTY_METADATA)
 
-    @property
-    def is_error(self) -> bool:
-        return self.error_code is not None
-
     def to_json(self) -> dict[str, Any]:
         """The JSON shape used by `fader eval` and, later, the HTTP APIs."""
         out: dict[str, Any] = {
@@ -99,8 +95,3 @@ class Resolution:
         if self.flag_metadata:
             out["metadata"] = dict(self.flag_metadata)
         return out
-
-
-def error_resolution(code: ErrorCode, message: str) -> Resolution:
-    """A failed evaluation: no value of its own, reason ERROR."""
-    return Resolution(None, None, Reason.ERROR, code, message)

@@ -11,6 +11,7 @@ Tests without a server: ``fader_sdk.testing.TestData`` with ``FaderClient.for_te
 """
 
 from fader_sdk.client import NOT_READY_MESSAGE, FaderClient, __version__
-from fader_sdk.store import Origin, Snapshot, Store
+from fader_sdk.flag_set import FlagSet, Origin
+from fader_sdk.holder import FlagSetHolder
 
-__all__ = ["NOT_READY_MESSAGE", "FaderClient", "Origin", "Snapshot", "Store", "__version__"]
+__all__ = ["NOT_READY_MESSAGE", "FaderClient", "FlagSet", "FlagSetHolder", "Origin", "__version__"]

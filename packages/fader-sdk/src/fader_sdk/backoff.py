@@ -82,8 +82,3 @@ class Backoff:
             started, self._connected_at = self._connected_at, None
             if started is not None and self._clock() - started >= self.reset_after:
                 self._attempt = 0
-
-    def reset(self) -> None:
-        with self._lock:
-            self._attempt = 0
-            self._connected_at = None

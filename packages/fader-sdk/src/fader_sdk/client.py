@@ -3,14 +3,14 @@
 Why local: an evaluation is a dictionary lookup and a few comparisons in the engine; putting a
 network call on that path would make every feature check as slow and as fallible as the
 network. The network lives in one background source (stream, with polling fallback) that only
-swaps snapshots in the :class:`~fader_sdk.store.Store`.
+swaps flag sets in the :class:`~fader_sdk.holder.FlagSetHolder`.
 
 Promises to the application:
 - The constructor blocks for at most `init_timeout` seconds (0: not at all), and returns early
   as soon as the server answers, or as soon as it is clear waiting cannot help (a rejected key).
 - Until any configuration is known, every evaluation returns the caller's default with reason
   ``ERROR`` and error code ``GENERAL`` (message: "not ready"); evaluation never raises.
-- With `cache_path`, the last good snapshot is written there and used at start when the server
+- With `cache_path`, the last good flag set is written there and used at start when the server
   cannot be reached; through outages the last known configuration keeps being served.
 """
 
@@ -31,11 +31,12 @@ from fader_engine import ErrorCode, Reason, Resolution
 from fader_sdk.backoff import Backoff
 from fader_sdk.breaker import CircuitBreaker
 from fader_sdk.events import EventProcessor
+from fader_sdk.flag_set import FlagSet
+from fader_sdk.holder import FlagSetHolder
 from fader_sdk.sources import DataSource
-from fader_sdk.sources.bootstrap import CacheWriter, load_snapshot
+from fader_sdk.sources.bootstrap import CacheWriter, load_flag_set
 from fader_sdk.sources.polling import PollingSource
 from fader_sdk.sources.streaming import StreamingSource
-from fader_sdk.store import Snapshot, Store
 
 log = logging.getLogger("fader_sdk")
 
@@ -71,7 +72,7 @@ class FaderClient:
         source: DataSource | None = None,
     ) -> None:
         entered = time.monotonic()  # the init_timeout budget includes our own set-up
-        self._store = Store()
+        self._holder = FlagSetHolder()
         self._http: httpx.Client | None = None
         self._events: EventProcessor | None = None
         self._closed = False
@@ -88,10 +89,10 @@ class FaderClient:
                 timeout=httpx.Timeout(10.0),
             )
             if cache_path is not None:
-                cached = load_snapshot(cache_path)
+                cached = load_flag_set(cache_path)
                 if cached is not None:
-                    self._store.replace(cached)
-                self._store.add_listener(CacheWriter(cache_path))
+                    self._holder.replace(cached)
+                self._holder.add_listener(CacheWriter(cache_path))
             poller = PollingSource(self._http, interval=poll_interval, sleep=sleep)
             if stream:
                 source = StreamingSource(
@@ -117,10 +118,10 @@ class FaderClient:
                     flush_interval=event_flush_interval,
                 )
         self._source = source
-        source.start(self._store)
+        source.start(self._holder)
         remaining = init_timeout - (time.monotonic() - entered)
-        fresh = init_timeout <= 0 or self._store.wait_fresh(max(0.0, remaining))
-        if not fresh and self._store.fatal_error is None:
+        fresh = init_timeout <= 0 or self._holder.wait_fresh(max(0.0, remaining))
+        if not fresh and self._holder.fatal_error is None:
             log.warning(
                 "fader: no configuration from the server within %g s; serving %s",
                 init_timeout,
@@ -137,31 +138,32 @@ class FaderClient:
     @property
     def is_ready(self) -> bool:
         """A configuration is known (from the server, the cache file or test data)."""
-        return self._store.snapshot is not None
+        return self._holder.current is not None
 
     @property
     def is_fresh(self) -> bool:
         """The configuration came from (or was confirmed by) the server, not only the cache."""
-        return self._store.is_fresh
+        return self._holder.is_fresh
 
     @property
     def fatal_error(self) -> str | None:
         """Why updates stopped for good (e.g. the key was rejected), if they did."""
-        return self._store.fatal_error
+        return self._holder.fatal_error
 
     @property
-    def snapshot(self) -> Snapshot | None:
-        return self._store.snapshot
+    def flag_set(self) -> FlagSet | None:
+        """The flags evaluated now; `None` until any configuration is known."""
+        return self._holder.current
 
     @property
-    def store(self) -> Store:
-        """The snapshot store; add listeners here to hear about configuration changes."""
-        return self._store
+    def holder(self) -> FlagSetHolder:
+        """Holds the current flag set; add listeners here to hear about configuration changes."""
+        return self._holder
 
     def wait_until_ready(self, timeout: float | None = None) -> bool:
         """Wait for a configuration from the server; `True` if any configuration is known."""
-        if not self._store.is_fresh:
-            self._store.wait_fresh(timeout)
+        if not self._holder.is_fresh:
+            self._holder.wait_fresh(timeout)
         return self.is_ready
 
     @property
@@ -171,44 +173,38 @@ class FaderClient:
     # -- evaluation -------------------------------------------------------------------------
 
     def boolean_details(self, key: str, context: Context | None, default: bool) -> Resolution:
-        snapshot = self._store.snapshot
-        if snapshot is None:
+        flags = self._holder.current
+        if flags is None:
             return _not_ready(default)
         return self._exposed(
-            key, context, snapshot.engine.resolve_boolean(key, context or {}, default)
+            key, context, flags.engine.resolve_boolean(key, context or {}, default)
         )
 
     def string_details(self, key: str, context: Context | None, default: str) -> Resolution:
-        snapshot = self._store.snapshot
-        if snapshot is None:
+        flags = self._holder.current
+        if flags is None:
             return _not_ready(default)
-        return self._exposed(
-            key, context, snapshot.engine.resolve_string(key, context or {}, default)
-        )
+        return self._exposed(key, context, flags.engine.resolve_string(key, context or {}, default))
 
     def integer_details(self, key: str, context: Context | None, default: int) -> Resolution:
-        snapshot = self._store.snapshot
-        if snapshot is None:
+        flags = self._holder.current
+        if flags is None:
             return _not_ready(default)
         return self._exposed(
-            key, context, snapshot.engine.resolve_integer(key, context or {}, default)
+            key, context, flags.engine.resolve_integer(key, context or {}, default)
         )
 
     def float_details(self, key: str, context: Context | None, default: float) -> Resolution:
-        snapshot = self._store.snapshot
-        if snapshot is None:
+        flags = self._holder.current
+        if flags is None:
             return _not_ready(default)
-        return self._exposed(
-            key, context, snapshot.engine.resolve_float(key, context or {}, default)
-        )
+        return self._exposed(key, context, flags.engine.resolve_float(key, context or {}, default))
 
     def object_details(self, key: str, context: Context | None, default: Any) -> Resolution:
-        snapshot = self._store.snapshot
-        if snapshot is None:
+        flags = self._holder.current
+        if flags is None:
             return _not_ready(default)
-        return self._exposed(
-            key, context, snapshot.engine.resolve_object(key, context or {}, default)
-        )
+        return self._exposed(key, context, flags.engine.resolve_object(key, context or {}, default))
 
     def boolean(self, key: str, context: Context | None, default: bool) -> bool:
         value: bool = self.boolean_details(key, context, default).value
@@ -234,12 +230,12 @@ class FaderClient:
 
         Records no exposures: bootstrapping a front end is not the user seeing a variant.
         """
-        snapshot = self._store.snapshot
-        if snapshot is None:
+        flags = self._holder.current
+        if flags is None:
             return {}
         out: dict[str, Any] = {}
-        for key in snapshot.engine:
-            resolution = snapshot.engine.evaluate(key, context or {})
+        for key in flags.engine:
+            resolution = flags.engine.evaluate(key, context or {})
             if resolution.error_code is None and resolution.value is not None:
                 out[key] = resolution.value
         return out

@@ -33,7 +33,7 @@ from openfeature.track import TrackingEventDetails
 
 from fader_engine import Resolution
 from fader_sdk.client import FaderClient
-from fader_sdk.store import Snapshot
+from fader_sdk.flag_set import FlagSet
 
 __all__ = ["FaderProvider"]
 
@@ -78,7 +78,7 @@ class FaderProvider(AbstractProvider):
         self._init_timeout = init_timeout
         self._lock = threading.Lock()
         self._announce_ready = False  # initialize() failed; say READY when flags arrive
-        client.store.add_listener(self._on_change)
+        client.holder.add_listener(self._on_change)
 
     def get_metadata(self) -> Metadata:
         return Metadata(name="fader")
@@ -175,7 +175,7 @@ class FaderProvider(AbstractProvider):
         )
         return details
 
-    def _on_change(self, old: Snapshot | None, new: Snapshot) -> None:
+    def _on_change(self, old: FlagSet | None, new: FlagSet) -> None:
         with self._lock:
             announce, self._announce_ready = self._announce_ready, False
         if announce:

@@ -19,7 +19,8 @@ import threading
 from typing import Any
 
 import fader_engine
-from fader_sdk.store import Origin, Snapshot, Store
+from fader_sdk.flag_set import FlagSet, Origin
+from fader_sdk.holder import FlagSetHolder
 
 __all__ = ["FlagBuilder", "TestData"]
 
@@ -117,7 +118,7 @@ class TestData:
 
     def __init__(self) -> None:
         self._flags: dict[str, FlagBuilder] = {}
-        self._stores: list[Store] = []
+        self._holders: list[FlagSetHolder] = []
         self._version = 0
         self._lock = threading.Lock()
 
@@ -145,9 +146,9 @@ class TestData:
 
     # -- DataSource -------------------------------------------------------------------------
 
-    def start(self, store: Store) -> None:
+    def start(self, holder: FlagSetHolder) -> None:
         with self._lock:
-            self._stores.append(store)
+            self._holders.append(holder)
         self._publish()
 
     def close(self) -> None:
@@ -158,7 +159,7 @@ class TestData:
         engine = fader_engine.load(document)  # raises at once on a nonsensical test setup
         with self._lock:
             self._version += 1
-            snapshot = Snapshot(self._version, engine, document, Origin.TEST)
-            stores = list(self._stores)
-        for store in stores:
-            store.replace(snapshot)
+            flag_set = FlagSet(self._version, engine, document, Origin.TEST)
+            holders = list(self._holders)
+        for holder in holders:
+            holder.replace(flag_set)

@@ -1,7 +1,9 @@
-"""The one place where the server is wired: settings → store → services → FastAPI app.
+"""The one place where the server is wired: settings → SQL store → services → runtime (the
+rollout scheduler, its gate reader and webhook notifier, the delivery hub) → FastAPI app.
 
 Only this module and ``cli`` construct :mod:`fader_server.storage.sql`; everything else gets
-its collaborators passed in.
+its collaborators passed in (docs/architecture.md shows the layers and the import rules
+``make lint`` checks).
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ from fader_server.api.body_limit import cap_request_bodies
 from fader_server.api.middleware import HttpMetrics, RequestContext
 from fader_server.api.request_json import InputGuard
 from fader_server.delivery.service import Delivery
-from fader_server.outbound import OutboundPolicy
-from fader_server.rollouts.gates_io import GateReader
-from fader_server.rollouts.notify import Notifier
-from fader_server.rollouts.scheduler import Scheduler
+from fader_server.runtime.gate_reader import GateReader
+from fader_server.runtime.notifier import Notifier
+from fader_server.runtime.scheduler import Scheduler
 from fader_server.services import Services
-from fader_server.services.identity import FirstRun
+from fader_server.services.bootstrap import FirstRun
+from fader_server.services.outbound_policy import OutboundPolicy
 from fader_server.settings import Settings
 from fader_server.storage.sql.store import SqlStore
 

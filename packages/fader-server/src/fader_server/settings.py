@@ -37,7 +37,7 @@ class Settings:
     sse_heartbeat_seconds: float = 15.0
     rollout_tick_seconds: float = 5.0
     """How often the rollout scheduler looks at active release plans; 0 turns it off (tests
-    that drive :meth:`~fader_server.rollouts.scheduler.Scheduler.tick` themselves)."""
+    that drive :meth:`~fader_server.runtime.scheduler.Scheduler.tick` themselves)."""
     outbound_allow: tuple[str, ...] = ()
     """CIDRs and host names that rollout gates and webhooks may reach although they are
     loopback, private or otherwise internal (``FADER_OUTBOUND_ALLOW``, comma-separated);

@@ -1,4 +1,5 @@
-"""Keyboard only (PRODUCT §7): find a flag, turn it off in production, revert it from history.
+"""Keyboard only (the console aims at WCAG 2.2 AA): find a flag, turn it off in production,
+revert it from history.
 
 Nothing here clicks: only page.keyboard (Tab, Enter, typing). The time from opening the flags
 list to the confirmed kill switch is measured in the browser (without the time spent in the

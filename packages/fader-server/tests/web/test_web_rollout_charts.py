@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fader_server.rollouts.plan import MetricGate, Plan, Stage, State, Status
-from fader_server.services.rollout_records import PlanStatus
+from fader_server.rollout_logic.plan import MetricGate, Plan, Stage, State, Status
+from fader_server.services.rollouts.records import PlanStatus
 from fader_server.storage.ports import StoredPlan
 from fader_server.web import rollout_charts, rollout_view
 

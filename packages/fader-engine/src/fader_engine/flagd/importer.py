@@ -6,7 +6,7 @@ shapes people actually write translate: an ``if`` chain of conditions (``and`` o
 ``ends_with``, substring ``in``, numeric comparisons, ``sem_ver`` with ``= < <= > >=``, and
 ``fractional`` splits seeded by the targeting key or by ``cat($flagd.flagKey, var)``. Anything
 else is refused with its location rather than approximated, because an import that changes who
-gets what is worse than none (PRODUCT.md §8: imports are verified, not trusted).
+gets what is worse than none: an import is verified, never trusted.
 
 What cannot be preserved exactly, by design: flagd serves the caller's code default for a
 ``DISABLED`` flag and Fader its off variant (the import makes the flagd ``defaultVariant`` the

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from fader_engine.bucketing import BucketingAlgorithm
-from fader_engine.errors import Problem
+from fader_engine.errors import FaderEngineError, Problem
 from fader_engine.flagd import arithmetic
 from fader_engine.flagd.coercion import (
     is_number,
@@ -36,7 +36,7 @@ Builder = Callable[["RuleCompiler", list[Any], str], Expr]
 """Compiles one operator's raw arguments (always a list) found at a JSON-pointer path."""
 
 
-class RuleError(Exception):
+class RuleError(FaderEngineError):
     """A rule cannot be compiled (unknown operator, malformed arguments, dangling ``$ref``)."""
 
     def __init__(self, path: str, message: str) -> None:

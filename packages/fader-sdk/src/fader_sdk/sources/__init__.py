@@ -1,7 +1,7 @@
 """Where configuration comes from: the server's stream, polling, a file, or test data.
 
-A source fills a :class:`~fader_sdk.store.Store` and knows nothing of evaluation. The client
-starts exactly one source; the streaming source carries its own polling fallback so that the
+A source fills a :class:`~fader_sdk.holder.FlagSetHolder` and knows nothing of evaluation. The
+client starts exactly one source; the streaming source carries its own polling fallback so that the
 switch between them is one thread's decision, never a race between two writers.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from fader_sdk.store import Store
+from fader_sdk.holder import FlagSetHolder
 
 FLAGS_PATH = "/api/v1/sdk/flags"
 STREAM_PATH = "/api/v1/sdk/stream"
@@ -19,9 +19,9 @@ EVENTS_PATH = "/api/v1/sdk/events"
 
 
 class DataSource(Protocol):
-    """What the client needs of a source: start filling the store, and stop."""
+    """What the client needs of a source: start filling the holder, and stop."""
 
-    def start(self, store: Store) -> None:
+    def start(self, holder: FlagSetHolder) -> None:
         """Begin delivering (in the background when the source does I/O); must not block."""
         ...
 

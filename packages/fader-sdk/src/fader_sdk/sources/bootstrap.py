@@ -1,4 +1,4 @@
-"""The last good snapshot on disk, so an application can start while the server is down.
+"""The last good flag set on disk, so an application can start while the server is down.
 
 Why write-temp, fsync, rename: a crash or power cut mid-write must leave either the old file or
 the new one, never a truncated one that would fail to parse exactly when it is needed (the
@@ -16,19 +16,20 @@ import os
 import tempfile
 from pathlib import Path
 
-from fader_sdk.store import Origin, Snapshot, Store
+from fader_sdk.flag_set import FlagSet, Origin
+from fader_sdk.holder import FlagSetHolder
 
 log = logging.getLogger("fader_sdk")
 
 
-def save_snapshot(path: str | os.PathLike[str], snapshot: Snapshot) -> None:
-    """Atomically replace `path` with `snapshot` (in the delivery protocol's JSON shape)."""
+def save_flag_set(path: str | os.PathLike[str], flag_set: FlagSet) -> None:
+    """Atomically replace `path` with `flag_set` (as the delivery protocol's snapshot JSON)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(snapshot.to_wire(), out, separators=(",", ":"))
+            json.dump(flag_set.to_wire(), out, separators=(",", ":"))
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, target)
@@ -45,14 +46,14 @@ def save_snapshot(path: str | os.PathLike[str], snapshot: Snapshot) -> None:
             os.close(dir_fd)
 
 
-def load_snapshot(path: str | os.PathLike[str], origin: Origin = Origin.CACHE) -> Snapshot | None:
-    """The snapshot stored at `path`, or `None` (logged) when missing or unusable."""
+def load_flag_set(path: str | os.PathLike[str], origin: Origin = Origin.CACHE) -> FlagSet | None:
+    """The flag set stored at `path`, or `None` (logged) when missing or unusable."""
     try:
         with open(path, encoding="utf-8") as source:
             payload = json.load(source)
         if not isinstance(payload, dict):
             raise ValueError("not a JSON object")
-        return Snapshot.from_wire(payload, origin)
+        return FlagSet.from_wire(payload, origin)
     except FileNotFoundError:
         return None
     except Exception as error:  # any failure means "no cache", never a crash
@@ -61,32 +62,32 @@ def load_snapshot(path: str | os.PathLike[str], origin: Origin = Origin.CACHE) -
 
 
 class CacheWriter:
-    """A store listener persisting every server snapshot; failures are logged, not raised."""
+    """A holder listener persisting every server flag set; failures are logged, not raised."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = path
 
-    def __call__(self, old: Snapshot | None, new: Snapshot) -> None:
+    def __call__(self, old: FlagSet | None, new: FlagSet) -> None:
         if new.origin is not Origin.SERVER:
             return
         try:
-            save_snapshot(self.path, new)
+            save_flag_set(self.path, new)
         except OSError as error:
             log.warning("fader: could not write configuration cache %s: %s", self.path, error)
 
 
 class FileSource:
-    """A source that loads one snapshot file: offline mode, or a bootstrap for tests and CI."""
+    """A source that loads one flag set file: offline mode, or a bootstrap for tests and CI."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = path
 
-    def start(self, store: Store) -> None:
-        snapshot = load_snapshot(self.path, Origin.FILE)
-        if snapshot is None:
-            store.fail(f"no usable configuration in {self.path}")
+    def start(self, holder: FlagSetHolder) -> None:
+        flag_set = load_flag_set(self.path, Origin.FILE)
+        if flag_set is None:
+            holder.fail(f"no usable configuration in {self.path}")
         else:
-            store.replace(snapshot)
+            holder.replace(flag_set)
 
     def close(self) -> None:
         pass

@@ -16,15 +16,16 @@ from dataclasses import dataclass
 import httpx
 
 from fader_sdk import retry
+from fader_sdk.flag_set import FlagSet, Origin
+from fader_sdk.holder import FlagSetHolder
 from fader_sdk.sources import FLAGS_PATH
-from fader_sdk.store import Origin, Snapshot, Store
 
 log = logging.getLogger("fader_sdk")
 
 
 @dataclass(frozen=True, slots=True)
 class PollResult:
-    """What one poll did: `changed` when a new snapshot was stored; `failure` when it failed."""
+    """What one poll did: `changed` when a new flag set was swapped in; `failure` when it failed."""
 
     changed: bool = False
     failure: retry.Failure | None = None
@@ -47,10 +48,10 @@ class PollingSource:
         self._sleep = sleep or self._stop.wait
         self._thread: threading.Thread | None = None
 
-    def poll_once(self, store: Store) -> PollResult:
-        """One conditional GET; stores a changed snapshot, or marks a fatal failure."""
+    def poll_once(self, holder: FlagSetHolder) -> PollResult:
+        """One conditional GET; swaps in a changed flag set, or marks a fatal failure."""
         headers = {"Accept": "application/json"}
-        current = store.snapshot
+        current = holder.current
         if self._etag is not None and current is not None and current.origin is Origin.SERVER:
             headers["If-None-Match"] = self._etag
         try:
@@ -58,24 +59,24 @@ class PollingSource:
         except httpx.HTTPError as error:
             return PollResult(failure=retry.from_exception(error))
         if response.status_code == 304:
-            store.confirm()
+            holder.confirm()
             return PollResult()
         if response.status_code != 200:
             failure = retry.from_response(response)
             if not failure.retryable:
-                store.fail(failure.message)
+                holder.fail(failure.message)
             return PollResult(failure=failure)
         try:
-            snapshot = Snapshot.from_wire(response.json(), Origin.SERVER)
-        except Exception as error:  # a bad payload must not replace a good snapshot
+            flag_set = FlagSet.from_wire(response.json(), Origin.SERVER)
+        except Exception as error:  # a bad payload must not replace good flags
             return PollResult(failure=retry.Failure(True, f"unusable snapshot: {error}"))
         self._etag = response.headers.get("etag")
-        return PollResult(changed=store.replace(snapshot))
+        return PollResult(changed=holder.replace(flag_set))
 
-    def run(self, store: Store) -> None:
+    def run(self, holder: FlagSetHolder) -> None:
         """Poll until closed or until a failure that retrying cannot fix."""
         while not self._stop.is_set():
-            result = self.poll_once(store)
+            result = self.poll_once(holder)
             delay = self.interval
             if result.failure is not None:
                 if not result.failure.retryable:
@@ -87,9 +88,9 @@ class PollingSource:
                 delay = max(delay, result.failure.retry_after or 0.0)
             self._sleep(delay)
 
-    def start(self, store: Store) -> None:
+    def start(self, holder: FlagSetHolder) -> None:
         self._thread = threading.Thread(
-            target=self.run, args=(store,), name="fader-polling", daemon=True
+            target=self.run, args=(holder,), name="fader-polling", daemon=True
         )
         self._thread.start()
 

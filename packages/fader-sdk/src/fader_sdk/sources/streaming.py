@@ -9,9 +9,9 @@ Reconnect policy (after LaunchDarkly's streaming source):
   shows up as a `ReadTimeout`, and we reconnect instead of serving stale flags forever.
 - Every reconnect sends ``Last-Event-ID`` so the server can skip the full snapshot.
 - The stream is requested with ``?patches=true``: a change may then arrive as a `patch` event
-  carrying only the changed entries, valid on top of version `base` only. A patch the store
+  carrying only the changed entries, valid on top of version `base` only. A patch the SDK
   cannot apply (not at `base`, malformed) ends the connection, and the reconnect's
-  ``Last-Event-ID`` is the version the store really holds, so the server sends a full snapshot:
+  ``Last-Event-ID`` is the version the SDK really holds, so the server sends a full snapshot:
   one resync instead of guessing, and never a patch applied to the wrong document.
 - Delays come from :class:`~fader_sdk.backoff.Backoff` (full jitter, reset after a stable
   connection); the server's ``retry:`` field sets the base; ``Retry-After`` is a floor.
@@ -36,9 +36,10 @@ import httpx
 from fader_sdk import retry
 from fader_sdk.backoff import Backoff
 from fader_sdk.breaker import BreakerState, CircuitBreaker
+from fader_sdk.flag_set import FlagSet, Origin
+from fader_sdk.holder import FlagSetHolder
 from fader_sdk.sources import STREAM_PARAMS, STREAM_PATH
 from fader_sdk.sources.polling import PollingSource
-from fader_sdk.store import Origin, Snapshot, Store
 
 log = logging.getLogger("fader_sdk")
 
@@ -135,10 +136,10 @@ class StreamingSource:
 
     # -- one connection ---------------------------------------------------------------------
 
-    def connect_once(self, store: Store) -> Outcome:
+    def connect_once(self, holder: FlagSetHolder) -> Outcome:
         """Open the stream and apply its events until it ends; never raises on I/O."""
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
-        current = store.snapshot
+        current = holder.current
         if self.last_event_id is None and current is not None and current.origin is Origin.SERVER:
             self.last_event_id = str(current.version)
         if self.last_event_id is not None:
@@ -155,7 +156,7 @@ class StreamingSource:
                     return Outcome.CLOSED
                 if resp.status_code != 200:
                     resp.read()
-                    return self._failed(store, retry.from_response(resp))
+                    return self._failed(holder, retry.from_response(resp))
                 failure = retry.Failure(True, "the server ended the stream")
                 for line in resp.iter_lines():
                     if not received:
@@ -167,9 +168,9 @@ class StreamingSource:
                     if parser.retry_ms is not None:
                         self.backoff.base = parser.retry_ms / 1000
                     if event is not None:
-                        unusable = self._apply(store, event)
+                        unusable = self._apply(holder, event)
                         if unusable is not None:
-                            # Resume from what the store holds (connect_once reads it when
+                            # Resume from what the holder has (connect_once reads it when
                             # this is None), not from this event's id: the server then sends
                             # a full snapshot. A drop, not a failure: the stream works.
                             self.last_event_id = None
@@ -185,34 +186,34 @@ class StreamingSource:
         if self._stop.is_set():
             return Outcome.CLOSED
         if not received:
-            return self._failed(store, failure)
+            return self._failed(holder, failure)
         self.backoff.disconnected()
         self._last_failure = failure
         log.info("fader: stream dropped: %s", failure.message)
         return Outcome.DROPPED
 
-    def _apply(self, store: Store, event: ServerSentEvent) -> str | None:
+    def _apply(self, holder: FlagSetHolder, event: ServerSentEvent) -> str | None:
         """Apply one event; returns why the connection must be resynchronised, if it must."""
         if event.event == "patch":
-            return self._apply_patch(store, event)
+            return self._apply_patch(holder, event)
         if event.event not in ("snapshot", "change"):
             return None  # forward compatible: unknown events are not errors
         try:
-            snapshot = Snapshot.from_wire(json.loads(event.data), Origin.SERVER)
+            flag_set = FlagSet.from_wire(json.loads(event.data), Origin.SERVER)
         except Exception as error:  # keep serving the previous configuration
             log.warning("fader: ignoring unusable %s event %s: %s", event.event, event.id, error)
             return None
-        store.replace(snapshot)
+        holder.replace(flag_set)
         return None
 
-    def _apply_patch(self, store: Store, event: ServerSentEvent) -> str | None:
-        """Apply a `patch` event on top of the store's server snapshot at its `base`.
+    def _apply_patch(self, holder: FlagSetHolder, event: ServerSentEvent) -> str | None:
+        """Apply a `patch` event on top of the held server flag set at its `base`.
 
         Unlike an unusable `change`, an unusable patch cannot just be skipped: every later
-        patch builds on its version, so the store would fall behind for good. The caller ends
-        the connection instead and resumes from the store's version, which gets a full snapshot.
+        patch builds on its version, so the SDK would fall behind for good. The caller ends
+        the connection instead and resumes from the held version, which gets a full snapshot.
         """
-        current = store.snapshot
+        current = holder.current
         try:
             payload = json.loads(event.data)
             if not isinstance(payload, dict):
@@ -223,20 +224,20 @@ class StreamingSource:
                 reason = f"patch {event.id} applies to version {base}, but the SDK holds {held}"
                 log.warning("fader: %s; reconnecting for a full snapshot", reason)
                 return reason
-            snapshot = current.patched(payload)
+            flag_set = current.patched(payload)
         except Exception as error:  # keep serving the previous configuration
             reason = f"unusable patch event {event.id}: {error}"
             log.warning("fader: %s; reconnecting for a full snapshot", reason)
             return reason
-        store.replace(snapshot)
+        holder.replace(flag_set)
         return None
 
-    def _failed(self, store: Store, failure: retry.Failure) -> Outcome:
+    def _failed(self, holder: FlagSetHolder, failure: retry.Failure) -> Outcome:
         self._last_failure = failure
         self._unreachable = self._unreachable or failure.unreachable
         if not failure.retryable:
             log.error("fader: stopped receiving flag updates: %s", failure.message)
-            store.fail(failure.message)
+            holder.fail(failure.message)
             return Outcome.FATAL
         self.breaker.record_failure()
         log.warning("fader: stream unavailable, serving last known flags: %s", failure.message)
@@ -244,11 +245,11 @@ class StreamingSource:
 
     # -- the loop ---------------------------------------------------------------------------
 
-    def run(self, store: Store) -> None:
+    def run(self, holder: FlagSetHolder) -> None:
         """Stream (or poll, while the breaker is open) until closed or a fatal failure."""
         while not self._stop.is_set():
             if self.breaker.allow():
-                outcome = self.connect_once(store)
+                outcome = self.connect_once(holder)
                 if outcome in (Outcome.FATAL, Outcome.CLOSED):
                     return
                 delay = self.backoff.next_delay()
@@ -258,7 +259,7 @@ class StreamingSource:
                     log.warning("fader: stream keeps failing; polling until it recovers")
                     delay = 0.0  # poll at once; the breaker decides when to probe again
             else:
-                result = self._poller.poll_once(store)
+                result = self._poller.poll_once(holder)
                 delay = self._poller.interval
                 if result.failure is not None:
                     if not result.failure.retryable:
@@ -276,9 +277,9 @@ class StreamingSource:
             if delay > 0:
                 self._sleep(delay)
 
-    def start(self, store: Store) -> None:
+    def start(self, holder: FlagSetHolder) -> None:
         self._thread = threading.Thread(
-            target=self.run, args=(store,), name="fader-streaming", daemon=True
+            target=self.run, args=(holder,), name="fader-streaming", daemon=True
         )
         self._thread.start()
 

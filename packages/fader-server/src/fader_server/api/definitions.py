@@ -6,13 +6,15 @@ way, through :class:`~fader_server.services.definitions.DefinitionService`.
 say only what differs: where the routes live, the models, and how a definition is rendered.
 Paths, operation ids and schemas are those the handlers had when each module wrote its own.
 
-No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations, and
-they name arguments of :func:`add_definition_routes` (the models), which a postponed annotation
-could not resolve.
+The handlers are typed against what every definition model offers (:class:`DefinitionBody`,
+:class:`NewDefinitionBody`), which is what mypy checks; FastAPI validates a request body against
+the annotation it finds in the signature, so each route's handler is given a signature naming
+that route's own model (:func:`_accepting`).
 """
 
+import inspect
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import BaseModel
@@ -24,6 +26,37 @@ from fader_server.api.security import Caller, IfMatch, Svc
 from fader_server.services import Services
 from fader_server.services.definitions import DefinitionService
 from fader_server.storage.ports import Resource, Version
+
+_Handler = TypeVar("_Handler", bound=Callable[..., BaseModel])
+
+
+class DefinitionBody(Protocol):
+    """What an update's body offers (``FlagFields``, ``SegmentFields``)."""
+
+    @property
+    def comment(self) -> str | None: ...
+    def data(self) -> dict[str, Any]: ...
+
+
+class NewDefinitionBody(DefinitionBody, Protocol):
+    """What a creation's body offers (``FlagIn``, ``SegmentIn``): the key besides."""
+
+    @property
+    def key(self) -> str: ...
+
+
+def _accepting(model: type[object], handler: _Handler) -> _Handler:
+    """`handler`, with FastAPI told to validate its `body` as `model`: FastAPI reads the
+    signature (``inspect.signature``, which honours ``__signature__``), so only the body's
+    annotation changes; the handler itself is unchanged."""
+    signature = inspect.signature(handler)
+    parameters = [
+        p.replace(annotation=model) if p.name == "body" else p
+        for p in signature.parameters.values()
+    ]
+    function: Any = handler  # a plain function, which may carry a signature of its own
+    function.__signature__ = signature.replace(parameters=parameters)
+    return handler
 
 
 def version_out(version: Version) -> VersionOut:
@@ -43,8 +76,8 @@ def add_definition_routes(
     noun: str,
     collection: str,
     service: Callable[[Services], DefinitionService],
-    create_model: type[BaseModel],
-    update_model: type[BaseModel],
+    create_model: type[NewDefinitionBody],
+    update_model: type[DefinitionBody],
     out_model: type[BaseModel],
     respond: Callable[[Resource, Response], BaseModel],
 ) -> None:
@@ -58,7 +91,7 @@ def add_definition_routes(
     Key = Annotated[str, Path(alias=noun)]  # noqa: N806 - a type, named like one
 
     def create(
-        project: str, body: create_model, svc: Svc, caller: Caller, response: Response
+        project: str, body: NewDefinitionBody, svc: Svc, caller: Caller, response: Response
     ) -> BaseModel:
         created = service(svc).create(caller, project, body.key, body.data(), body.comment)
         return respond(created, response)
@@ -69,7 +102,7 @@ def add_definition_routes(
     def update(
         project: str,
         key: Key,
-        body: update_model,
+        body: DefinitionBody,
         svc: Svc,
         caller: Caller,
         expected: IfMatch,
@@ -108,7 +141,7 @@ def add_definition_routes(
 
     router.add_api_route(
         collection,
-        create,
+        _accepting(create_model, create),
         methods=["POST"],
         name=f"create_{noun}",
         status_code=status.HTTP_201_CREATED,
@@ -116,7 +149,11 @@ def add_definition_routes(
     )
     router.add_api_route(item, get, methods=["GET"], name=f"get_{noun}", response_model=out_model)
     router.add_api_route(
-        item, update, methods=["PUT"], name=f"update_{noun}", response_model=out_model
+        item,
+        _accepting(update_model, update),
+        methods=["PUT"],
+        name=f"update_{noun}",
+        response_model=out_model,
     )
     router.add_api_route(
         item,

@@ -1,8 +1,9 @@
-"""Field-level deprecation (PRODUCT.md §7: versioning is per field, not per URL).
+"""Field-level deprecation: the admin API is versioned per field, not per URL.
 
 A :class:`DeprecatedField` names a field, its replacement and a sunset date at least twelve
-weeks after the announcement (checked at import). :func:`schema` marks the field
-``deprecated: true`` in the OpenAPI document; :func:`announce` adds to a response the
+weeks after the announcement (checked at import). A model field marked with
+``json_schema_extra=MARK`` and the field's :attr:`~DeprecatedField.message` as its description
+is ``deprecated: true`` in the OpenAPI document; :func:`announce` adds to a response the
 ``Deprecation`` header (RFC 9745: ``@<unix time>``), the ``Sunset`` header (RFC 8594, an
 HTTP-date) and a human-readable ``Warning``. Responses that carry or accepted the field are
 announced, because the server cannot know whether a client reads it.
@@ -13,11 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any
 
 from fastapi import Response
+from pydantic.config import JsonDict
 
 MIN_NOTICE = timedelta(weeks=12)
+MARK: JsonDict = {"deprecated": True}
+"""The ``json_schema_extra`` of a deprecated field. (Pydantic's own ``deprecated=`` would warn
+on every attribute access, which our warnings-as-errors test runs rightly refuse.)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,15 +46,6 @@ class DeprecatedField:
 FLAG_OWNER = DeprecatedField(
     name="owner", replacement="owner_team", announced=date(2026, 11, 1), sunset=date(2027, 3, 1)
 )
-
-
-def schema(field: DeprecatedField) -> dict[str, Any]:
-    """Keyword arguments for ``pydantic.Field`` that mark the field deprecated in OpenAPI.
-
-    (Pydantic's own ``deprecated=`` would warn on every attribute access, which our
-    warnings-as-errors test runs rightly refuse.)
-    """
-    return {"json_schema_extra": {"deprecated": True}, "description": field.message}
 
 
 def announce(response: Response, *fields: DeprecatedField) -> None:

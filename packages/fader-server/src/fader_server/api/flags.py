@@ -88,7 +88,7 @@ def list_flags(
     cursor: Cursor = None,
     q: Annotated[str | None, Query(max_length=200, description="full-text search")] = None,
 ) -> FlagPage:
-    found = svc.flags.list(
+    found = svc.flags.search(
         caller, project, limit=limit, after_key=pagination.decode(cursor), query=q
     )
     if found:

@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fader_server.api.event_stream import EventStream
+from fader_server.api.event_stream import EventStream, Opening, opening
 from fader_server.delivery import ofrep
 from fader_server.delivery.frames import StreamKind
 from fader_server.delivery.keys import SdkCaller
@@ -330,23 +330,29 @@ async def event_stream(
     """A notification on connecting closes the gap between the client's last bulk fetch and
     this connection (a change in between would otherwise go unheard); a client resuming at the
     current version gets none. Then one per new version, heartbeats in between."""
-    caller, initial = await run_in_threadpool(_stream_start, request, credential, grant)
-    key = StreamKey(caller.token_id, caller.expires_at)
-    return EventStream(
-        _delivery(request), initial, StreamKind.OFREP, ofrep.refetch_event, last_event_id, key
+    caller, start = await run_in_threadpool(
+        _stream_start, request, credential, grant, last_event_id
     )
+    key = StreamKey(caller.token_id, caller.expires_at)
+    return EventStream(_delivery(request), start, StreamKind.OFREP, key)
 
 
 def _stream_start(
-    request: Request, secret: str | None, grant: str | None
-) -> tuple[SdkCaller, Snapshot]:
+    request: Request, secret: str | None, grant: str | None, last_event_id: str | None
+) -> tuple[SdkCaller, Opening]:
+    """In a worker thread: authentication, the snapshot's read and the first notification's
+    serialisation, never on the loop."""
     dlv = _delivery(request)
     if grant is not None and not secret:
         caller = dlv.keys.authenticate_grant(grant, STREAM_GRANT, _KEYS)
         request.state.actor = caller.actor
     else:
         caller = _authenticate(request, dlv, secret)
-    return caller, _current(dlv, caller)
+    return caller, opening(_current(dlv, caller), _notification, last_event_id)
+
+
+def _notification(snapshot: Snapshot) -> tuple[bytes]:
+    return (ofrep.refetch_event(snapshot),)
 
 
 # -------------------------------------------------------------------- CORS

@@ -65,7 +65,7 @@ def audit_out(entry: AuditEntry) -> AuditOut:
 def list_projects(
     svc: Svc, caller: Caller, limit: Limit = 50, cursor: Cursor = None
 ) -> ProjectPage:
-    found = svc.projects.list(caller, limit=limit, after_key=pagination.decode(cursor))
+    found = svc.projects.list_projects(caller, limit=limit, after_key=pagination.decode(cursor))
     return ProjectPage(
         items=[project_out(p) for p in found],
         next_cursor=pagination.next_cursor([p.key for p in found], limit),

@@ -1,6 +1,6 @@
 """Pydantic models of the rollout API (release plans, templates, incidents, webhooks).
 
-Stage and gate fields carry the names of :mod:`fader_server.rollouts.plan`, so a plan reads the
+Stage and gate fields carry the names of :mod:`fader_server.rollout_logic.plan`, so a plan reads the
 same in a request, in a response, in the audit log and in ``docs/rollouts.md``. Durations are
 seconds. The models check shape and ranges; whether segments and variants exist and whether
 percentages grow is checked against the project by the service, which names the field.

@@ -34,7 +34,7 @@ from fader_server.api.rollout_schemas import (
     WebhookOut,
 )
 from fader_server.api.security import Caller, Svc
-from fader_server.services.rollout_records import PlanStatus, at
+from fader_server.services.rollouts.records import PlanStatus, at
 from fader_server.storage.ports import Incident, RolloutTemplate, Webhook
 
 router = APIRouter(
@@ -145,7 +145,7 @@ def create_template(project: str, body: TemplateIn, svc: Svc, caller: Caller) ->
 @router.get("/rollout-templates")
 def list_templates(project: str, svc: Svc, caller: Caller) -> TemplateList:
     return TemplateList(
-        items=[template_out(t) for t in svc.rollout_templates.list(caller, project)]
+        items=[template_out(t) for t in svc.rollout_templates.list_templates(caller, project)]
     )
 
 
@@ -187,7 +187,7 @@ def list_rollouts(
     status: Annotated[str | None, Query(max_length=20, alias="status")] = None,
 ) -> PlanPage:
     """Release plans, newest first."""
-    found = svc.rollouts.list(
+    found = svc.rollouts.list_plans(
         caller,
         project,
         limit=limit,
@@ -312,7 +312,7 @@ def create_webhook(project: str, body: WebhookIn, svc: Svc, caller: Caller) -> W
 
 @router.get("/webhooks")
 def list_webhooks(project: str, svc: Svc, caller: Caller) -> WebhookList:
-    return WebhookList(items=[webhook_out(w) for w in svc.webhooks.list(caller, project)])
+    return WebhookList(items=[webhook_out(w) for w in svc.webhooks.list_webhooks(caller, project)])
 
 
 @router.delete("/webhooks/{webhook}", status_code=status.HTTP_204_NO_CONTENT)

@@ -133,7 +133,9 @@ class FlagFields(Strict):
     )
     owner_team: Annotated[str, StringConstraints(max_length=200)] | None = None
     owner: Annotated[str, StringConstraints(max_length=200)] | None = Field(
-        default=None, **deprecation.schema(deprecation.FLAG_OWNER)
+        default=None,
+        json_schema_extra=deprecation.MARK,
+        description=deprecation.FLAG_OWNER.message,
     )
     expected_lifetime_days: Annotated[int, Field(ge=1, le=3650)] | None = None
     client_side: bool = Field(
@@ -163,7 +165,9 @@ class FlagOut(Strict):
     type: str
     variants: dict[str, Any]
     owner_team: str | None
-    owner: str | None = Field(**deprecation.schema(deprecation.FLAG_OWNER))
+    owner: str | None = Field(
+        json_schema_extra=deprecation.MARK, description=deprecation.FLAG_OWNER.message
+    )
     expected_lifetime_days: int | None
     client_side: bool = False
     version: int

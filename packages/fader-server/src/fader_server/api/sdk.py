@@ -14,7 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ConfigDict, Field
 
 from fader_engine.flagd.export import ExportError
-from fader_server.api.event_stream import EventStream
+from fader_server.api.event_stream import EventStream, Opening, opening
 from fader_server.api.schemas import Strict
 from fader_server.delivery.frames import StreamKind
 from fader_server.delivery.keys import SdkCaller
@@ -138,14 +138,19 @@ async def stream(
     """A resuming client that already holds the current version gets no snapshot; one that
     holds an older version gets the current one (a snapshot is complete, so there is nothing
     to replay)."""
-    initial = await asyncio.to_thread(_current, dlv, caller)
+    start = await asyncio.to_thread(_stream_start, dlv, caller, last_event_id)
     kind = StreamKind.PATCHES if patches else StreamKind.SNAPSHOTS
     key = StreamKey(caller.token_id, caller.expires_at)
-    return EventStream(dlv, initial, kind, _snapshot_event, last_event_id, key)
+    return EventStream(dlv, start, kind, key)
 
 
-def _snapshot_event(snapshot: Snapshot) -> bytes:
-    return snapshot.sse_event("snapshot")
+def _stream_start(dlv: Delivery, caller: SdkCaller, last_event_id: str | None) -> Opening:
+    """In a worker thread: the snapshot's read and its serialisation, never on the loop."""
+    return opening(_current(dlv, caller), _snapshot_event, last_event_id)
+
+
+def _snapshot_event(snapshot: Snapshot) -> tuple[bytes, ...]:
+    return snapshot.sse_parts("snapshot")
 
 
 _EPOCH_MAX = 253_402_300_799.0  # 9999-12-31T23:59:59Z: the largest instant storage takes

@@ -45,7 +45,7 @@ def _respond(segment: Resource, response: Response) -> SegmentOut:
 def list_segments(
     project: str, svc: Svc, caller: Caller, limit: Limit = 50, cursor: Cursor = None
 ) -> SegmentPage:
-    found = svc.segments.list(caller, project, limit=limit, after_key=pagination.decode(cursor))
+    found = svc.segments.search(caller, project, limit=limit, after_key=pagination.decode(cursor))
     return SegmentPage(
         items=[segment_out(s) for s in found],
         next_cursor=pagination.next_cursor([s.key for s in found], limit),

@@ -32,7 +32,15 @@ from fader_server.cli.admin import (
 )
 from fader_server.cli.client import DEFAULT_URL, AdminApi, api_path
 from fader_server.cli.eval import InputError
-from fader_server.cli.output import note, print_fields, print_heading, print_json, print_table
+from fader_server.cli.output import note, print_json, print_table
+from fader_server.cli.rollout_output import (
+    PLAN_COLUMNS,
+    plan_row,
+    print_incident,
+    print_template,
+    show_plan,
+    stage_label,
+)
 
 app = typer.Typer(
     help="Guarded rollouts: release plans that advance on healthy metrics and roll back on "
@@ -47,116 +55,6 @@ app.add_typer(webhooks, name="webhooks")
 PlanId = Annotated[int, typer.Argument(help="Release plan id.", min=1, show_default=False)]
 TemplateKey = Annotated[str, typer.Argument(help="Template key.", show_default=False)]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
-PLAN_COLUMNS = [
-    "ID",
-    "FLAG",
-    "ENV",
-    "STATUS",
-    "STAGE",
-    "IN STAGE",
-    "CONTROL",
-    "TREATMENT",
-    "UPDATED",
-]
-GATE_COLUMNS = ["GATE", "KIND", "STATUS", "SUMMARY"]
-
-
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return ""
-    if value < 120:
-        return f"{value:.0f} s"
-    if value < 7200:
-        return f"{value / 60:.0f} min"
-    return f"{value / 3600:.1f} h"
-
-
-def _stage(plan: dict[str, Any]) -> str:
-    return f"{plan['stage'] + 1}/{len(plan['stages'])} {plan['stage_name']}"
-
-
-def _plan_row(plan: dict[str, Any]) -> list[Any]:
-    return [
-        plan["id"],
-        plan["flag"],
-        plan["environment"],
-        plan["status"],
-        _stage(plan),
-        _seconds(plan["time_in_stage"]),
-        plan["control"],
-        plan["treatment"],
-        plan["updated_at"],
-    ]
-
-
-def _audience(stage: dict[str, Any], serves: float | None = None, before: float = 0) -> str:
-    """A stage's audience; with what it serves once started, when the flag already served
-    more than the stage's own percentage before the plan (stages never take it away)."""
-    own = stage.get("percent")
-    if own is None:
-        audience = f"segment {stage['segment']}"
-        if serves is not None and before > 0 and serves == before:
-            audience += f" (and {serves:g}% of everyone, as the flag served before the plan)"
-    else:
-        audience = f"{own:g}%"
-        if serves is not None and before > 0 and serves == before and own < serves:
-            audience += f" (serves {serves:g}%, as the flag did before the plan)"
-    return audience
-
-
-def trust_text(gate: dict[str, Any]) -> str:
-    """Which events a metric gate counts, in words."""
-    kinds = " and ".join(f"{kind} keys" for kind in gate.get("trust") or ["server"])
-    return f"events from {kinds}, received since the stage began"
-
-
-def _show_plan(plan: dict[str, Any]) -> None:
-    current = plan["stages"][plan["stage"]]
-    evaluation = plan.get("last_evaluation") or {}
-    print_fields(
-        {
-            "id": plan["id"],
-            "flag": f"{plan['flag']} in {plan['environment']}",
-            "variants": f"{plan['control']} → {plan['treatment']}",
-            "status": plan["status"],
-            "stage": _stage(plan),
-            "time in stage": (
-                f"{_seconds(plan['time_in_stage'])} of at least {_seconds(current['min_duration'])}"
-                if plan["time_in_stage"] is not None
-                else ""
-            ),
-            "started": plan["started_at"],
-            "finished": plan["finished_at"],
-            "last check": evaluation.get("at"),
-            "decision": evaluation.get("reason"),
-            "incident": plan["incident"],
-            "template": plan["template"],
-        }
-    )
-    serves = plan.get("served_percents") or [None] * len(plan["stages"])
-    print_heading("Stages")
-    print_table(
-        ["#", "NAME", "AUDIENCE", "MIN DURATION", "APPROVAL"],
-        (
-            [
-                i + 1,
-                s["name"],
-                _audience(s, serves[i], plan.get("served_before") or 0),
-                _seconds(s["min_duration"]),
-                s["approval"],
-            ]
-            for i, s in enumerate(plan["stages"])
-        ),
-    )
-    if plan["gates"]:
-        print_heading("Gates")
-        print_table(["#", "KIND", "WATCHES"], _gate_watch_rows(plan["gates"]))
-    if evaluation.get("gates"):
-        print_heading("Gates (latest check)")
-        print_table(
-            GATE_COLUMNS,
-            ([g["gate"], g["kind"], g["status"], g["summary"]] for g in evaluation["gates"]),
-        )
 
 
 def _rollouts(project: str, *rest: str | int) -> str:
@@ -203,35 +101,7 @@ def show_template(
     if as_json:
         print_json(template)
         return
-    print_fields({"key": template["key"], "name": template["name"]})
-    print_heading("Stages")
-    print_table(
-        ["#", "NAME", "AUDIENCE", "MIN DURATION", "APPROVAL"],
-        (
-            [i + 1, s["name"], _audience(s), _seconds(s["min_duration"]), s["approval"]]
-            for i, s in enumerate(template["stages"])
-        ),
-    )
-    print_heading("Gates")
-    print_table(["#", "KIND", "SETTINGS"], _gate_rows(template["gates"]))
-
-
-def _gate_watch_rows(gates: list[dict[str, Any]]) -> list[list[Any]]:
-    rows = []
-    for i, gate in enumerate(gates):
-        if gate["kind"] in ("error_rate", "latency"):
-            watches = f"'{gate['event']}' events: {trust_text(gate)}"
-        else:
-            watches = gate.get("query") or gate.get("url")
-        rows.append([i, gate["kind"], watches])
-    return rows
-
-
-def _gate_rows(gates: list[dict[str, Any]]) -> list[list[Any]]:
-    return [
-        [i, g["kind"], {k: v for k, v in g.items() if k != "kind" and v is not None}]
-        for i, g in enumerate(gates)
-    ]
+    print_template(template)
 
 
 @admin_command(templates, "create")
@@ -318,7 +188,7 @@ def create_plan(
         print_json(plan)
         return
     note(f"created release plan {plan['id']} for {flag} in {environment} ({plan['status']})")
-    print_table(PLAN_COLUMNS, [_plan_row(plan)])
+    print_table(PLAN_COLUMNS, [plan_row(plan)])
 
 
 @admin_command(app, "list")
@@ -340,7 +210,7 @@ def list_plans(
     if as_json:
         print_json(plans)
     else:
-        print_table(PLAN_COLUMNS, (_plan_row(p) for p in plans))
+        print_table(PLAN_COLUMNS, (plan_row(p) for p in plans))
 
 
 @admin_command(app, "status")
@@ -357,7 +227,7 @@ def plan_status(
     if as_json:
         print_json(plan)
     else:
-        _show_plan(plan)
+        show_plan(plan)
 
 
 def _command(
@@ -378,7 +248,7 @@ def _report(plan: dict[str, Any], as_json: bool, what: str) -> None:
     if as_json:
         print_json(plan)
     else:
-        note(f"release plan {plan['id']} {what}: {plan['status']} at stage {_stage(plan)}")
+        note(f"release plan {plan['id']} {what}: {plan['status']} at stage {stage_label(plan)}")
 
 
 def _plan_command(verb: str, done: str, help_text: str) -> None:
@@ -485,28 +355,7 @@ def show_incident(
     if as_json:
         print_json(incident)
         return
-    print_fields(
-        {
-            "id": incident["id"],
-            "rollout": incident["rollout"],
-            "opened": incident["opened_at"],
-            "stage": incident["stage_name"],
-            "metric": incident["metric"],
-        }
-    )
-    print_heading("Gates")
-    print_table(
-        GATE_COLUMNS,
-        ([g["gate"], g["kind"], g["status"], g["summary"]] for g in incident["evidence"]),
-    )
-    print_heading("Timeline")
-    print_table(
-        ["AT", "ACTOR", "ACTION", "ON", "COMMENT"],
-        (
-            [t["at"], t["actor"], t["action"], t["entity"], t.get("comment")]
-            for t in incident["timeline"]
-        ),
-    )
+    print_incident(incident)
 
 
 # ----------------------------------------------------------------- webhooks

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +11,6 @@ import typer
 import uvicorn
 
 from fader_server.app import create_app, open_services
-from fader_server.http_protocol import TransportExposingProtocol
 from fader_server.services import demo
 from fader_server.settings import Settings
 
@@ -65,5 +66,19 @@ def serve_command(
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=3,
-        http=TransportExposingProtocol,
+        http=_http_protocol(),
     )
+
+
+def _http_protocol() -> type[asyncio.Protocol] | str:
+    """The protocol that lets event streams be written to directly, once checked to work with
+    the installed uvicorn; uvicorn's own otherwise, with a warning. Imported here, guarded, so
+    that a uvicorn whose internals moved makes streams slower, never ``fader serve`` fail."""
+    try:
+        from fader_server.http_protocol import serving_protocol  # noqa: PLC0415 - see above
+    except ImportError as exc:
+        logging.getLogger("fader.streams").warning(
+            "event streams will be sent through ASGI, not written directly: %s", exc
+        )
+        return "auto"
+    return serving_protocol()

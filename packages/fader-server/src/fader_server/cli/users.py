@@ -26,7 +26,8 @@ import typer
 
 from fader_server.errors import FaderServerError
 from fader_server.services.access import system_clock
-from fader_server.services.identity import IdentityService, PasswordReset
+from fader_server.services.bootstrap import PasswordReset
+from fader_server.services.identity import IdentityService
 from fader_server.settings import Settings
 from fader_server.storage.sql.store import SqlStore
 

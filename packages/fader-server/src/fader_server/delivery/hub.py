@@ -115,7 +115,7 @@ class Topic:
         if current is not None and update.version <= current.version:
             return
         if update.base != (None if current is None else current.version):
-            update = Update(update.snapshot, None if current is None else current.version, None)
+            update = update.rebased(None if current is None else current.version)
         self.update = update
         for kind, group in self._sinks.items():
             if group:
@@ -238,27 +238,29 @@ class ChangeHub:
 
     # ------------------------------------------------------------ event loop
     @contextlib.asynccontextmanager
-    async def subscribe(self, initial: Snapshot, key: StreamKey) -> AsyncIterator[Subscription]:
-        """Hold the topic of `initial`'s environment for the duration of one stream opened
-        with `key`.
+    async def subscribe(
+        self, ref: EnvironmentRef, version: int, key: StreamKey
+    ) -> AsyncIterator[Subscription]:
+        """Hold the topic of environment `ref` for the duration of one stream opened with
+        `key`, whose client gets version `version` first.
 
-        The caller reads `initial` itself before subscribing, so that a missing environment or
-        an unreachable database becomes an HTTP error instead of a stream that never starts.
-        A change committed between that read and this subscription may have been announced
-        while no topic listened; a new topic therefore re-reads the revision (see the module
-        docstring).
+        The caller reads that first snapshot itself before subscribing, so that a missing
+        environment or an unreachable database becomes an HTTP error instead of a stream that
+        never starts. A change committed between that read and this subscription may have been
+        announced while no topic listened; a new topic therefore re-reads the revision (see the
+        module docstring). A topic that has no update yet, or an older one than the stream's,
+        builds one in a worker thread like any change (:meth:`_request`): the event loop never
+        serialises a snapshot, not even an environment's first. Until then the stream has its
+        first event and nothing older reaches it (:meth:`.sinks.Fanout.deliver` skips sinks that
+        hold the version or a newer one; :meth:`Topic.newer_than` waits for a newer one).
         """
         self._bind()
         assert self._loop is not None
-        ref = initial.ref
         topic = self._topics.get(ref)
-        created = topic is None
         if topic is None:
             topic = self._topics[ref] = Topic(ref, self._loop, self._fanout)
-        topic.advance(Update(initial, None, None))
-        del initial  # held for as long as the stream: it must not pin an old snapshot
-        if created:
             self._spawn(self._catch_up(topic))
+        self._request(topic, version)
         topic.subscribers += 1
         hold = Hold(key, self._loop)
         self._held.add(hold)

@@ -31,7 +31,9 @@ from datetime import datetime
 from fader_server.delivery.snapshots import EnvironmentRef
 from fader_server.errors import NotAuthenticatedError, NotFoundError, PermissionDeniedError
 from fader_server.services import credentials
-from fader_server.storage.ports import Store, Token, TokenKind, Transaction
+from fader_server.storage.ports import Token, TokenKind
+from fader_server.storage.ports.delivery import SdkKeyReads
+from fader_server.storage.ports.store import Store
 
 DEFAULT_TTL = 5.0
 MAX_CACHED = 10_000
@@ -59,7 +61,7 @@ class SdkCaller:
 class SdkKeys:
     def __init__(
         self,
-        store: Store,
+        store: Store[SdkKeyReads],
         clock: Callable[[], datetime],
         *,
         ttl: float = DEFAULT_TTL,
@@ -176,7 +178,7 @@ class SdkKeys:
                 self._cache.popitem(last=False)
 
 
-def _admit(tx: Transaction, token: Token, now: datetime) -> SdkCaller:
+def _admit(tx: SdkKeyReads, token: Token, now: datetime) -> SdkCaller:
     """The caller of a found token, if the token may use the delivery endpoints now."""
     if token.revoked_at is not None:
         raise NotAuthenticatedError("the key was revoked; create a new one")

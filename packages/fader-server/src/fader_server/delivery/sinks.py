@@ -16,6 +16,13 @@ other code writes meanwhile), a socket is written directly only while its transp
 buffered, whatever a worker could not write is handed to the transport afterwards, in order,
 and TLS connections always go through their transport.
 
+Asyncio transports and loops are not thread-safe, so the split is by construction: the event
+loop's thread makes every decision and every transport call (which sinks are closed, which
+buffer, the leftovers, aborts), and a worker runs :func:`write_directly` over
+:data:`DirectWrite` pairs (a file descriptor and bytes) and returns what it could not write. No
+sink, transport or loop ever reaches a worker. The descriptors stay valid meanwhile: only the
+loop's thread closes connections, and it is blocked in the fan-out until the workers are done.
+
 The response (:mod:`fader_server.api.event_stream`) still sends the headers and the first event
 through ASGI, so middlewares see a normal response; only what follows bypasses them. It can do
 so when the HTTP server puts the connection's transport in the request scope
@@ -64,6 +71,31 @@ class Sink:
         """The socket, when bytes written to it directly reach the client as they are."""
 
 
+DirectWrite = tuple[int, bytes]
+"""(file descriptor, bytes): everything a worker thread is given to write."""
+Unsent = tuple[int, bytes | None]
+"""(position in the worker's writes, the bytes not written): None when the connection failed,
+the unwritten tail when the socket took only part (or nothing, when it was full)."""
+
+
+def write_directly(writes: Sequence[DirectWrite]) -> list[Unsent]:
+    """``os.write`` each pair; returns what was not written, by position. Runs in worker
+    threads: it must never be given, nor reach, an asyncio object."""
+    unsent: list[Unsent] = []
+    write = os.write
+    for position, (fd, data) in enumerate(writes):
+        try:
+            written = write(fd, data)
+        except BlockingIOError:
+            unsent.append((position, data))
+        except OSError:
+            unsent.append((position, None))
+        else:
+            if written != len(data):
+                unsent.append((position, data[written:]))
+    return unsent
+
+
 class Fanout:
     """Writes to many sinks, in parallel threads when there are many (see the module doc)."""
 
@@ -81,30 +113,69 @@ class Fanout:
         self, sinks: Sequence[Sink], held: int | None, version: int, at_base: bytes, other: bytes
     ) -> list[Sink]:
         """Write `at_base` to the sinks whose client holds version `held` and `other` to the
-        rest; they hold `version` then. Returns the sinks to forget (closed, or dropped as too
-        slow). Blocks the calling (event loop) thread until every write is done or queued."""
-        return self._run(_Share(held, version, at_base, other), sinks)
+        rest; they hold `version` then. A sink that already holds `version` or a newer one (its
+        stream opened with a snapshot the topic had not built yet) is skipped: a client never
+        sees versions go back. Returns the sinks to forget (closed, or dropped as too slow).
+        Event loop only; blocks it until every write is done or queued."""
+        return self._run(sinks, held, version, at_base, other)
 
     def write(self, sinks: Sequence[Sink], data: bytes) -> list[Sink]:
         """The same bytes (a heartbeat) to every sink; returns the sinks to forget."""
-        return self._run(_Share(None, None, data, data), sinks)
+        return self._run(sinks, None, None, data, data)
 
-    def _run(self, share: _Share, sinks: Sequence[Sink]) -> list[Sink]:
-        if self._pool is None or len(sinks) < self.parallel_from:
-            share.run(sinks)
+    def _run(
+        self,
+        sinks: Sequence[Sink],
+        held: int | None,
+        version: int | None,
+        at_base: bytes,
+        other: bytes,
+    ) -> list[Sink]:
+        """On the event loop's thread: sort the sinks (closed, through their transport: TLS, or
+        bytes already waiting there, which must go first; or straight to their socket), write
+        the direct ones (in worker threads too when there are many), then hand each sink's
+        unwritten rest and the queued writes to their transports. A sink is in one list once,
+        so its bytes stay in order."""
+        direct: list[DirectWrite] = []
+        owners: list[Sink] = []
+        queued: list[tuple[Sink, bytes]] = []
+        gone: list[Sink] = []
+        for sink in sinks:
+            if version is None:
+                data = at_base
+            elif sink.version >= version:
+                continue
+            else:
+                data = at_base if sink.version == held else other
+                sink.version = version
+            transport = sink.transport
+            if transport.is_closing():
+                gone.append(sink)
+            elif sink.fd < 0 or transport.get_write_buffer_size():
+                queued.append((sink, data))
+            else:
+                direct.append((sink.fd, data))
+                owners.append(sink)
+        if self._pool is None or len(direct) < self.parallel_from:
+            unsent = write_directly(direct)
         else:
-            parts = [sinks[i :: self.writers] for i in range(self.writers)]
-            others = [self._pool.submit(share.run, part) for part in parts[1:]]
-            share.run(parts[0])
-            for future in others:
-                future.result()
-        gone = share.gone
-        for sink, rest in share.later:  # on the event loop's thread: transports are ours
-            if not rest:
+            step = -(-len(direct) // self.writers)
+            others = [
+                (start, self._pool.submit(write_directly, direct[start : start + step]))
+                for start in range(step, len(direct), step)
+            ]
+            unsent = write_directly(direct[:step])
+            for start, future in others:
+                unsent += [(start + position, rest) for position, rest in future.result()]
+        for position, rest in unsent:
+            sink = owners[position]
+            if rest is None:
                 sink.transport.abort()  # the connection failed under a direct write
                 gone.append(sink)
-                continue
-            sink.transport.write(rest)
+            else:
+                queued.append((sink, rest))
+        for sink, data in queued:
+            sink.transport.write(data)
             if sink.transport.get_write_buffer_size() > BUFFER_LIMIT:
                 _drop(sink)
                 gone.append(sink)
@@ -114,54 +185,6 @@ class Fanout:
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
-
-
-class _Share:
-    """One fan-out's work, run over disjoint parts of the sinks by several threads at once
-    while the event loop's thread waits (so nothing else touches these transports). Direct
-    writes happen here; what must go through a transport (already buffering, TLS, or only
-    partly written) is collected in :attr:`later`, in order, for the loop's thread."""
-
-    __slots__ = ("at_base", "gone", "held", "later", "other", "version")
-
-    def __init__(self, held: int | None, version: int | None, at_base: bytes, other: bytes):
-        self.held = held
-        self.version = version
-        self.at_base = at_base
-        self.other = other
-        self.gone: list[Sink] = []
-        self.later: list[tuple[Sink, bytes]] = []
-        """(sink, bytes to write through its transport); empty bytes: the connection broke."""
-
-    def run(self, sinks: Sequence[Sink]) -> None:
-        """First sort the sinks (Python, under the GIL), then write (system calls, without it):
-        two threads alternating between short Python steps and writes would hand the GIL back
-        and forth on every call, which costs more than the parallelism gains."""
-        held, version, at_base, other = self.held, self.version, self.at_base, self.other
-        gone, later = self.gone, self.later  # list.append is atomic: threads share these
-        direct: list[tuple[Sink, bytes]] = []
-        for sink in sinks:
-            data = at_base if sink.version == held else other
-            if version is not None:
-                sink.version = version
-            transport = sink.transport
-            if transport.is_closing():
-                gone.append(sink)
-            elif sink.fd < 0 or transport.get_write_buffer_size():
-                later.append((sink, data))
-            else:
-                direct.append((sink, data))
-        write = os.write
-        for sink, data in direct:
-            try:
-                written = write(sink.fd, data)
-            except BlockingIOError:
-                later.append((sink, data))
-            except OSError:
-                later.append((sink, b""))
-            else:
-                if written != len(data):
-                    later.append((sink, data[written:]))
 
 
 def _drop(sink: Sink) -> None:

@@ -34,13 +34,9 @@ from fader_engine.flagd.export import to_flagd
 from fader_engine.formats import load
 from fader_engine.parse import parse_document
 from fader_server.services import documents
-from fader_server.storage.ports import (
-    JSON,
-    PROJECT_SCOPE,
-    EnvironmentChange,
-    ResourceType,
-    Store,
-)
+from fader_server.storage.ports import JSON, PROJECT_SCOPE, EnvironmentChange, ResourceType
+from fader_server.storage.ports.delivery import SnapshotReads
+from fader_server.storage.ports.store import Store
 
 CACHE_SIZE = 4096
 """Environments whose latest snapshot is kept in memory (least recently used ones go)."""
@@ -80,8 +76,11 @@ class Snapshot:
         }
         return _json(payload)
 
-    def sse_event(self, kind: str) -> bytes:
-        return b"event: %s\nid: %d\ndata: %s\n\n" % (kind.encode(), self.version, self.body)
+    def sse_parts(self, kind: str) -> tuple[bytes, bytes, bytes]:
+        """The server-sent event `kind` carrying this snapshot, as (header, body, trailer) to
+        send in order: the body is the cached :attr:`body`, shared by every stream rather than
+        copied into an event for each."""
+        return b"event: %s\nid: %d\ndata: " % (kind.encode(), self.version), self.body, b"\n\n"
 
     @cached_property
     def engine(self) -> Engine:
@@ -102,7 +101,7 @@ def _json(value: Any) -> bytes:
 class SnapshotService:
     def __init__(
         self,
-        store: Store,
+        store: Store[SnapshotReads],
         *,
         fresh_for: float = FRESH_FOR,
         monotonic: Callable[[], float] = time.monotonic,

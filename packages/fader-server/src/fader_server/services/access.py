@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from enum import IntEnum
 
 from fader_server.errors import NotFoundError, PermissionDeniedError
-from fader_server.storage.ports import Project, Transaction
+from fader_server.storage.ports import Project
+from fader_server.storage.ports.projects import ProjectAccess
 
 Clock = Callable[[], datetime]
 
@@ -76,9 +77,10 @@ def require_instance_admin(principal: Principal, action: str) -> None:
         raise PermissionDeniedError(f"only instance administrators can {action}")
 
 
-def load_project(tx: Transaction, principal: Principal, key: str, needed: Role) -> Project:
+def load_project(tx: ProjectAccess, principal: Principal, key: str, needed: Role) -> Project:
     """Fetch a project the caller may act on with `needed` (see :func:`authorize`); in a write
-    transaction, also take the project's write lock (:meth:`Transaction.lock_project`).
+    transaction, also take the project's write lock
+    (:meth:`~fader_server.storage.ports.projects.ProjectAccess.lock_project`).
 
     Every write to a project's flags, configurations, segments, environments and release
     plans starts here, so this one place makes them run one after another per project. That

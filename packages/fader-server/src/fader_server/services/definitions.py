@@ -11,25 +11,26 @@ noun used in messages, the text indexed for search and how a change enters the d
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Protocol
 
 from fader_server.errors import NotFoundError
 from fader_server.services import protected_environments, versioning
 from fader_server.services.access import Clock, Principal, Role, load_project
 from fader_server.services.protected_environments import Impact, ProtectedState
-from fader_server.services.versioning import Change
-from fader_server.storage.ports import (
-    JSON,
-    PROJECT_SCOPE,
-    Project,
-    Resource,
-    ResourceType,
-    Store,
-    Transaction,
-    Version,
-)
+from fader_server.services.versioning import Change, VersionedTx
+from fader_server.storage.ports import JSON, PROJECT_SCOPE, Project, Resource, ResourceType, Version
+from fader_server.storage.ports.projects import ProjectAccess
+from fader_server.storage.ports.resources import ResourceReads
+from fader_server.storage.ports.rollouts import PlanReads
+from fader_server.storage.ports.store import Store
 
 
-def find(tx: Transaction, project: Project, type: ResourceType, noun: str, key: str) -> Resource:
+class DefinitionTx(ProjectAccess, VersionedTx, PlanReads, Protocol):
+    """What writing a flag or segment definition touches: its project, the versioned
+    resources, and the release plans (protected environments and flag removal read them)."""
+
+
+def find(tx: ResourceReads, project: Project, type: ResourceType, noun: str, key: str) -> Resource:
     """The resource, deleted or not; NotFoundError when it never existed."""
     resource = tx.get_resource(project.id, type, PROJECT_SCOPE, key)
     if resource is None:
@@ -37,7 +38,7 @@ def find(tx: Transaction, project: Project, type: ResourceType, noun: str, key: 
     return resource
 
 
-def live(tx: Transaction, project: Project, type: ResourceType, noun: str, key: str) -> Resource:
+def live(tx: ResourceReads, project: Project, type: ResourceType, noun: str, key: str) -> Resource:
     """The resource if it exists and is not deleted."""
     resource = find(tx, project, type, noun, key)
     if resource.deleted:
@@ -49,7 +50,7 @@ class DefinitionService:
     resource_type: ResourceType
     noun: str
 
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store[DefinitionTx], clock: Clock) -> None:
         self.store = store
         self.clock = clock
 
@@ -57,7 +58,7 @@ class DefinitionService:
     def search_text(self, key: str, data: JSON) -> str:
         raise NotImplementedError
 
-    def validate(self, tx: Transaction, project: Project, key: str, data: JSON | None) -> None:
+    def validate(self, tx: DefinitionTx, project: Project, key: str, data: JSON | None) -> None:
         """Validate every environment document with `key` set to `data` (None: removed)."""
         raise NotImplementedError
 
@@ -68,7 +69,7 @@ class DefinitionService:
     # Protected environments -------------------------------------------------------------------
     def _protect(
         self,
-        tx: Transaction,
+        tx: DefinitionTx,
         principal: Principal,
         project: Project,
         key: str,
@@ -111,7 +112,7 @@ class DefinitionService:
         return found
 
     # Use cases --------------------------------------------------------------------------------
-    def list(
+    def search(
         self,
         principal: Principal,
         project_key: str,
@@ -120,6 +121,7 @@ class DefinitionService:
         after_key: str | None = None,
         query: str | None = None,
     ) -> list[Resource]:
+        """Live definitions ordered by key, after `after_key`; `query` searches their text."""
         with self.store.read() as tx:
             project = load_project(tx, principal, project_key, Role.VIEWER)
             return tx.list_resources(

@@ -16,7 +16,8 @@ from fader_engine.errors import ConfigurationError
 from fader_engine.model import FORMAT_ID
 from fader_engine.parse import parse_document
 from fader_server.errors import FieldProblem, InvalidInputError
-from fader_server.storage.ports import JSON, PROJECT_SCOPE, Project, ResourceType, Transaction
+from fader_server.storage.ports import JSON, PROJECT_SCOPE, Project, ResourceType
+from fader_server.storage.ports.resources import ResourceReads
 
 MAX_ENTITIES = 100_000
 CONFIG_FIELDS = ("enabled", "offVariant", "rules", "default", "prerequisites")
@@ -63,7 +64,7 @@ def segment_entry(segment: JSON) -> JSON:
 
 
 def build(
-    tx: Transaction,
+    tx: ResourceReads,
     project: Project,
     environment: str,
     *,
@@ -90,7 +91,7 @@ def build(
 
 
 def _live(
-    tx: Transaction,
+    tx: ResourceReads,
     project: Project,
     type: ResourceType,
     scope: str,
@@ -107,7 +108,7 @@ def _live(
     return found
 
 
-def environments(tx: Transaction, project: Project) -> list[str]:
+def environments(tx: ResourceReads, project: Project) -> list[str]:
     return [
         r.key
         for r in tx.list_resources(

@@ -15,16 +15,15 @@ yet, and starting it later fails because the flag no longer exists.
 from __future__ import annotations
 
 from fader_server.errors import InvalidStateError
-from fader_server.rollouts.plan import Status
-from fader_server.storage.ports import Project, Transaction
+from fader_server.rollout_logic.plan import ACTIVE
+from fader_server.storage.ports import Project
+from fader_server.storage.ports.rollouts import PlanReads
 
-_MOVING = (Status.RUNNING, Status.PAUSED, Status.AWAITING_APPROVAL)
 
-
-def refuse_while_rolling_out(tx: Transaction, project: Project, flag: str) -> None:
+def refuse_while_rolling_out(tx: PlanReads, project: Project, flag: str) -> None:
     """Raise :class:`InvalidStateError` if a release plan of `flag` is running, paused or
     awaiting approval in any environment of `project`."""
-    for status in _MOVING:
+    for status in ACTIVE:
         found = tx.list_plans(project.id, limit=1, before_id=None, flag=flag, status=status.value)
         if found:
             plan = found[0]

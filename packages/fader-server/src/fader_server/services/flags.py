@@ -20,17 +20,10 @@ from fader_engine.result import Resolution
 from fader_server.errors import NotFoundError, VersionConflictError
 from fader_server.services import documents, flag_removal, protected_environments, versioning
 from fader_server.services.access import Principal, Role, load_project
-from fader_server.services.definitions import DefinitionService, live
+from fader_server.services.definitions import DefinitionService, DefinitionTx, live
 from fader_server.services.versioning import Change
-from fader_server.storage.ports import (
-    JSON,
-    PROJECT_SCOPE,
-    Project,
-    Resource,
-    ResourceType,
-    Transaction,
-    Version,
-)
+from fader_server.storage.ports import JSON, PROJECT_SCOPE, Project, Resource, ResourceType, Version
+from fader_server.storage.ports.resources import ResourceReads
 
 _TOGGLE_ATTEMPTS = 5
 
@@ -60,7 +53,7 @@ class FlagService(DefinitionService):
     def search_text(self, key: str, data: JSON) -> str:
         return search_text(key, data)
 
-    def validate(self, tx: Transaction, project: Project, key: str, data: JSON | None) -> None:
+    def validate(self, tx: DefinitionTx, project: Project, key: str, data: JSON | None) -> None:
         if data is None:  # a deletion, or a revert to a deleted version
             flag_removal.refuse_while_rolling_out(tx, project, key)
         validate_definitions(tx, project, flags={key: data})
@@ -131,7 +124,7 @@ class FlagService(DefinitionService):
 
     def _write_config(
         self,
-        tx: Transaction,
+        tx: DefinitionTx,
         project: Project,
         environment: str,
         key: str,
@@ -156,7 +149,7 @@ class FlagService(DefinitionService):
         return FlagConfig(key, environment, written.data, written.version)
 
     def config_in(
-        self, tx: Transaction, project: Project, environment: str, key: str
+        self, tx: ResourceReads, project: Project, environment: str, key: str
     ) -> FlagConfig:
         """The configuration as `get_config` reads it, inside the caller's transaction."""
         flag, _ = _flag_and_env(tx, project, key, environment)
@@ -167,7 +160,7 @@ class FlagService(DefinitionService):
 
     def write_config_in(
         self,
-        tx: Transaction,
+        tx: DefinitionTx,
         project: Project,
         environment: str,
         key: str,
@@ -276,12 +269,12 @@ class FlagService(DefinitionService):
             )
 
 
-def _live_flag(tx: Transaction, project: Project, key: str) -> Resource:
+def _live_flag(tx: ResourceReads, project: Project, key: str) -> Resource:
     return live(tx, project, ResourceType.FLAG, "flag", key)
 
 
 def _flag_and_env(
-    tx: Transaction, project: Project, key: str, environment: str
+    tx: ResourceReads, project: Project, key: str, environment: str
 ) -> tuple[Resource, Resource]:
     env = tx.get_resource(project.id, ResourceType.ENVIRONMENT, PROJECT_SCOPE, environment)
     if env is None or env.deleted:
@@ -298,7 +291,7 @@ def _require_env_role(principal: Principal, project: Project, env: Resource, wha
 
 
 def validate_definitions(
-    tx: Transaction,
+    tx: ResourceReads,
     project: Project,
     *,
     flags: dict[str, JSON | None] | None = None,

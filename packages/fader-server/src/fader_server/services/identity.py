@@ -1,4 +1,4 @@
-"""Authentication, users and API tokens, and the first-run bootstrap.
+"""Authentication, users and API tokens.
 
 `authenticate` turns a bearer token into a :class:`Principal` or refuses it. SDK (server) and
 client keys are valid credentials for the delivery endpoints only; the admin API refuses them
@@ -10,12 +10,8 @@ otherwise, a year at most, so a token forgotten in a script or kept by someone w
 stops working by itself. Admin and personal tokens record when they last authenticated
 (:mod:`.token_use`), so token lists show which ones are stale.
 
-The bootstrap token is whatever ``FADER_ADMIN_TOKEN`` holds: registered under that name by
-``system``, and when the variable changes, the tokens registered from earlier values are revoked
-(audited), so rotating the secret in the deployment retires the old one. Unsetting the variable
-revokes nothing: a missing variable is more often a deployment mistake than a decision, and
-silently locking automation out would turn it into an outage; the old token stays listed under
-its name, for an administrator to revoke deliberately.
+The first administrator, ``FADER_ADMIN_TOKEN`` and the operator's password reset are in
+:mod:`.bootstrap`.
 """
 
 from __future__ import annotations
@@ -23,6 +19,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from fader_server.errors import (
     AlreadyExistsError,
@@ -34,7 +31,7 @@ from fader_server.errors import (
     StorageUnavailableError,
     TooManyAttemptsError,
 )
-from fader_server.services import credentials
+from fader_server.services import bootstrap, credentials
 from fader_server.services.access import (
     Clock,
     Principal,
@@ -42,6 +39,7 @@ from fader_server.services.access import (
     load_project,
     require_instance_admin,
 )
+from fader_server.services.bootstrap import FirstRun, OperatorTx, PasswordReset
 from fader_server.services.login_throttle import LoginThrottle, Refusal, Scope
 from fader_server.services.token_use import TokenUse
 from fader_server.storage.ports import (
@@ -49,30 +47,25 @@ from fader_server.storage.ports import (
     NewAuditEntry,
     NewToken,
     ResourceType,
-    Store,
     Token,
     TokenKind,
-    Transaction,
     User,
 )
+from fader_server.storage.ports.accounts import MemberRows, TokenUseRows
+from fader_server.storage.ports.projects import ProjectAccess
+from fader_server.storage.ports.resources import ResourceReads
+from fader_server.storage.ports.store import Store
 
-INITIAL_ADMIN = "admin"
 LOGIN_TOKEN_LIFETIME = timedelta(hours=12)
 PERSONAL_TOKEN_LIFETIME = timedelta(days=90)
 """The expiry of a personal (or user-made admin) token created without one."""
 MAX_PERSONAL_TOKEN_LIFETIME = timedelta(days=365)
-BOOTSTRAP_TOKEN_NAME = "FADER_ADMIN_TOKEN"  # noqa: S105 (the name it is listed under)
-SYSTEM_ACTOR = "system"
-MIN_PASSWORD_LENGTH = 12
 _UNAUTHENTICATED = "send a valid API token as 'Authorization: Bearer <token>'"
 
 
-@dataclass(frozen=True, slots=True)
-class FirstRun:
-    """What `fader serve` prints once: the generated password (None if it came from env)."""
-
-    username: str
-    generated_password: str | None
+class IdentityTx(OperatorTx, ProjectAccess, ResourceReads, MemberRows, TokenUseRows, Protocol):
+    """What identity use cases touch: users, their roles, tokens (with the project and
+    environment a key is for), login counters and the audit log."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,16 +74,6 @@ class IssuedToken:
 
     token: Token
     secret: str
-
-
-@dataclass(frozen=True, slots=True)
-class PasswordReset:
-    """What `fader users reset-password` reports: the new password if it was generated (shown
-    once), and how many of the user's personal tokens (sessions included) were revoked."""
-
-    username: str
-    generated_password: str | None
-    revoked_tokens: int
 
 
 def _refused(refusal: Refusal, now: datetime) -> TooManyAttemptsError:
@@ -109,129 +92,23 @@ def _refused(refusal: Refusal, now: datetime) -> TooManyAttemptsError:
 
 class IdentityService:
     def __init__(
-        self, store: Store, clock: Clock, login_throttle: LoginThrottle | None = None
+        self, store: Store[IdentityTx], clock: Clock, login_throttle: LoginThrottle | None = None
     ) -> None:
         self.store = store
         self.clock = clock
         self.login_throttle = login_throttle or LoginThrottle(store, clock)
         self.token_use = TokenUse(store, clock)
 
-    # -------------------------------------------------------------- bootstrap
+    # ------------------------------------------------ the operator's accounts
     def bootstrap(self, admin_password: str | None, admin_token: str | None) -> FirstRun | None:
-        """Create the initial admin (once) and register FADER_ADMIN_TOKEN, revoking the tokens
-        of its earlier values (idempotent). Replicas may start at once: the one that loses the
-        race to insert the same user or token rolls back and finds the winner's rows."""
-        for attempt in (1, 2):
-            try:
-                with self.store.transaction() as tx:
-                    first: FirstRun | None = None
-                    if tx.count_users() == 0:
-                        password = admin_password or credentials.new_password()
-                        tx.insert_user(
-                            INITIAL_ADMIN, credentials.hash_password(password), True, self.clock()
-                        )
-                        first = FirstRun(INITIAL_ADMIN, None if admin_password else password)
-                    if admin_token:
-                        self._rotate_bootstrap_token(tx, admin_token)
-                    return first
-            except AlreadyExistsError:
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        """The first administrator and ``FADER_ADMIN_TOKEN`` (:func:`.bootstrap.first_run`)."""
+        return bootstrap.first_run(self.store, self.clock, admin_password, admin_token)
 
-    def _rotate_bootstrap_token(self, tx: Transaction, admin_token: str) -> None:
-        """Make `admin_token` the one active bootstrap token. A value that was revoked stays
-        revoked (revocation is final; its user gets "revoked" and must set a new value)."""
-        now = self.clock()
-        token_hash = credentials.hash_token(admin_token)
-        current = tx.find_token(token_hash)
-        if current is not None and current.revoked_at is not None:
-            return
-        for token in tx.list_tokens(None):
-            if token.revoked_at is None and _is_bootstrap(token) and token.token_hash != token_hash:
-                tx.revoke_token(token.id, now)
-                tx.append_audit(
-                    NewAuditEntry(
-                        None,
-                        SYSTEM_ACTOR,
-                        "revoke",
-                        "token",
-                        str(token.id),
-                        None,
-                        None,
-                        [],
-                        "FADER_ADMIN_TOKEN changed",
-                    ),
-                    now,
-                )
-        if current is None:
-            token = tx.insert_token(
-                NewToken(
-                    TokenKind.ADMIN,
-                    BOOTSTRAP_TOKEN_NAME,
-                    token_hash,
-                    None,
-                    None,
-                    None,
-                    None,
-                    SYSTEM_ACTOR,
-                ),
-                now,
-            )
-            tx.append_audit(
-                NewAuditEntry(
-                    None,
-                    SYSTEM_ACTOR,
-                    "create",
-                    "token",
-                    str(token.id),
-                    None,
-                    None,
-                    [{"path": "/kind", "after": TokenKind.ADMIN.value}],
-                    "registered from FADER_ADMIN_TOKEN",
-                ),
-                now,
-            )
-
-    # ------------------------------------------------------------- passwords
     def reset_password(
         self, username: str, new_password: str | None, *, actor: str
     ) -> PasswordReset:
-        """The operator's way back in (`fader users reset-password`, run on the server's host
-        against its database, hence no principal: whoever can write the database already
-        controls the instance). Sets a new password (generated unless given), revokes the
-        user's personal tokens (sessions included: whoever knew the old password may have made
-        some), clears the user's login-throttle counters, and audits it all."""
-        if new_password is not None and len(new_password) < MIN_PASSWORD_LENGTH:
-            raise InvalidInputError(
-                f"the password must have at least {MIN_PASSWORD_LENGTH} characters",
-                [FieldProblem("/password", f"at least {MIN_PASSWORD_LENGTH} characters")],
-            )
-        password = new_password or credentials.new_password()
-        password_hash = credentials.hash_password(password)
-        now = self.clock()
-        with self.store.transaction() as tx:
-            user = tx.get_user(username)
-            if user is None:
-                raise NotFoundError(f"user '{username}' does not exist")
-            tx.set_password(user.id, password_hash)
-            revoked = tx.revoke_personal_tokens(user.id, now)
-            tx.clear_login_counts(user.username)
-            tx.append_audit(
-                NewAuditEntry(
-                    None,
-                    actor,
-                    "reset-password",
-                    "user",
-                    user.username,
-                    None,
-                    None,
-                    [{"path": "/revoked_tokens", "after": revoked}],
-                    None,
-                ),
-                now,
-            )
-        return PasswordReset(user.username, None if new_password else password, len(revoked))
+        """`fader users reset-password` (:func:`.bootstrap.reset_password`)."""
+        return bootstrap.reset_password(self.store, self.clock, username, new_password, actor=actor)
 
     # --------------------------------------------------------- authentication
     def authenticate(self, bearer: str | None) -> Principal:
@@ -266,7 +143,7 @@ class IdentityService:
         return principal
 
     @staticmethod
-    def _principal(tx: Transaction, user: User, token_id: int | None) -> Principal:
+    def _principal(tx: MemberRows, user: User, token_id: int | None) -> Principal:
         roles = {pid: Role.parse(role) for pid, role in tx.roles_of(user.id).items()}
         return Principal(f"user:{user.username}", user.instance_admin, roles, user.id, token_id)
 
@@ -304,7 +181,8 @@ class IdentityService:
     # ------------------------------------------------------------------ users
     def create_user(self, principal: Principal, username: str, password: str) -> User:
         """Create a user; :class:`AlreadyExistsError` when the name is taken, also by a
-        request that created it at the same moment (:meth:`Transaction.insert_user`).
+        request that created it at the same moment
+        (:meth:`~fader_server.storage.ports.accounts.UserRows.insert_user`).
 
         The deliberately slow password hash runs before the transaction, so it never holds
         the database's write lock (SQLite) or a connection (PostgreSQL) while it works."""
@@ -447,12 +325,3 @@ class IdentityService:
                 ),
                 self.clock(),
             )
-
-
-def _is_bootstrap(token: Token) -> bool:
-    return (
-        token.kind is TokenKind.ADMIN
-        and token.project_id is None
-        and token.name == BOOTSTRAP_TOKEN_NAME
-        and token.created_by == SYSTEM_ACTOR
-    )

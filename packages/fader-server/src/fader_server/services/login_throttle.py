@@ -1,7 +1,7 @@
 """Login throttling: how many password guesses may be made, and why nobody can be locked out.
 
-PRODUCT §6 "login rate-limited", without handing attackers a way to lock users out. Three
-counters judge every attempt, all kept in the database so every replica enforces the same
+Logins are rate-limited (docs/security.md), without handing attackers a way to lock users
+out. Three counters judge every attempt, all kept in the database so every replica enforces the same
 limits (a guesser gains nothing by spreading attempts over replicas):
 
 - **Per (username, address) pair**, exponential backoff: 5 failures are free, then each further
@@ -48,7 +48,9 @@ from datetime import datetime, timedelta
 
 from fader_server.errors import StorageUnavailableError
 from fader_server.services.access import Clock
-from fader_server.storage.ports import Store, ThrottleCount, ThrottleKey, ThrottleScope
+from fader_server.storage.ports import ThrottleCount, ThrottleKey, ThrottleScope
+from fader_server.storage.ports.login_throttle import LoginCounts
+from fader_server.storage.ports.store import Store
 
 Scope = ThrottleScope
 """Which counter refused an attempt."""
@@ -137,7 +139,9 @@ def _seconds(delta: timedelta) -> float:
 class LoginThrottle:
     """Admits or refuses login attempts; thread-safe, and shared by replicas through `store`."""
 
-    def __init__(self, store: Store, clock: Clock, policy: ThrottlePolicy | None = None) -> None:
+    def __init__(
+        self, store: Store[LoginCounts], clock: Clock, policy: ThrottlePolicy | None = None
+    ) -> None:
         self.store = store
         self.clock = clock
         self.policy = policy or ThrottlePolicy()

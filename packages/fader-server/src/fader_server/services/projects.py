@@ -7,6 +7,8 @@ governed by project roles (:mod:`fader_server.services.access`).
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from fader_server.errors import AlreadyExistsError, InvalidInputError, NotFoundError
 from fader_server.services import documents, versioning
 from fader_server.services.access import (
@@ -16,7 +18,7 @@ from fader_server.services.access import (
     load_project,
     require_instance_admin,
 )
-from fader_server.services.versioning import Change
+from fader_server.services.versioning import Change, VersionedTx
 from fader_server.storage.ports import (
     JSON,
     PROJECT_SCOPE,
@@ -25,10 +27,18 @@ from fader_server.storage.ports import (
     Project,
     Resource,
     ResourceType,
-    Store,
-    Transaction,
     User,
 )
+from fader_server.storage.ports.accounts import MemberRows, UserRows
+from fader_server.storage.ports.audit import AuditLog
+from fader_server.storage.ports.projects import ProjectRows
+from fader_server.storage.ports.store import Store
+
+
+class ProjectTx(ProjectRows, VersionedTx, UserRows, MemberRows, Protocol):
+    """What project use cases touch: projects, their environments (versioned resources, read
+    into documents), members and the audit log."""
+
 
 DEFAULT_ENVIRONMENTS = (
     ("development", "Development", False),
@@ -38,12 +48,14 @@ DEFAULT_ENVIRONMENTS = (
 
 
 class ProjectService:
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store[ProjectTx], clock: Clock) -> None:
         self.store = store
         self.clock = clock
 
     # ---------------------------------------------------------------- projects
-    def list(self, principal: Principal, *, limit: int, after_key: str | None) -> list[Project]:
+    def list_projects(
+        self, principal: Principal, *, limit: int, after_key: str | None
+    ) -> list[Project]:
         """Projects the caller can see (others do not exist, as far as they can tell)."""
         found: list[Project] = []
         with self.store.read() as tx:
@@ -237,7 +249,7 @@ class ProjectService:
 
 
 def _audit(
-    tx: Transaction,
+    tx: AuditLog,
     project: Project,
     change: Change,
     action: str,

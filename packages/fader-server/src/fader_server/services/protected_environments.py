@@ -31,19 +31,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from fader_server.errors import PermissionDeniedError
 from fader_server.services import documents
 from fader_server.services.access import Principal, Role
-from fader_server.storage.ports import (
-    JSON,
-    PROJECT_SCOPE,
-    Project,
-    Resource,
-    ResourceType,
-    Transaction,
-)
+from fader_server.storage.ports import JSON, PROJECT_SCOPE, Project, Resource, ResourceType
+from fader_server.storage.ports.resources import ResourceReads
+from fader_server.storage.ports.rollouts import PlanReads
+
+
+class ProtectedReads(ResourceReads, PlanReads, Protocol):
+    """What reading the protected environments' state reads."""
+
 
 REQUIRED_ROLE = Role.ADMIN
 """The role a protected environment requires (until change requests exist)."""
@@ -144,7 +144,7 @@ class ProtectedState:
         self._environments = environments
 
     @classmethod
-    def read(cls, tx: Transaction, project: Project) -> ProtectedState:
+    def read(cls, tx: ProtectedReads, project: Project) -> ProtectedState:
         found: list[_Environment] = []
         for env in tx.list_resources(
             project.id, ResourceType.ENVIRONMENT, PROJECT_SCOPE, limit=documents.MAX_ENTITIES
@@ -185,7 +185,7 @@ class ProtectedState:
         return found
 
 
-def _add_plans(tx: Transaction, project: Project, envs: dict[str, _Environment]) -> None:
+def _add_plans(tx: PlanReads, project: Project, envs: dict[str, _Environment]) -> None:
     for status in UNFINISHED_PLANS:
         plans = tx.list_plans(
             project.id, limit=documents.MAX_ENTITIES, before_id=None, status=status

@@ -1,6 +1,6 @@
 """Read-only reports over flags, configurations and the audit log (the console's dashboard).
 
-PRODUCT §7 "Dashboards" and §1 "stale". Definitions, so that every number can be explained:
+What "released" and "stale" mean here, so that every number on the dashboard can be explained:
 
 - A **release** is a change that turns a flag *on* in a protected environment (production):
   its configuration's `enabled` goes from false (or never configured) to true. Reverts do not
@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
 
 from fader_server.services import documents
 from fader_server.services.access import Clock, Principal, Role, load_project
@@ -28,9 +29,16 @@ from fader_server.storage.ports import (
     Project,
     Resource,
     ResourceType,
-    Store,
-    Transaction,
 )
+from fader_server.storage.ports.audit import AuditLog
+from fader_server.storage.ports.projects import ProjectAccess
+from fader_server.storage.ports.resources import ResourceReads
+from fader_server.storage.ports.store import Store
+
+
+class ReportTx(ProjectAccess, ResourceReads, AuditLog, Protocol):
+    """What dashboards read: flags, configurations, environments and the audit log."""
+
 
 RELEASE_WEEKS = 8
 STALE_UNCHANGED_DAYS = 30
@@ -73,7 +81,7 @@ class StaleFlag:
 
 
 class ReportService:
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store[ReportTx], clock: Clock) -> None:
         self.store = store
         self.clock = clock
 
@@ -130,17 +138,19 @@ class ReportService:
         return sorted(found, key=lambda s: s.since)
 
 
-def _resources(tx: Transaction, project: Project, type: ResourceType, scope: str) -> list[Resource]:
+def _resources(
+    tx: ResourceReads, project: Project, type: ResourceType, scope: str
+) -> list[Resource]:
     return tx.list_resources(project.id, type, scope, limit=documents.MAX_ENTITIES)
 
 
-def _counted_environments(tx: Transaction, project: Project) -> set[str]:
+def _counted_environments(tx: ResourceReads, project: Project) -> set[str]:
     envs = _resources(tx, project, ResourceType.ENVIRONMENT, PROJECT_SCOPE)
     protected = {e.key for e in envs if e.data.get("protected")}
     return protected or {e.key for e in envs}
 
 
-def _config_changes_since(tx: Transaction, project: Project, since: datetime) -> list[AuditEntry]:
+def _config_changes_since(tx: AuditLog, project: Project, since: datetime) -> list[AuditEntry]:
     found: list[AuditEntry] = []
     before: int | None = None
     while len(found) < _AUDIT_SCAN_LIMIT:

@@ -10,9 +10,9 @@ an unfinished release plan there).
 
 from __future__ import annotations
 
-from fader_server.services.definitions import DefinitionService
+from fader_server.services.definitions import DefinitionService, DefinitionTx
 from fader_server.services.flags import validate_definitions
-from fader_server.storage.ports import JSON, Project, ResourceType, Transaction
+from fader_server.storage.ports import JSON, Project, ResourceType
 
 
 def _search_text(key: str, data: JSON) -> str:
@@ -26,7 +26,7 @@ class SegmentService(DefinitionService):
     def search_text(self, key: str, data: JSON) -> str:
         return _search_text(key, data)
 
-    def validate(self, tx: Transaction, project: Project, key: str, data: JSON | None) -> None:
+    def validate(self, tx: DefinitionTx, project: Project, key: str, data: JSON | None) -> None:
         validate_definitions(tx, project, segments={key: data})
 
     def pending(self, key: str, data: JSON | None) -> dict[str, dict[str, JSON | None]]:

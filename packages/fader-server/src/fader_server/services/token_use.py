@@ -24,7 +24,9 @@ from datetime import datetime, timedelta
 
 from fader_server.logs import get_logger
 from fader_server.services.access import Clock
-from fader_server.storage.ports import Store, Token
+from fader_server.storage.ports import Token
+from fader_server.storage.ports.accounts import TokenUseRows
+from fader_server.storage.ports.store import Store
 
 INTERVAL = timedelta(minutes=1)
 MAX_PENDING = 10_000
@@ -36,7 +38,7 @@ class TokenUse:
 
     def __init__(
         self,
-        store: Store,
+        store: Store[TokenUseRows],
         clock: Clock,
         *,
         interval: timedelta = INTERVAL,

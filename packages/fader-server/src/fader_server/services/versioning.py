@@ -10,7 +10,7 @@ only ever grows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from fader_server.errors import (
     AlreadyExistsError,
@@ -26,11 +26,18 @@ from fader_server.storage.ports import (
     Project,
     Resource,
     ResourceType,
-    Transaction,
     Version,
 )
+from fader_server.storage.ports.audit import AuditLog
+from fader_server.storage.ports.delivery import Revisions
+from fader_server.storage.ports.resources import ResourceReads, ResourceRows
 
 MAX_ENVIRONMENTS = 10_000
+
+
+class VersionedTx(ResourceRows, AuditLog, Revisions, Protocol):
+    """What a versioned write touches: the resource and its version, the audit log, and the
+    revisions of the environment snapshots it changes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +91,7 @@ def diff(before: Any, after: Any, path: str = "") -> list[JSON]:
 
 
 def _record(
-    tx: Transaction,
+    tx: VersionedTx,
     project: Project,
     resource: Resource,
     before: JSON | None,
@@ -123,7 +130,7 @@ def _record(
     tx.bump_revisions(project, _served_by(tx, project, resource), at)
 
 
-def _served_by(tx: Transaction, project: Project, resource: Resource) -> list[str]:
+def _served_by(tx: ResourceReads, project: Project, resource: Resource) -> list[str]:
     """The environments whose SDK snapshot this write changes: a flag configuration or an
     environment only its own; a flag or a segment, every environment of the project."""
     if resource.type is ResourceType.CONFIG:
@@ -139,7 +146,7 @@ def _served_by(tx: Transaction, project: Project, resource: Resource) -> list[st
 
 
 def create(
-    tx: Transaction,
+    tx: VersionedTx,
     project: Project,
     type: ResourceType,
     scope: str,
@@ -189,7 +196,7 @@ def check_version(resource: Resource | None, expected: int | None, what: str) ->
 
 
 def update(
-    tx: Transaction,
+    tx: VersionedTx,
     project: Project,
     resource: Resource,
     data: JSON,
@@ -213,7 +220,7 @@ def update(
 
 
 def upsert(
-    tx: Transaction,
+    tx: VersionedTx,
     project: Project,
     type: ResourceType,
     scope: str,
@@ -240,7 +247,7 @@ def upsert(
     return update(tx, project, existing, data, "", change, action=action)
 
 
-def version_of(tx: Transaction, resource: Resource, version: int) -> Version:
+def version_of(tx: ResourceReads, resource: Resource, version: int) -> Version:
     found = tx.get_version(resource.id, version)
     if found is None:
         raise NotFoundError(

@@ -10,11 +10,10 @@ from typing import Annotated
 from fastapi import Query, Request
 from starlette.responses import Response
 
-from fader_server.rollouts.plan import Status
+from fader_server.rollout_logic.plan import ACTIVE, Status
 from fader_server.services.access import Principal
 from fader_server.services.reports import RELEASE_WEEKS, STALE_UNCHANGED_DAYS
-from fader_server.services.rollout_records import PlanStatus
-from fader_server.services.rollouts import ACTIVE
+from fader_server.services.rollouts.records import PlanStatus
 from fader_server.web import charts, frame, history, rollout_charts, rollout_view
 from fader_server.web.rendering import render
 from fader_server.web.routing import page_router
@@ -33,7 +32,7 @@ def running(svc: Svc, principal: Principal, project: str) -> list[PlanStatus]:
     found = [
         plan
         for status in (Status.PENDING, *ACTIVE)
-        for plan in svc.rollouts.list(
+        for plan in svc.rollouts.list_plans(
             principal, project, limit=MAX_RUNNING, before_id=None, status=status.value
         )
     ]

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from fader_server.api import request_json
+from fader_server import strict_json
 from fader_server.storage.ports import JSON
 from fader_server.web.forms import FieldErrors, Form, pointer
 
@@ -73,22 +73,22 @@ def from_definition(key: str, data: JSON, version: int) -> DefinitionForm:
 
 def _value(text: str, type_: str) -> Any:
     """A variant value as typed; text that does not fit the type is kept, and the engine
-    explains what the type needs. JSON is read strictly (:func:`request_json.decode`): a key
+    explains what the type needs. JSON is read strictly (:func:`strict_json.decode`): a key
     named twice, nesting past 64 levels or a NUL character raise
-    :class:`~fader_server.api.request_json.JsonInputError`, which the form shows at the field."""
+    :class:`~fader_server.strict_json.JsonInputError`, which the form shows at the field."""
     try:
         if type_ == "boolean" and text in ("true", "false"):
             return text == "true"
         if type_ == "number":
             return int(text) if re.fullmatch(r"-?\d+", text) else float(text)
         if type_ == "object":
-            return request_json.decode(text)
+            return strict_json.decode(text)
     except ValueError:
         return text
     return text
 
 
-def _json_error(exc: request_json.JsonInputError) -> str:
+def _json_error(exc: strict_json.JsonInputError) -> str:
     """The first thing wrong with a variant's JSON, as a sentence for the field."""
     first = exc.problems[0]
     where = f" (at {first.path})" if first.path else ""
@@ -164,7 +164,7 @@ def read(form: Form, *, with_key: bool) -> tuple[DefinitionForm, JSON, dict[str,
         else:
             try:
                 variants[row.name] = _value(row.value, definition.type)
-            except request_json.JsonInputError as exc:
+            except strict_json.JsonInputError as exc:
                 errors.add(f"variants-{i}-value", _json_error(exc))
                 continue
             fields[pointer("variants", row.name)] = f"variants-{i}-value"

@@ -12,7 +12,7 @@ from fastapi import Query, Request
 from starlette.responses import Response
 
 from fader_engine.result import Reason, Resolution
-from fader_server.api import request_json
+from fader_server import strict_json
 from fader_server.storage.ports import JSON, Resource
 from fader_server.web import frame
 from fader_server.web.clauses import describe
@@ -164,8 +164,8 @@ def evaluate(
     errors = FieldErrors()
     context: Any = None
     try:
-        context = request_json.decode(text)
-    except request_json.JsonInputError as exc:
+        context = strict_json.decode(text)
+    except strict_json.JsonInputError as exc:
         errors.add("context", exc.problems[0].message if exc.problems else "Invalid JSON.")
     except json.JSONDecodeError as exc:
         errors.add("context", f"This is not valid JSON ({exc.msg} at line {exc.lineno}).")

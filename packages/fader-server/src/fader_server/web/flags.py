@@ -59,7 +59,7 @@ def _rows(
     cursor = after
     more = True
     while more and len(rows) <= PAGE_SIZE:
-        found = svc.flags.list(
+        found = svc.flags.search(
             session.principal, project, limit=_SCAN, after_key=cursor, query=query
         )
         more = len(found) == _SCAN

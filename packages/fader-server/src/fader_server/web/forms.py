@@ -40,9 +40,6 @@ class Form:
     def text(self, name: str) -> str:
         return self.get(name).strip()
 
-    def getlist(self, name: str) -> list[str]:
-        return [v for k, v in self.items if k == name]
-
     def names(self) -> list[str]:
         return [k for k, _ in self.items]
 

@@ -79,7 +79,8 @@ def default_environment(environments: tuple[Environment, ...]) -> Environment | 
         if env.key == "production":
             return env
     protected = [e for e in environments if e.protected]
-    return (protected or list(environments) or [None])[0]
+    candidates = protected or list(environments)
+    return candidates[0] if candidates else None
 
 
 def load(svc: Services, session: Session, project_key: str, env_key: str | None) -> ProjectView:
@@ -91,7 +92,7 @@ def load(svc: Services, session: Session, project_key: str, env_key: str | None)
         Environment(e.key, str(e.data.get("name") or e.key), bool(e.data.get("protected")))
         for e in svc.projects.environments(principal, project_key)
     )
-    projects = tuple(svc.projects.list(principal, limit=MAX_PROJECTS, after_key=None))
+    projects = tuple(svc.projects.list_projects(principal, limit=MAX_PROJECTS, after_key=None))
     if env_key:
         env = next((e for e in environments if e.key == env_key), None)
         if env is None:

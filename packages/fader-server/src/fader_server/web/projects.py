@@ -47,7 +47,9 @@ def _projects_page(
     values: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
-    projects = svc.projects.list(session.principal, limit=frame.MAX_PROJECTS, after_key=None)
+    projects = svc.projects.list_projects(
+        session.principal, limit=frame.MAX_PROJECTS, after_key=None
+    )
     return render(
         request,
         "projects.html",

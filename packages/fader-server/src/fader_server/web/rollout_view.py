@@ -3,7 +3,7 @@ stage against its minimum, gate results with their numbers, and the error-budget
 
 Everything here is read from :class:`PlanStatus` (the plan, its state and the scheduler's
 latest evaluation); nothing decides anything. The decisions are in
-:mod:`fader_server.rollouts.decide`, and a page must never show a figure the scheduler did not
+:mod:`fader_server.rollout_logic.decide`, and a page must never show a figure the scheduler did not
 compute, so gate numbers come only from the stored evidence.
 """
 
@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from fader_server.rollouts.plan import MetricGate, Status
-from fader_server.services.rollout_records import PlanStatus, stage_name
+from fader_server.rollout_logic.plan import MetricGate, Status
+from fader_server.services.rollouts.records import PlanStatus, stage_name
 
 STATUS_LABELS = {
     Status.PENDING: "Pending",
@@ -25,7 +25,6 @@ STATUS_LABELS = {
     Status.ROLLED_BACK: "Rolled back",
     Status.ABORTED: "Aborted",
 }
-COMMANDS = ("pause", "resume", "advance", "abort")
 
 
 def duration(seconds: float | None) -> str:

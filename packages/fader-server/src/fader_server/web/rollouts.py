@@ -22,7 +22,7 @@ from fader_server.errors import (
     InvalidStateError,
     NotFoundError,
 )
-from fader_server.services.rollout_records import PlanStatus
+from fader_server.services.rollouts.records import PlanStatus
 from fader_server.storage.ports import Resource
 from fader_server.web import frame, rollout_charts, rollout_view
 from fader_server.web.forms import CheckedForm, FieldErrors, from_problems
@@ -87,7 +87,7 @@ def rollout_list(
     view = frame.load(svc, session, project, env)
     before_id = int(before) if before and before.isdigit() else None
     flag = (flag or "").strip() or None
-    found = svc.rollouts.list(
+    found = svc.rollouts.list_plans(
         session.principal, project, limit=PAGE_SIZE, before_id=before_id, flag=flag
     )
     return render(
@@ -119,8 +119,8 @@ def _start_page(
     status: int = 200,
 ) -> Response:
     principal, project = session.principal, view.project.key
-    flags = svc.flags.list(principal, project, limit=MAX_FLAGS, after_key=None, query=None)
-    templates = svc.rollout_templates.list(principal, project)
+    flags = svc.flags.search(principal, project, limit=MAX_FLAGS, after_key=None, query=None)
+    templates = svc.rollout_templates.list_templates(principal, project)
     return render(
         request,
         "rollouts/new.html",

@@ -55,12 +55,12 @@ def _editor(
     status: int = 200,
 ) -> Response:
     principal = session.principal
-    segments = svc.segments.list(
+    segments = svc.segments.search(
         principal, view.project.key, limit=documents.MAX_ENTITIES, after_key=None
     )
     others = [
         f.key
-        for f in svc.flags.list(
+        for f in svc.flags.search(
             principal, view.project.key, limit=documents.MAX_ENTITIES, after_key=None
         )
         if f.key != flag.key
@@ -113,7 +113,7 @@ def save_rules(
     config, data, fields = rules_form.read(form, variants)
     action = form.get("action") or "save"
     if action not in ("save", "check"):
-        segments = svc.segments.list(session.principal, project, limit=1, after_key=None)
+        segments = svc.segments.search(session.principal, project, limit=1, after_key=None)
         first = segments[0].key if segments else ""
         focus = rules_form.apply(config, action, variants, first)
         return _editor(request, svc, session, view, found, config, focus=focus)

@@ -113,7 +113,7 @@ def _read_serve(
     fields[at + "/split/weights"] = f"{prefix}-weights"
     if row.mode != SPLIT:
         return row, {"variant": row.mode.removeprefix("variant:")}
-    weights = []
+    weights: list[JSON] = []
     for i, text in enumerate(row.weights):
         if text:
             fields[at + pointer("split", "weights", len(weights))] = f"{prefix}-weight-{i}"

@@ -135,7 +135,7 @@ def _form_page(
     checked: bool = False,
     status: int = 200,
 ) -> Response:
-    others = svc.segments.list(
+    others = svc.segments.search(
         session.principal, view.project.key, limit=documents.MAX_ENTITIES, after_key=None
     )
     base = "segments/_new" if creating else f"segments/{segment.key}"
@@ -167,7 +167,7 @@ def segment_list(
     request: Request, svc: Svc, session: CurrentSession, project: str, env: Param = None
 ) -> Response:
     view = frame.load(svc, session, project, env)
-    found = svc.segments.list(
+    found = svc.segments.search(
         session.principal, project, limit=documents.MAX_ENTITIES, after_key=None
     )
     return render(
@@ -242,7 +242,7 @@ def _save(
         segment.key = key
     action = form.get("action") or "save"
     if action not in ("save", "check"):
-        others = svc.segments.list(session.principal, project, limit=2, after_key=None)
+        others = svc.segments.search(session.principal, project, limit=2, after_key=None)
         first = next((s.key for s in others if s.key != segment.key), "")
         focus = apply(segment, action, first)
         return _form_page(request, svc, session, view, segment, creating=creating, focus=focus)

@@ -5,7 +5,7 @@ yields a personal user token that expires after 12 hours. The console keeps that
 in the session cookie: no server-side session table, every replica recognises it, logging out
 revokes it (:meth:`IdentityService.revoke_token`) and it stops working everywhere at once.
 
-Cookie policy (PRODUCT §6 "sessions with secure cookies"):
+Cookie policy (sessions ride in secure cookies; docs/adr/0004-console-sessions.md):
 
 - ``HttpOnly`` (scripts cannot read the token), ``SameSite=Lax`` (other sites cannot make the
   browser send it with their forms; CSRF tokens guard the rest, see :mod:`.csrf`), ``Path=/``,

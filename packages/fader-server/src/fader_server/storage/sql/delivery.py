@@ -117,17 +117,17 @@ class DeliveryQueries:
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         bumped: list[EnvironmentChange] = []
         for environment in sorted(set(environments)):
-            statement = insert(environment_revisions).values(
+            first = insert(environment_revisions).values(
                 project_id=project.id, environment=environment, revision=1, changed_at=at
             )
-            statement = statement.on_conflict_do_update(
+            bump = first.on_conflict_do_update(
                 index_elements=["project_id", "environment"],
                 set_={
                     "revision": environment_revisions.c.revision + 1,
                     "changed_at": at,
                 },
             ).returning(environment_revisions.c.revision)
-            revision = self.connection.execute(statement).scalar_one()
+            revision = self.connection.execute(bump).scalar_one()
             change = EnvironmentChange(project.id, project.key, environment, revision)
             bumped.append(change)
             if dialect == "postgresql":

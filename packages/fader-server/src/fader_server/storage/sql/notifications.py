@@ -51,14 +51,10 @@ class PostgresListener:
         self._probe_interval = probe_interval
         self._max_backoff = max_backoff
         self._stop = threading.Event()
-        self._connected = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fader-listener", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
-
-    def wait_connected(self, timeout: float) -> bool:
-        return self._connected.wait(timeout)
 
     def stop(self) -> None:
         self._stop.set()
@@ -74,14 +70,12 @@ class PostgresListener:
                     conn.execute(f"LISTEN {CHANGE_CHANNEL}")
                     if self._on_revoked is not None:
                         conn.execute(f"LISTEN {REVOKED_CHANNEL}")
-                    self._connected.set()
                     if failures:
                         _log.info("listener reconnected after %d failed attempts", failures)
                     failures = 0
                     self._on_resync()
                     self._listen(conn)
             except psycopg.Error as exc:
-                self._connected.clear()
                 failures += 1
                 delay = random.uniform(0, min(self._max_backoff, 0.05 * 2**failures))
                 _log.warning(
@@ -92,7 +86,6 @@ class PostgresListener:
                 self._stop.wait(delay)
             except Exception:  # a bug in a callback must not kill fan-out for good
                 _log.exception("change listener failed; restarting it")
-                self._connected.clear()
                 self._stop.wait(1.0)
 
     def _listen(self, conn: psycopg.Connection[object]) -> None:

@@ -1,4 +1,4 @@
-"""SQL implementation of :class:`~fader_server.storage.ports.Transaction`.
+"""SQL implementation of :class:`~fader_server.storage.ports.store.Transaction`.
 
 One instance wraps one connection inside one transaction; the store commits or rolls back.
 Only this module writes SQL, and it speaks SQLAlchemy Core so SQLite and PostgreSQL share it;
@@ -28,6 +28,7 @@ from fader_server.storage.ports import (
 )
 from fader_server.storage.sql.accounts import AccountQueries
 from fader_server.storage.sql.delivery import DeliveryQueries
+from fader_server.storage.sql.event_totals import EventTotalQueries
 from fader_server.storage.sql.rollouts import RolloutQueries
 from fader_server.storage.sql.tables import (
     audit_log,
@@ -75,7 +76,7 @@ def _fts5_query(text: str) -> str:
     return " ".join(f'"{w}"*' for w in words if w)
 
 
-class SqlTransaction(AccountQueries, DeliveryQueries, RolloutQueries):
+class SqlTransaction(AccountQueries, DeliveryQueries, EventTotalQueries, RolloutQueries):
     """Repository methods bound to one open transaction."""
 
     def __init__(self, connection: sa.Connection, *, writable: bool) -> None:

@@ -1,13 +1,8 @@
-"""SQL queries for guarded rollouts: templates, release plans, incidents, webhooks, and the
-aggregation of SDK events that metric gates read.
+"""SQL queries for guarded rollouts: templates, release plans, incidents and webhooks (the SDK
+event totals metric gates read are in :mod:`.event_totals`).
 
-A mixin of :class:`~fader_server.storage.sql.repository.SqlTransaction`. Two points matter:
-
-- :meth:`RolloutQueries.event_windows` is one ``GROUP BY`` in the database: a gate reading a
-  million exposures transfers a handful of rows per stage window, never the events. It
-  windows by the server's `received_at` (index ``ix_sdk_events_flag_received``) and counts
-  only the key kinds asked for.
-- :meth:`RolloutQueries.lock_plan` is how replicas agree on who moves a plan. On PostgreSQL it
+A mixin of :class:`~fader_server.storage.sql.repository.SqlTransaction`.
+:meth:`RolloutQueries.lock_plan` is how replicas agree on who moves a plan. On PostgreSQL it
   is ``SELECT ... FOR UPDATE`` (``SKIP LOCKED`` for the scheduler, so a replica never waits for
   another one's tick); on SQLite every write transaction starts with ``BEGIN IMMEDIATE`` and is
   serialised already. Either way :meth:`RolloutQueries.update_plan` is a compare-and-swap on
@@ -16,8 +11,6 @@ A mixin of :class:`~fader_server.storage.sql.repository.SqlTransaction`. Two poi
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,13 +19,11 @@ import sqlalchemy as sa
 from fader_server.errors import AlreadyExistsError
 from fader_server.storage.ports import (
     JSON,
-    EventTotals,
     Incident,
     NewPlan,
     PlanUpdate,
     RolloutTemplate,
     StoredPlan,
-    VariantTotals,
     Webhook,
 )
 from fader_server.storage.sql.tables import (
@@ -40,7 +31,6 @@ from fader_server.storage.sql.tables import (
     rollout_incidents,
     rollout_templates,
     rollout_webhooks,
-    sdk_events,
 )
 
 ACTIVE_STATUSES = ("running", "paused", "awaiting_approval")
@@ -110,81 +100,6 @@ def _webhook(row: Any) -> Webhook:
 
 class RolloutQueries:
     connection: sa.Connection
-
-    # ----------------------------------------------------------------- metrics
-    def event_totals(
-        self,
-        project_id: int,
-        environment: str,
-        flag: str,
-        since: datetime,
-        key_kinds: Sequence[str] = ("server",),
-    ) -> dict[str, VariantTotals]:
-        return self.event_windows(project_id, environment, flag, [since], key_kinds)[0]
-
-    def event_windows(
-        self,
-        project_id: int,
-        environment: str,
-        flag: str,
-        starts: Sequence[datetime],
-        key_kinds: Sequence[str] = ("server",),
-    ) -> list[dict[str, VariantTotals]]:
-        if not starts:
-            return []
-        received = sdk_events.c.received_at
-        # the window an event falls in, by the server's receive time: the last start before it
-        window = sa.case(
-            *[(received >= start, index) for index, start in reversed(list(enumerate(starts)))],
-            else_=-1,
-        ).label("window")
-        # windowed in a subquery: PostgreSQL would not see a CASE with bound parameters in
-        # the GROUP BY as the same expression as in the select list
-        found = (
-            sa.select(
-                window,
-                sdk_events.c.variant,
-                sdk_events.c.kind,
-                sdk_events.c.name,
-                sdk_events.c.value,
-            )
-            .where(
-                sdk_events.c.project_id == project_id,
-                sdk_events.c.environment == environment,
-                sdk_events.c.flag == flag,
-                # the server's clock: a client cannot place its events in a window
-                received >= min(starts),
-                sdk_events.c.key_kind.in_(list(key_kinds)),
-                sdk_events.c.variant.is_not(None),
-            )
-            .subquery()
-        )
-        value = found.c.value
-        keys = (found.c.window, found.c.variant, found.c.kind, found.c.name)
-        rows = self.connection.execute(
-            sa.select(
-                *keys,
-                sa.func.count(),
-                sa.func.coalesce(sa.func.sum(value), 0.0),
-                sa.func.coalesce(sa.func.sum(value * value), 0.0),
-            ).group_by(*keys)
-        ).all()
-        exposures: list[dict[str, int]] = [defaultdict(int) for _ in starts]
-        events: list[dict[str, dict[str, EventTotals]]] = [defaultdict(dict) for _ in starts]
-        for index, variant, kind, name, count, total, squares in rows:
-            if not 0 <= index < len(starts):
-                continue
-            if kind == "exposure":
-                exposures[index][variant] += int(count)
-            elif name is not None:
-                events[index][variant][name] = EventTotals(int(count), float(total), float(squares))
-        return [
-            {
-                variant: VariantTotals(seen.get(variant, 0), named.get(variant, {}))
-                for variant in set(seen) | set(named)
-            }
-            for seen, named in zip(exposures, events, strict=True)
-        ]
 
     # --------------------------------------------------------------- templates
     def insert_template(

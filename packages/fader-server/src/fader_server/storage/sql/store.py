@@ -1,4 +1,4 @@
-"""The SQL :class:`~fader_server.storage.ports.Store`: engine, pool and transactions.
+"""The SQL :class:`~fader_server.storage.ports.store.Database`: engine, pool and transactions.
 
 SQLite settings, and why:
 - WAL lets readers run while a writer commits.
@@ -67,7 +67,7 @@ def create_engine(url: str) -> sa.Engine:
 
 
 class SqlStore:
-    """A :class:`~fader_server.storage.ports.Store` over one SQLAlchemy engine."""
+    """A :class:`~fader_server.storage.ports.store.Database` over one SQLAlchemy engine."""
 
     def __init__(self, engine: sa.Engine, *, listen_url: str | None = None) -> None:
         self.engine = engine

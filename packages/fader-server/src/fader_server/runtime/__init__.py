@@ -1,0 +1,11 @@
+"""What runs by itself, beside the requests: background threads and the I/O they do.
+
+- :mod:`.scheduler`: the rollout scheduler (a ticking thread and a small worker pool).
+- :mod:`.gate_reader`: reads Prometheus and HTTP-check gates for it.
+- :mod:`.notifier`: posts rollout webhooks from a thread of its own.
+- :mod:`.outbound_http`: the guarded HTTP client both use (address policy, deadline, byte cap).
+
+They are built and started in :mod:`fader_server.app` (the delivery hub, the other thing that
+runs by itself, is :mod:`fader_server.delivery`). They call the use cases
+(:mod:`fader_server.services`), never the other way round.
+"""
