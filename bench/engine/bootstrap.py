@@ -3,9 +3,9 @@
 The peer SDKs must never become dependencies of the workspace (they would enter uv.lock and
 every developer's environment), so the benchmark keeps them in ``bench/engine/.venv``, which is
 git-ignored. A stamp file in it holds a hash of what was installed: the pinned peers
-(``requirements.txt``), the engine's own ``pyproject.toml`` and the Python version; when any of
-them changes the environment is rebuilt from scratch. Fader's engine is installed editable, so
-the benchmark always measures the engine as it is checked out.
+(``requirements.txt``), the engine's and the SDK's ``pyproject.toml`` and the Python version;
+when any of them changes the environment is rebuilt from scratch. Fader's engine and SDK are
+installed editable, so the benchmark always measures them as they are checked out.
 
 Standard library only: this runs under the interpreter that launched ``run.py``.
 """
@@ -23,6 +23,7 @@ REPO = HERE.parent.parent
 VENV = HERE / ".venv"
 REQUIREMENTS = HERE / "requirements.txt"
 ENGINE = REPO / "packages" / "fader-engine"
+SDK = REPO / "packages" / "fader-sdk"
 STAMP = VENV / "fader-bench.stamp"
 MIN_PYTHON = (3, 11)
 
@@ -35,6 +36,7 @@ def wanted_stamp() -> str:
     digest = hashlib.sha256()
     digest.update(REQUIREMENTS.read_bytes())
     digest.update((ENGINE / "pyproject.toml").read_bytes())
+    digest.update((SDK / "pyproject.toml").read_bytes())
     digest.update(sys.version.encode())
     return digest.hexdigest()
 
@@ -63,7 +65,21 @@ def build(stamp: str) -> None:
     _run([sys.executable, "-m", "venv", "--clear", str(VENV)])
     python = str(_python_in_venv())
     _run([python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
-    _run([python, "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS), "-e", str(ENGINE)])
+    _run(
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "-r",
+            str(REQUIREMENTS),
+            "-e",
+            str(ENGINE),
+            "-e",
+            str(SDK),
+        ]
+    )
     STAMP.write_text(stamp + "\n")
 
 

@@ -35,6 +35,18 @@ LIKE_FOR_LIKE = [
     )
 ]
 """Extra summary lines: a peer against Fader evaluating that peer's own document."""
+SDK_ON = "fader sdk boolean, summaries on"
+SDK_RATIOS = [
+    ("sdk summaries on / bare engine", SDK_ON, REFERENCE),
+    ("sdk events off / bare engine", "fader sdk boolean, events off", REFERENCE),
+    ("sdk summaries on / events off", SDK_ON, "fader sdk boolean, events off"),
+    (
+        "10k users: sdk summaries on / engine",
+        "fader sdk boolean, summaries on, 10k users",
+        "fader resolve_boolean, 10k users",
+    ),
+]
+"""Time ratios of the SDK rows (lower is better; 1.0x = as fast as the second row)."""
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -47,7 +59,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results as JSON")
     parser.add_argument(
         "--systems",
-        help="comma-separated subset of: floor, fader, launchdarkly, unleash, growthbook, flagd",
+        help=(
+            "comma-separated subset of: floor, fader, fader-sdk, launchdarkly, unleash, "
+            "growthbook, flagd"
+        ),
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -141,6 +156,35 @@ def print_summary(results: dict[str, dict[str, Any]], labels: list[str]) -> None
         print(line)
 
 
+def sdk_ratios(results: dict[str, dict[str, Any]], labels: list[str]) -> dict[str, list[float]]:
+    """Per case: the SDK rows' time ratios, and how many times faster the SDK with summaries
+    on is than the fastest peer SDK (medians of this run)."""
+    out: dict[str, list[float]] = {}
+    for label, row, against in SDK_RATIOS:
+        if all(row in results[c] and against in results[c] for c in labels):
+            out[label] = [results[c][row].median / results[c][against].median for c in labels]
+    peers = [
+        name
+        for name in next(iter(results.values()), {})
+        if name not in FLOORS and not name.startswith("fader")
+    ]
+    if peers and all(SDK_ON in results[c] for c in labels):
+        out["fastest peer / sdk summaries on (x faster)"] = [
+            min(results[c][peer].median for peer in peers) / results[c][SDK_ON].median
+            for c in labels
+        ]
+    return out
+
+
+def print_sdk_ratios(ratios: dict[str, list[float]], labels: list[str]) -> None:
+    if not ratios:
+        return
+    print("\nFader SDK: time ratios of medians in this run (the last line: peer / SDK)")
+    print(f"  {'ratio':<46}" + "".join(f"{'case ' + label:>10}" for label in labels))
+    for name, values in ratios.items():
+        print(f"  {name:<46}" + "".join(f"{value:9.2f}x" for value in values))
+
+
 # --- run --------------------------------------------------------------------------------------
 
 
@@ -220,6 +264,8 @@ def main(argv: list[str]) -> int:
         print(f"  load: {case_loads[case.label].describe()}")
     load = meter.stop()
     print_summary(results, [case.label for case in CASES])
+    ratios = sdk_ratios(results, [case.label for case in CASES])
+    print_sdk_ratios(ratios, [case.label for case in CASES])
     print(f"\nmachine load during timing ({time.monotonic() - started:.0f} s): {load.describe()}")
     if load.disturbed:
         print("  warning: other processes or the hypervisor took CPU; consider repeating the run")
@@ -237,6 +283,7 @@ def main(argv: list[str]) -> int:
             rounds=args.rounds,
             loop_seconds=args.seconds,
             reference=REFERENCE,
+            sdk_ratios=ratios,
             load=load.as_dict(),
             load_by_case={label: window.as_dict() for label, window in case_loads.items()},
             cases=[

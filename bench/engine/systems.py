@@ -167,6 +167,108 @@ def _fader(workdir: Path) -> list[System]:
     ]
 
 
+SDK_USERS = 10_000
+"""Distinct users the "10k users" rows cycle through: more than any interval's exact bound,
+so the SDK's distinct-context counting takes its sketch path, as in a busy service."""
+
+
+class _StaticSource:
+    """A data source that delivers one flag set at start and nothing else: no network."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+
+    def start(self, holder: Any) -> None:
+        import fader_engine
+        from fader_sdk.flag_set import FlagSet, Origin
+
+        holder.replace(FlagSet(1, fader_engine.load(self.document), self.document, Origin.FILE))
+
+    def close(self) -> None:
+        return None
+
+
+def _fader_sdk(workdir: Path) -> list[System]:
+    """Fader's SDK as an application calls it: ``client.boolean`` with summaries on (counting
+    every evaluation, a daemon thread posting a summary every 5 s to an in-process transport
+    that accepts it) and with events off; plus rows cycling through 10,000 users, each with
+    the bare engine on the same users."""
+    import itertools
+
+    import httpx
+
+    import fader_engine
+    from fader_sdk import FaderClient
+
+    def accept(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"accepted": 1, "refused": []})
+
+    def client(events: bool) -> Any:
+        return FaderClient(
+            "fdr_srv_bench",
+            source=_StaticSource(FADER_DOCUMENT),
+            transport=httpx.MockTransport(accept),
+            init_timeout=0,
+            events=events,
+        )
+
+    counting, silent = client(True), client(False)
+    engine = fader_engine.load(FADER_DOCUMENT)
+    on, off, many_sdk, many_engine = {}, {}, {}, {}
+    for case in CASES:
+        ctx = _fader_context(case)
+        on[case.label] = Call(
+            "boolean(KEY, ctx, False)", {"boolean": counting.boolean, "KEY": FLAG_KEY, "ctx": ctx}
+        )
+        off[case.label] = Call(
+            "boolean(KEY, ctx, False)", {"boolean": silent.boolean, "KEY": FLAG_KEY, "ctx": ctx}
+        )
+        users = [{**ctx, "targetingKey": f"{case.targeting_key}-{i}"} for i in range(SDK_USERS)]
+        many_sdk[case.label] = Call(
+            "boolean(KEY, next(users), False)",
+            {"boolean": counting.boolean, "KEY": FLAG_KEY, "users": itertools.cycle(users)},
+        )
+        many_engine[case.label] = Call(
+            "resolve(KEY, next(users), False)",
+            {
+                "resolve": engine.resolve_boolean,
+                "KEY": FLAG_KEY,
+                "users": itertools.cycle(users),
+            },
+            read=lambda resolution: resolution.value,
+        )
+    return [
+        System(
+            "fader sdk boolean, summaries on",
+            "fader-sdk",
+            on,
+            "FaderClient.boolean; counts into a summary",
+            counting.close,
+            split_value=_split_value("v2"),
+        ),
+        System(
+            "fader sdk boolean, events off",
+            "fader-sdk",
+            off,
+            "FaderClient.boolean, events=False",
+            silent.close,
+            split_value=_split_value("v2"),
+        ),
+        System(
+            "fader sdk boolean, summaries on, 10k users",
+            "fader-sdk",
+            many_sdk,
+            f"cycling {SDK_USERS:,} users: sketch path",
+        ),
+        System(
+            "fader resolve_boolean, 10k users",
+            "fader-engine",
+            many_engine,
+            "the bare engine on the same users",
+        ),
+    ]
+
+
 def _launchdarkly(workdir: Path) -> list[System]:
     from ldclient.client import LDClient
     from ldclient.config import Config
@@ -325,6 +427,7 @@ def _flagd(workdir: Path) -> list[System]:
 BUILDERS: dict[str, Callable[[Path], list[System]]] = {
     "floor": lambda _workdir: _floor(),
     "fader": _fader,
+    "fader-sdk": _fader_sdk,
     "launchdarkly": _launchdarkly,
     "unleash": _unleash,
     "growthbook": _growthbook,

@@ -28,6 +28,7 @@ from fastapi import FastAPI
 from server_api import unique
 
 from fader_server.app import create_app
+from fader_server.services import Services
 from fader_server.settings import Settings
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -117,12 +118,17 @@ def module_postgres_url() -> Iterator[str]:
 
 
 def _serve(
-    settings: Settings, log_sink: LogSink, *, http: str | type[asyncio.Protocol] = "auto"
+    settings: Settings,
+    log_sink: LogSink,
+    *,
+    http: str | type[asyncio.Protocol] = "auto",
+    services: Services | None = None,
 ) -> tuple[uvicorn.Server, threading.Thread, str, FastAPI]:
     """Serve in a thread. `http`: uvicorn's protocol; ``fader serve`` runs
     :class:`~fader_server.http_protocol.TransportExposingProtocol`, under which SSE streams are
-    written to directly, while the default exercises their plain-ASGI path."""
-    app = create_app(settings, log_stream=log_sink)
+    written to directly, while the default exercises their plain-ASGI path. `services`: built
+    by the test (e.g. over a clock it moves), else opened from `settings`."""
+    app = create_app(settings, services, log_stream=log_sink)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # Accepted connections inherit this: without it, Nagle's algorithm and delayed ACKs add

@@ -2,13 +2,14 @@
 problems for bad plans and invalid transitions, incidents, webhooks.
 
 The server runs in a thread with its scheduler off; tests that need a decision call the app's
-scheduler themselves with a chosen `now` (a stage's minimum duration passes in one call).
+scheduler themselves with a chosen `now` (a stage's minimum duration passes in one call). The
+server reads a clock the tests move forward (`ServerClock`), so a summary can be received in a
+whole minute of a plan's window without waiting for one.
 """
 
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import httpx
 import pytest
 from conftest import ADMIN_PASSWORD, OUTBOUND_ALLOW, LogSink, _serve
 from server_api import BOOLEAN_FLAG, unique
+from server_clock import ServerClock, clocked_services
 
 from fader_server.settings import Settings
 
@@ -35,6 +37,7 @@ class Deployment:
     url: str
     token: str
     app: Any
+    clock: ServerClock
 
     def client(self, token: str | None = None) -> httpx.Client:
         bearer = token or self.token
@@ -59,9 +62,11 @@ def deployment(
         rollout_tick_seconds=0,
         outbound_allow=OUTBOUND_ALLOW,
     )
-    uv_server, thread, url, app = _serve(settings, LogSink())
+    clock = ServerClock()
+    services = clocked_services(settings, clock)
+    uv_server, thread, url, app = _serve(settings, LogSink(), services=services)
     try:
-        yield Deployment(url, token, app)
+        yield Deployment(url, token, app, clock)
     finally:
         uv_server.should_exit = True
         thread.join(timeout=10)
@@ -257,7 +262,7 @@ def test_status_shows_the_stage_its_time_and_the_latest_gate_results(
     assert (started["status"], started["stage_name"]) == ("running", "internal")
     config = project.get("/environments/development/flags/new-checkout").json()
     assert config["rules"][0]["variant"] == "on"
-    deployment.app.state.scheduler.tick(time.time() + 120)
+    deployment.app.state.scheduler.tick(deployment.clock.now() + 120)
     status = project.get(f"/rollouts/{started['id']}").json()
     assert status["stage"] == 0  # the stage is long enough, but there is no traffic yet
     assert status["time_in_stage"] >= 0
@@ -281,19 +286,21 @@ def test_a_regression_opens_an_incident_listed_by_plan(
                 "environment": "development",
             },
         ).json()["token"]
-    now = time.time()
-    events = [
-        {"kind": "exposure", "flag": "new-checkout", "variant": v, "timestamp": now + 1}
-        for v in ("off", "on")
-        for _ in range(300)
-    ]
-    events += [
-        {"kind": "custom", "name": "error", "flag": "new-checkout", "variant": "on",
-         "timestamp": now + 1}
-        for _ in range(90)
-    ]  # fmt: skip
+    now = deployment.clock.next_minute()  # a whole minute of the stage's window
+    summary = {
+        "start": now - 5,
+        "end": now,
+        "evaluations": [
+            {"flag": "new-checkout", "variant": v, "reason": "SPLIT", "count": 300}
+            for v in ("off", "on")
+        ],
+        "metrics": [
+            {"name": "error", "flag": "new-checkout", "variant": "on", "count": 90, "sum": 90.0,
+             "sum_squares": 90.0}
+        ],
+    }  # fmt: skip
     with deployment.client(key) as sdk:
-        assert sdk.post("/api/v1/sdk/events", json={"events": events}).status_code == 202
+        assert sdk.post("/api/v1/sdk/summaries", json=summary).status_code == 202
     steps = deployment.app.state.scheduler.tick(now + 2)
     assert [s.action.value for s in steps if s.plan_id == started["id"]] == ["rollback"]
     status = project.get(f"/rollouts/{started['id']}").json()

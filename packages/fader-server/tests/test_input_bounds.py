@@ -57,7 +57,13 @@ def assert_readable(admin: httpx.Client, project: str, flag: str | None = None) 
 
 # --------------------------------------------------------------------------- body size
 @pytest.mark.parametrize(
-    "path", ["/api/v1/auth/login", "/api/v1/sdk/events", "/ofrep/v1/evaluate/flags"]
+    "path",
+    [
+        "/api/v1/auth/login",
+        "/api/v1/sdk/summaries",
+        "/api/v1/sdk/events",
+        "/ofrep/v1/evaluate/flags",
+    ],
 )
 def test_a_body_over_the_cap_is_a_413_problem_before_any_credential_check(
     server: Server, path: str
@@ -126,7 +132,10 @@ def test_a_variant_past_the_engine_limit_is_a_422_at_the_level_too_deep(
     assert all(f"at most {MAX_VALUE_DEPTH} levels" in e["message"] for e in problem["errors"])
 
 
-@pytest.mark.parametrize("path", ["/api/v1/projects", "/api/v1/auth/login", "/api/v1/sdk/events"])
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/projects", "/api/v1/auth/login", "/api/v1/sdk/summaries", "/api/v1/sdk/events"],
+)
 def test_a_body_nested_100000_levels_is_a_422_problem(server: Server, path: str) -> None:
     with server.admin() as client:
         response = client.post(path, content="[" * 100_000 + "]" * 100_000, headers=JSON_TYPE)

@@ -1,5 +1,5 @@
 """Dashboard reports over a real SQLite store with an injected clock: releases per team per
-week, and stale flags (overdue, or fully rolled out and unchanged)."""
+week, and stale flags (overdue, fully rolled out and unchanged, or not evaluated for N days)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from fader_server.errors import InvalidInputError
 from fader_server.services import Services
 from fader_server.services.access import Principal
+from fader_server.storage.ports.usage import UsageCount
 from fader_server.storage.sql.store import SqlStore
 
 ADMIN = Principal("user:admin", instance_admin=True)
@@ -101,3 +103,67 @@ def test_a_flag_is_stale_when_overdue_or_fully_rolled_out_and_unchanged(
     assert stale["rolled-out"].reason == (
         "fully rolled out: serves 'on' to everyone in production, unchanged since 2025-03-05"
     )
+
+
+def _evaluated(
+    services: Services, flag: str, at: datetime, environment: str = "production"
+) -> None:
+    """One evaluation of `flag`, received at `at` (as an SDK summary would be)."""
+    with services.store.transaction() as tx:
+        project = tx.get_project("shop")
+        assert project is not None
+        tx.add_usage(project.id, environment, "server", [UsageCount(flag, "", "on", 1)], at)
+
+
+def test_a_flag_is_stale_when_not_evaluated_for_n_days_in_the_counted_environments(
+    services: Services, clock: Clock
+) -> None:
+    for key in ("quiet", "busy", "never", "staging-only"):
+        _flag(services, key)
+    _flag(services, "kill-switch", kind="ops")  # not a temporary flag: never reported
+    _evaluated(services, "quiet", START + timedelta(days=1, minutes=7))
+    _evaluated(services, "staging-only", START + timedelta(days=50), environment="staging")
+    clock.now = START + timedelta(days=45)
+    _evaluated(services, "busy", clock.now - timedelta(days=2))
+    _evaluated(services, "kill-switch", START)
+
+    stale = {s.key: s for s in services.reports.stale_flags(ADMIN, "shop")}
+
+    assert sorted(stale) == ["never", "quiet", "staging-only"]
+    assert stale["quiet"].reason == (
+        "not evaluated for 43 days in production (last evaluated 2025-03-06 12:07 UTC)"
+    )
+    assert stale["quiet"].last_evaluated == START + timedelta(days=1, minutes=7)
+    assert stale["quiet"].since == stale["quiet"].last_evaluated
+    assert stale["never"].reason == "never evaluated in production"
+    assert (stale["never"].since, stale["never"].last_evaluated) == (START, None)
+    assert stale["staging-only"].reason == "never evaluated in production"
+    # ordered by how long each flag has been stale (the two never evaluated: since created)
+    order = [s.key for s in services.reports.stale_flags(ADMIN, "shop")]
+    assert order == ["never", "staging-only", "quiet"]
+
+    # a longer threshold: 43 days without evaluations is not yet stale
+    longer = {s.key for s in services.reports.stale_flags(ADMIN, "shop", unused_days=44)}
+    assert longer == {"never", "staging-only"}
+    assert not {s.key for s in services.reports.stale_flags(ADMIN, "shop", unused_days=46)}
+
+
+def test_unused_flags_are_reported_only_where_usage_is_reported_and_flags_are_old_enough(
+    services: Services, clock: Clock
+) -> None:
+    _flag(services, "old")
+    clock.now = START + timedelta(days=40)
+    # no SDK of this project reports usage: no flag looks unused for want of reports
+    assert services.reports.stale_flags(ADMIN, "shop") == []
+
+    _flag(services, "young")  # created 40 days after "old"
+    _evaluated(services, "old", clock.now - timedelta(days=35))
+    clock.now += timedelta(days=10)
+
+    stale = {s.key: s.reason for s in services.reports.stale_flags(ADMIN, "shop")}
+    assert stale == {
+        "old": "not evaluated for 45 days in production (last evaluated 2025-03-10 12:00 UTC)"
+    }
+    for days in (0, 401):
+        with pytest.raises(InvalidInputError, match="unused_days must be from 1 to 400"):
+            services.reports.stale_flags(ADMIN, "shop", unused_days=days)

@@ -1,11 +1,19 @@
-"""Guarded rollouts end to end: real `fader serve` processes, real SDK clients sending exposures
-and error events, a real Prometheus scraping an exporter, HTTP servers standing in for a
-synthetic-check target and a webhook receiver. Stages last a second or two and the scheduler
-ticks every 0.2 s; every wait polls a condition against a deadline.
+"""Guarded rollouts end to end: real servers, real SDK clients evaluating the flag and tracking
+errors, their summaries flowing to the server, a real Prometheus scraping an exporter, HTTP
+servers standing in for a synthetic-check target and a webhook receiver. The scheduler ticks
+every 0.2 s by itself; every wait polls a condition against a deadline.
+
+Metric gates count whole minutes of the server's receive time (docs/events.md, section 4), so
+the tests with SDK traffic run the server in this process (uvicorn with the protocol `fader
+serve` uses, SQLite and PostgreSQL) over a clock the test moves forward (`ServerClock`): a stage
+of a minute passes at once, and the summaries sent after the move land in its whole minutes.
+Nothing sleeps for minutes. The other tests run `fader serve` processes on the wall clock,
+with stages of a second or two.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -27,12 +35,15 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from conftest import dedicated_postgres_database
+from conftest import ADMIN_PASSWORD, LogSink, _serve, dedicated_postgres_database
 from server_api import BOOLEAN_FLAG, unique
+from server_clock import ServerClock, clocked_services
 from typer.testing import CliRunner
 
 from fader_sdk import FaderClient
 from fader_server.cli.main import app as cli
+from fader_server.http_protocol import TransportExposingProtocol
+from fader_server.settings import Settings
 
 TICK = "0.2"
 PROMETHEUS = Path("/usr/bin/prometheus")
@@ -125,6 +136,46 @@ def fader(data_dir: Path, token: str, database_url: str | None = None) -> Iterat
         server.stop(signal.SIGKILL)
 
 
+@dataclass
+class Clocked:
+    """A server in this process over a clock the test moves (`fader serve`'s HTTP protocol,
+    its scheduler ticking every 0.2 s in its own thread)."""
+
+    url: str
+    clock: ServerClock
+    log: LogSink
+
+
+@contextmanager
+def clocked_fader(backend: str, data_dir: Path, token: str) -> Iterator[Clocked]:
+    with contextlib.ExitStack() as stack:
+        database_url = None
+        if backend == "postgresql":
+            database_url = stack.enter_context(dedicated_postgres_database())
+        settings = Settings(
+            data_dir=data_dir,
+            database_url=database_url,
+            admin_password=ADMIN_PASSWORD,
+            admin_token=token,
+            rollout_tick_seconds=0,  # started below, as `fader serve` starts it
+            sse_heartbeat_seconds=1.0,
+            outbound_allow=("127.0.0.1/32",),
+        )
+        clock, sink = ServerClock(), LogSink()
+        services = clocked_services(settings, clock)
+        uv_server, thread, url, app = _serve(
+            settings, sink, http=TransportExposingProtocol, services=services
+        )
+        app.state.scheduler.start(float(TICK))
+        try:
+            yield Clocked(url, clock, sink)
+        finally:
+            uv_server.should_exit = True
+            thread.join(timeout=10)
+            app.state.scheduler.close()
+            services.store.close()
+
+
 _OPEN: list[httpx.Client] = []
 
 
@@ -192,8 +243,9 @@ def setup_project(url: str, token: str) -> tuple[Api, str]:
 
 @dataclass
 class Traffic:
-    """SDK clients evaluating the flag for a stream of users; a user served a variant fails with
-    that variant's error rate and reports it with ``track("error", ...)``."""
+    """An SDK client evaluating the flag for a stream of users; a user served a variant fails
+    with that variant's error rate and reports it with ``track("error", ...)``. The client
+    counts both and sends a summary every 0.1 s."""
 
     url: str
     sdk_key: str
@@ -282,19 +334,38 @@ ERROR_GATE = {"kind": "error_rate", "event": "error", "min_samples": 50}
 
 
 # -------------------------------------------------------------------- the tests
-def test_healthy_traffic_takes_a_plan_through_every_stage(tmp_path: Path) -> None:
+BACKENDS = pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+
+
+@BACKENDS
+def test_healthy_traffic_takes_a_plan_through_every_stage(backend: str, tmp_path: Path) -> None:
+    """Stages of a minute: once a stage has begun, the clock moves 61 s on, so the stage may
+    end and the summaries that follow count in a whole minute of it; the scheduler advances
+    each stage when its gate has seen enough healthy traffic."""
     token = "fdr_admin_" + secrets.token_urlsafe(24)
-    with fader(tmp_path, token) as server:
+    with clocked_fader(backend, tmp_path, token) as server:
         api, key = setup_project(server.url, token)
         with Traffic(server.url, key, {"off": 0.01, "on": 0.01}):
-            began = time.monotonic()
             stages = [
-                {"name": "internal", "min_duration": 1, "segment": "internal"},
-                {"name": "50%", "min_duration": 1, "percent": 50},
-                {"name": "100%", "min_duration": 1, "percent": 100},
+                {"name": "internal", "min_duration": 60, "segment": "internal"},
+                {"name": "50%", "min_duration": 60, "percent": 50},
+                {"name": "100%", "min_duration": 60, "percent": 100},
             ]
             plan = api.call("POST", "/rollouts", plan_body(stages, [ERROR_GATE]), expect=201)
-            done = wait_for("completion", lambda: api.status_is(plan["id"], "completed"))
+            moved_for = -1
+            began = time.monotonic()
+
+            def completed() -> dict[str, Any] | None:
+                nonlocal moved_for
+                found = api.plan(plan["id"])
+                if found["status"] == "completed":
+                    return found
+                if found["stage"] != moved_for:  # a stage began: let its minute pass
+                    moved_for = found["stage"]
+                    server.clock.advance(61)
+                return None
+
+            done = wait_for("completion", completed, timeout=120)
             took = time.monotonic() - began
         assert api.transitions(plan["id"]) == ["create", "start", "advance", "advance", "complete"]
         assert api.config()["default"] == {"variant": "on"}
@@ -307,27 +378,41 @@ def test_healthy_traffic_takes_a_plan_through_every_stage(tmp_path: Path) -> Non
         )
         gates = done["last_evaluation"]["gates"]
         assert gates[0]["status"] == "healthy"
-        assert gates[0]["evidence"]["treatment_samples"] >= 50
-        print(f"healthy plan: 3 stages of 1 s completed in {took:.1f} s")
+        advanced = api.call("GET", f"/audit?entity_type=rollout&entity_key={plan['id']}")
+        evidence = [
+            d["after"][0]["evidence"]
+            for e in advanced["items"]
+            if e["action"] == "advance"
+            for d in e["diff"]
+            if d["path"] == "/evidence"
+        ]
+        assert all(e["treatment_samples"] >= 50 for e in evidence), evidence
+        print(f"healthy plan ({backend}): 3 stages of a minute completed in {took:.1f} s")
 
 
+@BACKENDS
 def test_a_rising_error_rate_rolls_back_with_incident_audit_and_signed_webhook(
-    tmp_path: Path,
+    backend: str, tmp_path: Path
 ) -> None:
+    """Real SDK clients serve the treatment to half the users, who fail 40% of the time; the
+    summaries they send reach the gate within a tick or two of the next minute, and the plan
+    rolls back with its incident, audit entry and signed webhook."""
     token = "fdr_admin_" + secrets.token_urlsafe(24)
-    with fader(tmp_path, token) as server, http_server() as receiver:
+    with clocked_fader(backend, tmp_path, token) as server, http_server() as receiver:
         api, key = setup_project(server.url, token)
         base = api.config()
         hook = api.call(
             "POST", "/webhooks", {"url": f"http://127.0.0.1:{receiver.server_port}/hook"}, 201
         )
         assert api.call("GET", "/webhooks")["items"][0].get("secret") is None
-        with Traffic(server.url, key, {"off": 0.01, "on": 0.4}):
+        with Traffic(server.url, key, {"off": 0.01, "on": 0.4}) as traffic:
             stages = [
-                {"name": "50%", "min_duration": 30, "percent": 50},
-                {"name": "100%", "min_duration": 30, "percent": 100},
+                {"name": "50%", "min_duration": 3600, "percent": 50},
+                {"name": "100%", "min_duration": 3600, "percent": 100},
             ]
             plan = api.call("POST", "/rollouts", plan_body(stages, [ERROR_GATE]), expect=201)
+            wait_for("the treatment served", lambda: traffic.served.get("on", 0) > 0)
+            server.clock.next_minute()  # summaries from now on count in whole minutes
             began = time.monotonic()
             rolled = wait_for("rollback", lambda: api.status_is(plan["id"], "rolled_back"))
             took = time.monotonic() - began
@@ -379,10 +464,10 @@ def test_a_rising_error_rate_rolls_back_with_incident_audit_and_signed_webhook(
         assert shown.exit_code == 0, shown.stderr
         assert "regression: error rate" in shown.stdout
         assert f"rollout:{plan['id']}" in shown.stdout
-        log = server.log.read_text()
+        log = server.log.text()
         assert hook["secret"] not in log
         assert "webhook_delivered" in log
-        print(f"regression: rolled back {took:.1f} s after the plan started")
+        print(f"regression ({backend}): rolled back {took:.1f} s after the next minute began")
 
 
 def test_a_restarted_server_resumes_the_plan_at_the_same_stage(tmp_path: Path) -> None:

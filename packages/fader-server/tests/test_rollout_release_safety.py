@@ -6,9 +6,12 @@ over HTTP as a person, an SDK and a webhook receiver would:
   every stage show, and completes into the configuration a person would write;
 - a plan does not turn on a flag that is off unless asked to;
 - people's commands reach the project's webhooks like the scheduler's decisions;
-- events count in the window the server received them in, from the keys the gate trusts.
+- SDK summaries count in the window the server received them in, in whole minutes, from the
+  keys the gate trusts.
 
-The scheduler is off; tests tick it with a chosen `now`.
+The scheduler is off; tests tick it with a chosen `now`. The server reads a clock the tests move
+forward (`ServerClock`): a summary sent after `next_minute()` lands in a whole minute of the
+plan's window without waiting for the wall clock to get there.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import httpx
 import pytest
 from conftest import ADMIN_PASSWORD, LogSink, _serve, dedicated_postgres_database
 from server_api import BOOLEAN_FLAG, unique
+from server_clock import ServerClock, clocked_services
 from typer.testing import CliRunner
 
 import fader_engine
@@ -43,6 +47,7 @@ class Deployment:
     url: str
     token: str
     app: Any
+    clock: ServerClock
 
     def client(self, token: str | None = None) -> httpx.Client:
         bearer = token or self.token
@@ -82,10 +87,12 @@ def deployment(
             rollout_tick_seconds=0,
             outbound_allow=("127.0.0.1/32",),
         )
-        uv_server, thread, url, app = _serve(settings, LogSink())
+        clock = ServerClock()
+        services = clocked_services(settings, clock)
+        uv_server, thread, url, app = _serve(settings, LogSink(), services=services)
         try:
             demo.seed(app.state.services)
-            yield Deployment(url, token, app)
+            yield Deployment(url, token, app, clock)
         finally:
             uv_server.should_exit = True
             thread.join(timeout=10)
@@ -203,7 +210,7 @@ def test_the_readme_release_never_takes_the_treatment_away(deployment: Deploymen
         )
         assert shown.exit_code == 0, shown.stderr
         assert "1% (serves 5%, as the flag did before the plan)" in shown.stdout
-        assert "events from server keys, received since the stage began" in shown.stdout
+        assert "summaries from server keys, received in whole minutes of each stage" in shown.stdout
 
 
 # ------------------------------------------------------------------------ a flag that is off
@@ -316,23 +323,25 @@ def test_peoples_commands_are_announced_to_the_webhooks(
 
 
 # ---------------------------------------------------------------------- what gates count
-def events(variant: str, exposures: int, errors: int, at: float) -> list[dict[str, Any]]:
-    found = [
-        {"kind": "exposure", "flag": FLAG, "variant": variant, "timestamp": at}
-        for _ in range(exposures)
-    ]
-    found += [
-        {"kind": "custom", "name": "error", "flag": FLAG, "variant": variant, "timestamp": at}
-        for _ in range(errors)
-    ]
-    return found
+def summary(variant: str, evaluations: int, errors: int, claimed: float) -> dict[str, Any]:
+    """What an SDK sends for `evaluations` of `variant` and `errors` errors, over an interval
+    its clock says ended at `claimed`."""
+    return {
+        "start": claimed - 5,
+        "end": claimed,
+        "evaluations": [{"flag": FLAG, "variant": variant, "reason": "SPLIT",
+                         "count": evaluations}],
+        "metrics": [{"name": "error", "flag": FLAG, "variant": variant, "count": errors,
+                     "sum": float(errors), "sum_squares": float(errors)}] if errors else [],
+    }  # fmt: skip
 
 
-def report(deployment: Deployment, key: str, batch: list[dict[str, Any]]) -> None:
+def report(deployment: Deployment, key: str, *summaries: dict[str, Any]) -> None:
     with deployment.client(key) as sdk:
-        sent = sdk.post("/api/v1/sdk/events", json={"events": batch})
-    assert sent.status_code == 202, sent.text
-    assert sent.json()["accepted"] == len(batch)
+        for body in summaries:
+            sent = sdk.post("/api/v1/sdk/summaries", json=body)
+            assert sent.status_code == 202, sent.text
+            assert sent.json()["refused"] == []
 
 
 def gate(project: Project, plan_id: int) -> dict[str, Any]:
@@ -341,37 +350,36 @@ def gate(project: Project, plan_id: int) -> dict[str, Any]:
     return found
 
 
-def test_events_count_where_the_server_received_them_whatever_time_they_claim(
+def test_summaries_count_where_the_server_received_them_whatever_time_they_claim(
     deployment: Deployment, project: Project
 ) -> None:
-    """Errors reported before the plan, claiming a time after its start, do not count;
-    errors reported during it, claiming a time before its start, do."""
+    """Errors received before the plan, claiming a time after its start, do not count; errors
+    received during it, claiming a time before its start, do."""
     configure(project, ON)
     key = deployment.sdk_key(project.key, "development")
-    now = time.time()
-    report(deployment, key, events("off", 300, 3, now + 3600) + events("on", 300, 150, now + 3600))
+    later = deployment.clock.now() + 3600
+    report(deployment, key, summary("off", 300, 3, later), summary("on", 300, 150, later))
     stages = [{"name": "50%", "min_duration": 3600, "percent": 50}]
     body = {"flag": FLAG, "environment": "development", "control": "off", "treatment": "on",
             "stages": stages, "start": True,
             "gates": [{"kind": "error_rate", "event": "error", "min_samples": 50}]}  # fmt: skip
     plan_id = project.call("POST", "/rollouts", body, 201)["id"]
-    deployment.tick(time.time() + 1)
+    deployment.tick(deployment.clock.next_minute())
     seen = gate(project, plan_id)
     assert seen["status"] == "insufficient_data"
     assert seen["evidence"]["treatment_samples"] == 0
 
-    report(
-        deployment, key, events("off", 300, 3, now - 86400) + events("on", 300, 150, now - 86400)
-    )
-    deployment.tick(time.time() + 2)
+    earlier = deployment.clock.now() - 86400
+    report(deployment, key, summary("off", 300, 3, earlier), summary("on", 300, 150, earlier))
+    deployment.tick(deployment.clock.now() + 2)
     assert project.call("GET", f"/rollouts/{plan_id}")["status"] == "rolled_back"
 
 
-def test_events_from_client_keys_do_not_count_by_default(
+def test_summaries_from_client_keys_do_not_count_by_default(
     deployment: Deployment, project: Project
 ) -> None:
     """A client key ships in every browser: anyone can report errors with it. The default
-    gate counts only server-key events, so a flood of forged errors cannot roll a healthy
+    gate counts only server-key reports, so a flood of forged errors cannot roll a healthy
     plan back (nor forged successes hide a regression)."""
     configure(project, ON)
     server_key = deployment.sdk_key(project.key, "development")
@@ -382,10 +390,10 @@ def test_events_from_client_keys_do_not_count_by_default(
             "gates": [{"kind": "error_rate", "event": "error", "min_samples": 50}]}  # fmt: skip
     plan = project.call("POST", "/rollouts", body, 201)
     assert plan["gates"][0]["trust"] == ["server"]
-    now = time.time()
-    report(deployment, server_key, events("off", 200, 2, now) + events("on", 200, 2, now))
-    report(deployment, client_key, events("on", 200, 190, now))
-    deployment.tick(time.time() + 1)
+    now = deployment.clock.next_minute()
+    report(deployment, server_key, summary("off", 200, 2, now), summary("on", 200, 2, now))
+    report(deployment, client_key, summary("on", 200, 190, now))
+    deployment.tick(deployment.clock.now() + 1)
     assert project.call("GET", f"/rollouts/{plan['id']}")["status"] == "running"
     seen = gate(project, plan["id"])
     assert seen["status"] == "healthy"

@@ -1,8 +1,10 @@
 """The rollout scheduler and the plan use cases in simulated time, on SQLite and PostgreSQL.
 
 Nothing here waits for the wall clock: the services and the scheduler share a simulated clock,
-SDK events are written with simulated timestamps, and Prometheus, HTTP checks and webhook
-receivers are ``httpx.MockTransport`` handlers (the one seam the readers and the notifier have).
+SDK summaries are added to the rollups at simulated receive times, and Prometheus, HTTP checks
+and webhook receivers are ``httpx.MockTransport`` handlers (the one seam the readers and the
+notifier have). Gates count whole minutes of a stage (docs/events.md, section 4); the traffic
+helpers report in the minute the clock is in, which the stages here always contain.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pytest
 from conftest import dedicated_postgres_database
 from server_api import BOOLEAN_FLAG, unique
 
+from fader_engine.sketches import DistinctSketch
 from fader_server.errors import AlreadyExistsError, InvalidInputError, InvalidStateError
 from fader_server.rollout_logic.decide import Action
 from fader_server.rollout_logic.notifications import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
@@ -30,7 +33,7 @@ from fader_server.runtime.scheduler import Scheduler
 from fader_server.services import Services
 from fader_server.services.access import Principal
 from fader_server.services.outbound_policy import OutboundPolicy
-from fader_server.storage.ports import SdkEvent
+from fader_server.storage.ports.usage import EVALUATIONS, UsageCount
 from fader_server.storage.sql.store import SqlStore
 
 ADMIN = Principal("user:owner", instance_admin=True)
@@ -106,25 +109,36 @@ class World:
         return scheduler
 
     def traffic(
-        self, variant: str, exposures: int, errors: int = 0, latency: float | None = None
+        self,
+        variant: str,
+        exposures: int,
+        errors: int = 0,
+        latency: float | None = None,
+        key_kind: str = "server",
     ) -> None:
-        """SDK events at the current simulated time."""
-        at = self.clock.datetime()
-        events = [
-            SdkEvent("exposure", "new-checkout", variant, "SPLIT", None, None, f"u{i}", at)
-            for i in range(exposures)
-        ]
-        events += [
-            SdkEvent("custom", "new-checkout", variant, None, "error", 1.0, f"u{i}", at)
-            for i in range(errors)
-        ]
-        if latency is not None:
-            events += [
-                SdkEvent("custom", "new-checkout", variant, None, "latency", latency, "u", at)
-                for _ in range(exposures)
-            ]
+        """A summary received at the current simulated time: `exposures` evaluations of
+        `variant` (by as many users), `errors` error measurements, and a latency of `latency`
+        for every evaluation."""
+        counts = [
+            UsageCount(
+                "new-checkout",
+                EVALUATIONS,
+                variant,
+                exposures,
+                contexts=DistinctSketch().update(f"u{i}" for i in range(exposures)).to_bytes(),
+            )
+        ] if exposures else []  # fmt: skip
+        if errors:
+            counts.append(UsageCount("new-checkout", "error", variant, errors, errors, errors))
+        if latency is not None and exposures:
+            counts.append(
+                UsageCount(
+                    "new-checkout", "latency", variant, exposures, latency * exposures,
+                    latency * latency * exposures,
+                )
+            )  # fmt: skip
         with self.store.transaction() as tx:
-            tx.insert_sdk_events(self.project_id, "development", events, at)
+            tx.add_usage(self.project_id, "development", key_kind, counts, self.clock.datetime())
 
     def status(self, plan_id: int) -> Any:
         return self.services.rollouts.get(ADMIN, self.project, plan_id)
@@ -216,8 +230,8 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 # ------------------------------------------------------------------ aggregation
 def test_event_totals_are_aggregated_per_variant_by_the_database(world: World) -> None:
     world.traffic("off", 5, errors=2, latency=10.0)
-    world.clock.advance(10)
-    since = world.clock.datetime()
+    world.clock.advance(60)
+    since = world.clock.datetime().replace(second=0)
     world.traffic("off", 3, errors=1, latency=20.0)
     world.traffic("on", 4, latency=30.0)
     with world.store.read() as tx:
@@ -328,7 +342,8 @@ def test_a_regression_rolls_back_with_an_incident_an_audit_entry_and_a_signed_we
         editor, world.project, "development", "new-checkout",
         {**current.data, "offVariant": "off"}, current.version, "tweak",
     )  # fmt: skip
-    actions = run_minutes(world, scheduler, 1, treatment_errors=80)
+    # the stage's one whole minute before its minimum duration is up: 60% errors against 1%
+    actions = run_minutes(world, scheduler, 1, treatment_errors=120)
     assert actions[-1] is Action.ROLLBACK
 
     assert world.config() == base

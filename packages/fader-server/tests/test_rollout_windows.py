@@ -1,31 +1,34 @@
-"""Metric gates count per stage window, by the server's receive time, from trusted keys only;
-and when a stage waits for data, it says how much, as a real estimate.
+"""Metric gates count per stage window, in whole minutes of the server's receive time, from
+trusted keys only; and when a stage waits for data, it says how much, as a real estimate.
 
 The pure tests run the gate's statistics directly. The database tests use the simulated world
-of ``test_rollout_scheduler`` (SQLite and PostgreSQL): events are written with chosen receive
-times, report times and key kinds, and the scheduler decides.
+of ``test_rollout_scheduler`` (SQLite and PostgreSQL): summaries are added at chosen receive
+times and key kinds, and the scheduler decides. A minute counts in a window when the window
+started at or before it and the next one starts at or after its end (docs/events.md, section
+4); the SQL store's query must agree with :func:`minute_window` everywhere.
 """
 
 from __future__ import annotations
 
+import random
 import re
 from datetime import timedelta
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 import test_rollout_scheduler as simulated
 from test_rollout_scheduler import ADMIN, World, started
 
 from fader_server.rollout_logic import decide
 from fader_server.rollout_logic.decide import Action, GateStatus
 from fader_server.rollout_logic.gates import gate_result, metric_results, stage_alphas
+from fader_server.rollout_logic.minute_windows import MINUTE, floor_minute, minute_window
 from fader_server.rollout_logic.plan import MetricGate, Plan
 from fader_server.rollout_logic.stage_tests import rate_windows
 from fader_server.rollout_logic.stats import RateCounts, samples_to_detect
 from fader_server.services import demo
 from fader_server.storage.ports import EventTotals, VariantTotals
-from fader_server.storage.sql.tables import sdk_events
+from fader_server.storage.ports.usage import EVALUATIONS, UsageCount
 
 # the simulated world's fixtures (a database per test, SQLite and PostgreSQL)
 database_url = simulated.database_url
@@ -174,37 +177,27 @@ def insert(
     *,
     name: str | None = None,
     received: float = 0.0,
-    occurred: float = 0.0,
     key_kind: str = "server",
 ) -> None:
-    """`count` events at chosen receive and report times (seconds from the world's clock)."""
-    now = world.clock.datetime()
-    rows = [
-        {
-            "project_id": world.project_id,
-            "environment": "development",
-            "kind": "custom" if name else "exposure",
-            "flag": "new-checkout",
-            "variant": variant,
-            "name": name,
-            "value": 1.0 if name else None,
-            "targeting_key": f"u{i}",
-            "occurred_at": now + timedelta(seconds=occurred),
-            "received_at": now + timedelta(seconds=received),
-            "key_kind": key_kind,
-        }
-        for i in range(count)
-    ]
-    with world.store.engine.begin() as connection:
-        connection.execute(sa.insert(sdk_events), rows)
+    """A summary item of `count` evaluations (or `name` measurements of 1.0) received
+    `received` seconds from the world's clock."""
+    if name is None:
+        item = UsageCount("new-checkout", EVALUATIONS, variant, count)
+    else:
+        item = UsageCount("new-checkout", name, variant, count, float(count), float(count))
+    at = world.clock.datetime() + timedelta(seconds=received)
+    with world.store.transaction() as tx:
+        tx.add_usage(world.project_id, "development", key_kind, [item], at)
 
 
-def test_event_windows_count_by_receive_time_and_key_kind(world: World) -> None:
-    start = world.clock.datetime()
-    later = start + timedelta(seconds=100)
-    insert(world, "on", 5, received=-10, occurred=+50)  # before: a future report time is ignored
-    insert(world, "on", 3, received=+10, occurred=-3600)  # in the first window, backdated
-    insert(world, "on", 4, received=+150)  # in the second window
+def test_event_windows_count_whole_minutes_by_receive_time_and_key_kind(world: World) -> None:
+    start = world.clock.datetime()  # 41 s into a minute
+    assert start.second == 41
+    later = start + timedelta(seconds=100)  # 21 s into the minute after next
+    insert(world, "on", 5, received=-10)  # the minute the first window began in: no window's
+    insert(world, "on", 3, received=+25)  # the next minute, whole in the first window
+    insert(world, "on", 2, received=+90)  # the minute the second window began in: nowhere
+    insert(world, "on", 4, received=+150)  # whole in the second window
     insert(world, "on", 6, received=+20, key_kind="client")
     with world.store.read() as tx:
         server = tx.event_windows(world.project_id, "development", "new-checkout", [start, later])
@@ -214,7 +207,38 @@ def test_event_windows_count_by_receive_time_and_key_kind(world: World) -> None:
         since = tx.event_totals(world.project_id, "development", "new-checkout", start)
     assert [w["on"].exposures for w in server] == [3, 4]
     assert [w["on"].exposures for w in both] == [9, 4]
-    assert since["on"].exposures == 7
+    assert since["on"].exposures == 9  # one window, open-ended: every minute from its start
+
+
+def test_the_database_places_minutes_in_windows_as_the_pure_rule_does(world: World) -> None:
+    """Random window starts (on and off minute boundaries, two in one minute) over 40 minutes
+    of traffic, one row per minute with a count of its own: every window's total from the
+    database equals the sum of the minutes :func:`minute_window` gives it."""
+    rng = random.Random(13)
+    base = floor_minute(world.clock.datetime())
+    counts = {base + i * MINUTE: rng.randrange(1, 1000) for i in range(40)}
+    with world.store.transaction() as tx:
+        for minute, count in counts.items():
+            at = minute + timedelta(seconds=rng.randrange(60))
+            item = UsageCount("new-checkout", EVALUATIONS, "on", count)
+            tx.add_usage(world.project_id, "development", "server", [item], at)
+    for _ in range(20):
+        # half the starts exactly on a minute, where `<` and `<=` would differ
+        offsets = sorted(
+            rng.randrange(-2, 42) * 60 + (0 if rng.random() < 0.5 else rng.randrange(1, 60))
+            for _ in range(rng.randrange(1, 6))
+        )
+        if rng.random() < 0.3:
+            offsets.append(offsets[-1] + rng.randrange(1, 30))  # two starts in one minute
+        starts = [base + timedelta(seconds=s) for s in offsets]
+        expected = [0] * len(starts)
+        for minute, count in counts.items():
+            index = minute_window(minute, starts)
+            if index is not None:
+                expected[index] += count
+        with world.store.read() as tx:
+            found = tx.event_windows(world.project_id, "development", "new-checkout", starts)
+        assert [w["on"].exposures if "on" in w else 0 for w in found] == expected, offsets
 
 
 def test_a_traffic_shift_after_a_stage_does_not_roll_a_healthy_plan_back(world: World) -> None:
@@ -257,7 +281,7 @@ def test_events_from_keys_a_gate_does_not_trust_do_not_count(world: World) -> No
          "trust": ["server", "client"]},
     ]  # fmt: skip
     stages = [{"name": "50%", "min_duration": 3600, "percent": 50}]
-    insert(world, "on", 5000, name="error", received=-5, occurred=+30)  # before the plan
+    insert(world, "on", 5000, name="error", received=-5)  # before the plan
     plan_id = started(world, stages=stages, gates=gates)
     scheduler = world.scheduler()
     world.clock.advance(60)

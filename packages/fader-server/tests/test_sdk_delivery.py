@@ -1,6 +1,6 @@
 """The SDK delivery endpoints against real servers: polling with ETags, the SSE stream
 (snapshot, changes, resume, heartbeats), fan-out across two replicas sharing PostgreSQL (and
-through a killed LISTEN connection), SDK events, and the flagd export."""
+through a killed LISTEN connection), SDK summaries, and the flagd export."""
 
 from __future__ import annotations
 
@@ -20,10 +20,11 @@ from sse import EventReader, open_stream
 
 from fader_engine.flagd import load_flagd
 from fader_engine.formats import load
+from fader_engine.sketches import DistinctSketch
 from fader_server.http_protocol import TransportExposingProtocol
 from fader_server.settings import Settings
 from fader_server.storage.sql.notifications import APPLICATION_NAME
-from fader_server.storage.sql.tables import sdk_events
+from fader_server.storage.sql.tables import projects, usage_minutes
 
 HEARTBEAT = 0.3
 
@@ -330,72 +331,72 @@ def test_streams_resync_after_the_listener_connection_is_killed(
         assert stream.next().json()["document"]["flags"]["new-checkout"]["enabled"] is False
 
 
-# ------------------------------------------------------------------- events
-def test_events_are_stored(deployment: Deployment, env) -> None:
+# ---------------------------------------------------------------- summaries
+def test_summaries_from_every_replica_add_up_in_the_rollups(deployment: Deployment, env) -> None:
     project, key, admin = env
     create_flag(admin, project, "new-banner", client_side=True)  # browsers may report on it
     client_key = new_key(admin, project, "client")
     now = time.time()
-    batch = {
-        "events": [
-            {
-                "kind": "exposure",
-                "flag": "new-banner",
-                "variant": "on",
-                "reason": "SPLIT",
-                "targeting_key": "u-1",
-                "timestamp": now,
-            },
-            {
-                "kind": "custom",
-                "name": "checkout.error",
-                "value": 1,
-                "flag": "new-banner",
-                "variant": "on",
-                "targeting_key": "u-1",
-                "timestamp": now,
-            },
-        ]
-    }
-    for credential in (key, client_key):
-        with sdk(deployment.replicas[0].url, credential) as client:
-            response = client.post("/api/v1/sdk/events", json=batch)
+    body = {
+        "start": now - 5,
+        "end": now,
+        "evaluations": [
+            {"flag": "new-banner", "variant": "on", "reason": "SPLIT", "count": 1250,
+             "contexts": {"exact": 2, "sketch": DistinctSketch().update(["u-1", "u-2"]).encode()}},
+        ],
+        "metrics": [
+            {"name": "checkout.error", "flag": "new-banner", "variant": "on", "count": 3,
+             "sum": 3.0, "sum_squares": 3.0},
+        ],
+    }  # fmt: skip
+    replicas = [r.url for r in deployment.replicas]
+    for credential, url in ((key, replicas[0]), (key, replicas[-1]), (client_key, replicas[-1])):
+        with sdk(url, credential) as client:
+            response = client.post("/api/v1/sdk/summaries", json=body)
             assert response.status_code == 202, response.text
-            assert response.json() == {"accepted": 2}
+            assert response.json() == {"accepted": 2, "refused": [], "duplicate": False}
+    m = usage_minutes.c
     engine = sa.create_engine(deployment.engine_url)
     try:
         with engine.connect() as conn:
             rows = conn.execute(
-                sa.select(sdk_events.c.kind, sdk_events.c.name, sdk_events.c.variant)
-                .join_from(
-                    sdk_events,
-                    sa.table("projects", sa.column("id"), sa.column("key")),
-                    sa.text("projects.id = sdk_events.project_id"),
-                )
-                .where(sa.text("projects.key = :p"))
-                .params(p=project)
+                sa.select(m.metric, m.variant, m.key_kind, sa.func.sum(m.count))
+                .join(projects, projects.c.id == m.project_id)
+                .where(projects.c.key == project)
+                .group_by(m.metric, m.variant, m.key_kind)
+                .order_by(m.metric, m.key_kind)
             ).all()
     finally:
         engine.dispose()
-    assert sorted(tuple(r) for r in rows) == sorted(
-        [("exposure", None, "on"), ("custom", "checkout.error", "on")] * 2
-    )
+    assert [tuple(r) for r in rows] == [
+        ("", "on", "client", 1250),
+        ("", "on", "server", 2500),
+        ("checkout.error", "on", "client", 3),
+        ("checkout.error", "on", "server", 6),
+    ]
 
 
-def test_bad_event_batches_are_rejected_whole(deployment: Deployment, env) -> None:
+def test_bad_summaries_are_rejected_whole(deployment: Deployment, env) -> None:
     _, key, _ = env
     with sdk(deployment.replicas[0].url, key) as client:
         unknown = client.post(
-            "/api/v1/sdk/events",
-            json={"events": [{"kind": "exposure", "flag": "f", "timestamp": 1, "colour": "red"}]},
+            "/api/v1/sdk/summaries",
+            json={"start": 1, "end": 2, "evaluations": [{"flag": "f", "count": 1, "colour": 1}]},
         )
         assert unknown.status_code == 422
         assert "colour" in unknown.text
         too_many = client.post(
+            "/api/v1/sdk/summaries",
+            json={"start": 1, "end": 2, "metrics": [
+                {"name": "n", "count": 1, "sum": 0.0, "sum_squares": 0.0}] * 1001},
+        )  # fmt: skip
+        assert too_many.status_code == 422
+        # the deprecated endpoint keeps its own rules
+        old = client.post(
             "/api/v1/sdk/events",
             json={"events": [{"kind": "custom", "name": "n", "timestamp": 1}] * 1001},
         )
-        assert too_many.status_code == 422
+        assert old.status_code == 422
 
 
 # --------------------------------------------------------------- flagd export

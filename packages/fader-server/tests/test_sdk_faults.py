@@ -22,11 +22,9 @@ import secrets
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +47,11 @@ from server_api import unique
 from tcp_proxy import TcpProxy
 
 from fader_engine import ErrorCode, Reason
+from fader_engine.sketches import DistinctSketch
 from fader_sdk import NOT_READY_MESSAGE, FaderClient
 from fader_sdk.openfeature import FaderProvider
 from fader_server.settings import Settings
-from fader_server.storage.sql.tables import projects, sdk_events
+from fader_server.storage.sql.tables import projects, usage_hours, usage_minutes
 
 HEARTBEAT = 0.5
 """Seconds between the server's heartbeats (FADER_SSE_HEARTBEAT_SECONDS) in these tests."""
@@ -501,105 +500,127 @@ def test_when_a_replica_dies_the_sdk_moves_to_another_and_converges(
             client.close()
 
 
-# ------------------------------------------------------------------------------ 6. events
-def event_rows(database_url: str, project: str) -> list[sa.Row[Any]]:
+# --------------------------------------------------------------------------- 6. summaries
+Usage = dict[tuple[str, str, str], tuple[int, float, float]]
+
+
+def usage(database_url: str, project: str) -> Usage:
+    """(flag, metric, variant) -> (count, sum, sum of squares) over every minute row of the
+    project's production environment (``""``: evaluations, or no flag or variant)."""
     engine = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://"))
+    m = usage_minutes.c
     try:
         with engine.connect() as conn:
-            return list(
-                conn.execute(
-                    sa.select(sdk_events)
-                    .join(projects, projects.c.id == sdk_events.c.project_id)
-                    .where(projects.c.key == project)
-                    .order_by(sdk_events.c.id)
-                ).all()
-            )
+            rows = conn.execute(
+                sa.select(
+                    m.flag, m.metric, m.variant, sa.func.sum(m.count), sa.func.sum(m.total),
+                    sa.func.sum(m.total_squares),
+                )
+                .join(projects, projects.c.id == m.project_id)
+                .where(projects.c.key == project, m.environment == "production")
+                .group_by(m.flag, m.metric, m.variant)
+            ).all()  # fmt: skip
     finally:
         engine.dispose()
+    return {(f, n, v): (int(c), float(t), float(q)) for f, n, v, c, t, q in rows}
 
 
-def test_exposures_and_custom_events_reach_the_store_in_batches(
-    shared_server: FaderProcess, pg_database: str
-) -> None:
-    env = prepare(shared_server.url, shared_server.admin_token, "green")
-    began = datetime.now(UTC)
-    client = sdk(shared_server.url, env, events=True, event_batch_size=3, event_flush_interval=3600)
+def contexts(database_url: str, project: str, flag: str, variant: str) -> int:
+    """The estimated distinct contexts of the hour sketches of one flag and variant."""
+    engine = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://"))
+    h = usage_hours.c
+    merged = DistinctSketch()
     try:
-        for i in range(5):
-            assert client.string(FLAG, {"targetingKey": f"u-{i}"}, "x") == "green"
-        client.string("no-such-flag", {"targetingKey": "u-0"}, "x")  # errors expose nothing
-        client.track(
-            "checkout.completed", {"targetingKey": "u-0"}, 42.5, flag=FLAG, variant="green"
-        )
-        # Six events: two full batches, sent by the SDK's thread without any flush.
-        wait_for(lambda: len(event_rows(pg_database, env.project)) == 6, 10, "two batches")
-        client.string(FLAG, {"targetingKey": "u-9"}, "x")
+        with engine.connect() as conn:
+            for (stored,) in conn.execute(
+                sa.select(h.contexts)
+                .join(projects, projects.c.id == h.project_id)
+                .where(
+                    projects.c.key == project, h.flag == flag, h.variant == variant,
+                    h.metric == "", h.contexts.is_not(None),
+                )
+            ):  # fmt: skip
+                merged.merge(DistinctSketch.from_bytes(stored))
     finally:
-        client.close()  # sends the last, partial batch
-    rows = event_rows(pg_database, env.project)
-    assert [(r.kind, r.flag, r.variant, r.reason, r.name, r.targeting_key) for r in rows] == [
-        *[("exposure", FLAG, "green", "STATIC", None, f"u-{i}") for i in range(5)],
-        ("custom", FLAG, "green", None, "checkout.completed", "u-0"),
-        ("exposure", FLAG, "green", "STATIC", None, "u-9"),
-    ]
-    assert rows[5].value == 42.5
-    assert all(r.environment == "production" for r in rows)
-    assert all(began - timedelta(seconds=1) <= r.occurred_at <= r.received_at for r in rows)
-    batches = Counter(r.received_at for r in rows)  # one insert, one timestamp per batch
-    assert [batches[at] for at in sorted(batches)] == [3, 3, 1]
-    assert client.dropped_events == 0
+        engine.dispose()
+    return merged.estimate()
 
 
-def test_a_full_event_queue_counts_drops_and_keeps_the_rest_through_an_outage(
-    spawn: Callable[..., FaderProcess], pg_database: str, admin_token: str
-) -> None:
-    server = spawn(database_url=pg_database)
-    server.start()
-    env = prepare(server.url, admin_token, "green")
-    client = sdk(
-        server.url,
-        env,
-        events=True,
-        event_capacity=5,
-        event_batch_size=1000,
-        event_flush_interval=3600,
-    )
-    try:
-        server.kill()
-        for i in range(8):
-            client.track("load.ms", {"targetingKey": f"u-{i}"}, float(i))
-        assert client.dropped_events == 3  # the queue holds 5; it never grows beyond
-        client.flush()  # the server is down: the batch stays queued for the next try
-        assert client.dropped_events == 3
-        server.start()
-        client.flush()
-        assert client.dropped_events == 3
-    finally:
-        client.close()
-    rows = event_rows(pg_database, env.project)
-    assert [(r.name, r.value, r.targeting_key) for r in rows] == [
-        ("load.ms", float(i), f"u-{i}") for i in range(5)
-    ]
-
-
-def test_a_batch_the_server_refuses_is_dropped_and_counted_but_sending_goes_on(
+def test_evaluations_and_metrics_reach_the_rollups_as_summaries(
     shared_server: FaderProcess, pg_database: str
 ) -> None:
     env = prepare(shared_server.url, shared_server.admin_token, "green")
     client = sdk(shared_server.url, env, events=True, event_flush_interval=3600)
     try:
-        client.track("checkout.completed", {"targetingKey": "u-" + "x" * 300}, 1.0)
-        client.flush()  # the server refuses the batch (422: a targeting key over 256 chars)
-        assert client.dropped_events == 1
-        client.track("checkout.completed", {"targetingKey": "u-1"}, 2.0)
+        for i in range(5):
+            assert client.string(FLAG, {"targetingKey": f"u-{i}"}, "x") == "green"
+        client.string("no-such-flag", {"targetingKey": "u-0"}, "x")  # an error: no variant
+        client.track(
+            "checkout.completed", {"targetingKey": "u-0"}, 42.5, flag=FLAG, variant="green"
+        )
+        assert usage(pg_database, env.project) == {}  # nothing sent before the interval ends
+        client.flush()
+        assert usage(pg_database, env.project) == {
+            (FLAG, "", "green"): (5, 0.0, 0.0),
+            ("no-such-flag", "", ""): (1, 0.0, 0.0),
+            (FLAG, "checkout.completed", "green"): (1, 42.5, 42.5 * 42.5),
+        }
+        for i in (0, 9):
+            client.string(FLAG, {"targetingKey": f"u-{i}"}, "x")
+    finally:
+        client.close()  # sends the last summary
+    assert usage(pg_database, env.project)[(FLAG, "", "green")] == (7, 0.0, 0.0)
+    assert contexts(pg_database, env.project, FLAG, "green") == 6  # u-0 to u-4, and u-9
+    assert client.dropped.total == 0
+
+
+def test_summaries_are_kept_through_an_outage_and_sent_when_the_server_is_back(
+    spawn: Callable[..., FaderProcess], pg_database: str, admin_token: str
+) -> None:
+    """Counts wait in the SDK (merged, bounded by its keys) while the server is down, and
+    arrive exactly once it is back; a key over the SDK's bound is counted as dropped."""
+    server = spawn(database_url=pg_database)
+    server.start()
+    env = prepare(server.url, admin_token, "green")
+    client = sdk(server.url, env, events=True, event_flush_interval=3600, max_summary_keys=2)
+    try:
+        server.kill()
+        for i in range(8):
+            client.track("load.ms", {"targetingKey": f"u-{i}"}, float(i))
+        client.track("queue.depth", None, 3.0)
+        client.track("over.the.bound", None, 1.0)  # a third key: dropped and counted
+        client.flush()  # the server is down: the summary is kept for the next try
+        server.start()
+        for i in range(8, 10):
+            client.track("load.ms", {"targetingKey": f"u-{i}"}, float(i))
         client.flush()
     finally:
         client.close()
-    rows = event_rows(pg_database, env.project)
-    assert [(r.name, r.value, r.targeting_key) for r in rows] == [
-        ("checkout.completed", 2.0, "u-1")
-    ]
-    assert client.dropped_events == 1
+    assert usage(pg_database, env.project) == {
+        ("", "load.ms", ""): (10, 45.0, float(sum(i * i for i in range(10)))),
+        ("", "queue.depth", ""): (1, 3.0, 9.0),
+    }
+    assert client.dropped.measurements == 1
+
+
+def test_a_revoked_key_stops_sending_and_what_follows_is_counted_as_dropped(
+    shared_server: FaderProcess, pg_database: str
+) -> None:
+    env = prepare(shared_server.url, shared_server.admin_token, "green")
+    client = sdk(shared_server.url, env, events=True, event_flush_interval=3600)
+    try:
+        client.track("checkout.completed", {"targetingKey": "u-1"}, 2.0)
+        client.flush()
+        with admin_client(shared_server.url, shared_server.admin_token) as admin:
+            assert admin.delete(f"/api/v1/tokens/{env.key_id}").status_code == 204
+        client.track("checkout.completed", {"targetingKey": "u-2"}, 3.0)
+        client.flush()  # 401: the key is revoked, sending stops for good
+        client.track("checkout.completed", {"targetingKey": "u-3"}, 4.0)
+        client.flush()
+    finally:
+        client.close()
+    assert usage(pg_database, env.project) == {("", "checkout.completed", ""): (1, 2.0, 4.0)}
+    assert client.dropped.measurements == 2
 
 
 # ------------------------------------------------------------------------ 7. OpenFeature
@@ -664,16 +685,17 @@ def test_openfeature_provider_serves_values_and_reasons_from_a_real_server(
     assert (plain.value, plain.reason) == ("red", OFReason.STATIC)
 
     client.track("checkout.completed", EvaluationContext("u-1"), TrackingEventDetails(9.5))
-    provider.shutdown()  # flushes the events
-    rows = event_rows(pg_database, env.project)
-    assert [(r.name, r.value, r.targeting_key) for r in rows if r.kind == "custom"] == [
-        ("checkout.completed", 9.5, "u-1")
-    ]
-    assert [(r.variant, r.reason) for r in rows if r.kind == "exposure"] == [
-        ("blue", "TARGETING_MATCH"),
-        ("green", "DEFAULT"),
-        ("red", "STATIC"),
-    ]
+    provider.shutdown()  # sends the last summary
+    counted = usage(pg_database, env.project)
+    assert counted[("", "checkout.completed", "")] == (1, 9.5, 90.25)
+    # every evaluation counted, by the variant served (errors served none)
+    assert {k: v[0] for k, v in counted.items() if k[1] == ""} == {
+        (FLAG, "", "blue"): 1,
+        (FLAG, "", "green"): 1,
+        (FLAG, "", "red"): 1,
+        (FLAG, "", ""): 1,
+        ("no-such-flag", "", ""): 1,
+    }
 
 
 def test_openfeature_provider_becomes_ready_when_a_server_down_at_start_comes_up(

@@ -16,25 +16,28 @@ from pathlib import Path
 import pytest
 from server_api import unique
 
+from fader_engine.sketches import DistinctSketch
 from fader_server.errors import AlreadyExistsError
 from fader_server.storage.memory import MemoryStore
 from fader_server.storage.ports import (
     PROJECT_SCOPE,
     EnvironmentChange,
+    EventTotals,
     NewAuditEntry,
     NewPlan,
     NewToken,
     PlanUpdate,
     Project,
     ResourceType,
-    SdkEvent,
     ThrottleCount,
     ThrottleKey,
     ThrottleScope,
     TokenKind,
+    VariantTotals,
     Version,
 )
 from fader_server.storage.ports.store import Database, Transaction
+from fader_server.storage.ports.usage import EVALUATIONS, DebugEvent, Pruned, UsageCount
 from fader_server.storage.sql.store import SqlStore
 
 NOW = datetime(2031, 3, 2, 10, 0, tzinfo=UTC)
@@ -428,51 +431,133 @@ def test_login_counters_are_created_locked_saved_cleared_and_pruned(store: Datab
         assert tx.read_login_counts(keys) == {}
 
 
-# ---------------------------------------------------------------------------- events
-def test_sdk_events_are_totalled_per_variant_and_window_by_receive_time(
+# ---------------------------------------------------------------------------- usage
+def sketch_of(*keys: str) -> bytes:
+    return DistinctSketch().update(keys).to_bytes()
+
+
+def test_usage_adds_up_per_minute_and_hour_and_sketches_merge(
     store: Database, project: Project
 ) -> None:
-    start, second = NOW, NOW + timedelta(hours=1)
-
-    def event(
-        kind: str,
-        variant: str | None,
-        name: str | None = None,
-        value: float | None = None,
-        key_kind: str = "server",
-    ) -> SdkEvent:
-        return SdkEvent(kind, "f", variant, None, name, value, "u", NOW, key_kind)
-
-    early = start - timedelta(minutes=1)
+    first, same_minute, next_minute = (NOW + timedelta(seconds=s) for s in (10, 50, 70))
     with store.transaction() as tx:
-        tx.insert_sdk_events(project.id, "production", [event("exposure", "on")], early)
-        tx.insert_sdk_events(
+        tx.add_usage(
             project.id,
             "production",
+            "server",
             [
-                event("exposure", "on"),
-                event("exposure", "off"),
-                event("custom", "on", "latency", 2.0),
-                event("custom", "on", "latency", 3.0),
-                event("custom", "on", "latency"),
-                event("exposure", "on", key_kind="client"),
-                event("exposure", None),
+                UsageCount("f", EVALUATIONS, "on", 3, contexts=sketch_of("a", "b", "c")),
+                UsageCount("f", EVALUATIONS, "on", 2, contexts=sketch_of("c", "d")),
+                UsageCount("f", "latency", "on", 2, 5.0, 13.0),
+                UsageCount("f", EVALUATIONS, "", 5),  # served no variant: no arm's
+                UsageCount("", "page.view", "", 1, 1.0, 1.0),  # about no flag
             ],
-            start,
+            first,
         )
-        tx.insert_sdk_events(project.id, "production", [event("exposure", "on")], second)
-        tx.insert_sdk_events(project.id, "staging", [event("exposure", "on")], second)
+        tx.add_usage(project.id, "production", "client", [UsageCount("f", "", "on", 7)], first)
+    with store.transaction() as tx:
+        tx.add_usage(
+            project.id, "production", "server", [UsageCount("f", "", "on", 4)], same_minute
+        )
+        tx.add_usage(
+            project.id,
+            "production",
+            "server",
+            [
+                UsageCount("f", EVALUATIONS, "on", 1, contexts=sketch_of("a", "e")),
+                UsageCount("f", "latency", "off", 1, 4.0, 16.0),
+            ],
+            next_minute,
+        )
+        tx.add_usage(project.id, "staging", "server", [UsageCount("f", "", "on", 100)], first)
+    minute = timedelta(minutes=1)
     with store.read() as tx:
-        first_window, second_window = tx.event_windows(
-            project.id, "production", "f", [start, second]
-        )
+        (since,) = tx.event_windows(project.id, "production", "f", [NOW])
+        both = tx.event_totals(project.id, "production", "f", NOW, ("server", "client"))
+        by_minute = tx.event_windows(project.id, "production", "f", [NOW, NOW + minute])
+        late = tx.event_totals(project.id, "production", "f", NOW + timedelta(seconds=1))
+        split = tx.event_windows(project.id, "production", "f", [NOW, NOW + timedelta(seconds=30)])
+        contexts = tx.distinct_contexts(project.id, "production", "f", NOW, NOW + 2 * minute)
         assert tx.event_windows(project.id, "production", "f", []) == []
-        both = tx.event_windows(project.id, "production", "f", [start], ("server", "client"))[0]
-        total = tx.event_totals(project.id, "production", "f", start)
-    assert {v: t.exposures for v, t in first_window.items()} == {"on": 1, "off": 1}
-    latency = first_window["on"].events["latency"]
-    assert (latency.count, latency.total, latency.total_squares) == (3, 5.0, 13.0)
-    assert first_window["off"].events == {}
-    assert {v: t.exposures for v, t in second_window.items()} == {"on": 1}
-    assert both["on"].exposures == 3
-    assert {v: t.exposures for v, t in total.items()} == {"on": 2, "off": 1}
+    assert {v: t.exposures for v, t in since.items()} == {"on": 10, "off": 0}
+    latency = since["on"].events["latency"]
+    assert (latency.count, latency.total, latency.total_squares) == (2, 5.0, 13.0)
+    assert since["off"].events["latency"] == EventTotals(1, 4.0, 16.0)
+    assert both["on"].exposures == 17
+    assert [w["on"].exposures for w in by_minute] == [9, 1]
+    # a minute that began before its window's start is not the window's...
+    assert late["on"].exposures == 1
+    # ...nor the previous window's when the next one started inside it: it counts nowhere
+    assert [w.get("on", VariantTotals(0, {})).exposures for w in split] == [0, 1]
+    assert contexts["on"] == 5  # a, b, c, d, e: the sketches of three items merged
+
+
+def test_usage_counts_and_sums_saturate_instead_of_overflowing(
+    store: Database, project: Project
+) -> None:
+    huge = UsageCount("big", EVALUATIONS, "on", 2**53, 0.0, 0.0)
+    large = UsageCount("big", "size", "on", 1, 1.7e308, 1.7e308)
+    small = UsageCount("big", "size", "off", 1, -1.7e308, 0.0)
+    with store.transaction() as tx:
+        tx.add_usage(project.id, "production", "server", [huge] * 600 + [large, large], NOW)
+    with store.transaction() as tx:
+        tx.add_usage(project.id, "production", "server", [huge, large, small, small], NOW)
+    with store.read() as tx:
+        totals = tx.event_totals(project.id, "production", "big", NOW)
+    assert totals["on"].exposures == 2**62
+    assert totals["on"].events["size"] == EventTotals(3, 1e306, 1e306)
+    assert totals["off"].events["size"] == EventTotals(2, -1e306, 0.0)
+
+
+def test_debug_events_keep_the_newest_per_flag(store: Database, project: Project) -> None:
+    def events(flag: str, *keys: str) -> list[DebugEvent]:
+        return [DebugEvent(flag, "on", "SPLIT", key, NOW) for key in keys]
+
+    with store.transaction() as tx:
+        tx.add_debug_events(project.id, "production", "server", events("f", "a", "b", "c"), NOW, 4)
+        tx.add_debug_events(project.id, "production", "server", events("g", "x"), NOW, 4)
+    later = NOW + timedelta(seconds=5)
+    with store.transaction() as tx:
+        tx.add_debug_events(project.id, "production", "client", events("f", "d", "e"), later, 4)
+    with store.read() as tx:
+        kept = tx.debug_events(project.id, "production", "f", 10)
+        other = tx.debug_events(project.id, "production", "g", 10)
+    assert [(e.targeting_key, e.key_kind, e.received_at) for e in kept] == [
+        ("e", "client", later),
+        ("d", "client", later),
+        ("c", "server", NOW),
+        ("b", "server", NOW),
+    ]
+    assert [e.targeting_key for e in other] == ["x"]
+
+
+def test_prune_usage_deletes_old_rows_in_batches(store: Database, project: Project) -> None:
+    """Rows from 2019, far older than every other test's: pruning is global."""
+    old = datetime(2019, 1, 1, tzinfo=UTC)
+    flag = unique("pruned")
+    with store.transaction() as tx:
+        for minute in range(5):
+            at = old + timedelta(minutes=minute)
+            tx.add_usage(project.id, "production", "server", [UsageCount(flag, "", "on", 1)], at)
+            tx.add_debug_events(
+                project.id, "production", "server", [DebugEvent(flag, "on", "", None, at)], at, 9
+            )
+    cut = old + timedelta(minutes=3)
+
+    def prune() -> Pruned:
+        with store.transaction() as tx:
+            return tx.prune_usage(minutes_before=cut, hours_before=old, debug_before=cut, limit=2)
+
+    assert prune() == Pruned(minutes=2, hours=0, debug_events=2)
+    assert prune() == Pruned(minutes=1, hours=0, debug_events=1)
+    assert prune() == Pruned()
+    with store.read() as tx:
+        left = tx.event_totals(project.id, "production", flag, old)
+        debug = tx.debug_events(project.id, "production", flag, 10)
+    assert left["on"].exposures == 2
+    assert [e.occurred_at for e in debug] == [old + timedelta(minutes=m) for m in (4, 3)]
+    with store.transaction() as tx:
+        gone = tx.prune_usage(
+            minutes_before=old, hours_before=old + timedelta(hours=1), debug_before=old, limit=9
+        )
+    assert gone.hours == 1

@@ -30,7 +30,7 @@ from typing import Any
 import mmh3
 
 from fader_engine.bucketing import BucketingAlgorithm, hash_v3
-from fader_engine.evaluate import CompiledFlag, FlagFunction
+from fader_engine.evaluate import FlagFunction
 from fader_engine.model import TOTAL_WEIGHT, Clause, Operator, Prerequisite, Segment
 from fader_engine.operators import OPERATORS
 from fader_engine.result import ErrorCode, Reason, Resolution
@@ -214,16 +214,14 @@ def _serve_expression(source: Source, served: Served) -> str:
 # -- functions ----------------------------------------------------------------------------------
 
 
-def generate_flag_function(
-    plan: FlagPlan, flags: Mapping[str, CompiledFlag], segments: SegmentFunctions
-) -> FlagFunction:
+def generate_flag_function(plan: FlagPlan, segments: SegmentFunctions) -> FlagFunction:
     """The evaluation function of an enabled flag that has targeting.
 
-    `flags` is the document's whole flag table, read when evaluating (not now): a prerequisite
-    may be compiled after the flag that names it.
+    A prerequisite is looked up when evaluating, in the flags of the engine evaluating
+    (``env.flags``), not bound now: the function then depends on nothing but `plan` and the
+    segments, and stays valid in an engine whose other flags changed.
     """
     source = Source()
-    table = source.bind(flags)
     disabled = source.bind(Reason.DISABLED)
     off = source.bind(plan.off)
     body: list[str] = []
@@ -231,7 +229,7 @@ def generate_flag_function(
         key = source.bind(prerequisite.flag)
         allowed = source.bind(frozenset(prerequisite.variants))
         body += [
-            f"_o = {table}[{key}].evaluate(ctx, env)",
+            f"_o = env.flags[{key}](ctx, env)",
             f"if _o.reason is {disabled} or _o.variant not in {allowed}:",
             f"    return {off}",
         ]

@@ -13,6 +13,7 @@ document and for the few helpers that the server and the SDK call on raw JSON::
     ├── PatchError                a document patch is malformed (patch.apply_patch)
     ├── WeightError               a split weight is no usable percentage (percent)
     ├── RegexError                a pattern is not valid RE2 (regex.compile_pattern)
+    ├── SketchError               an encoded distinct-context sketch is not one (sketches)
     └── RuleError                 a flagd targeting rule cannot be compiled (flagd.jsonlogic;
                                   loading reports it as a ConfigurationError problem)
 
@@ -69,6 +70,11 @@ class PatchError(FaderEngineError, ValueError):
 
 class WeightError(FaderEngineError, ValueError):
     """A weight is not a usable percentage; the message explains it to the document's author."""
+
+
+class SketchError(FaderEngineError, ValueError):
+    """An encoded distinct-context sketch that is not one (wrong size, not base64, not zlib,
+    a rank too high); it comes from an SDK, so the server answers 422 naming the item."""
 
 
 class RegexError(FaderEngineError, ValueError):

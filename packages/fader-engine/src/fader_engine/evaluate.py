@@ -23,22 +23,38 @@ from fader_engine.result import (
     ValueType,
 )
 
+FlagFunction = Callable[[Mapping[str, Any], "EvaluationEnv"], Resolution]
+"""A compiled flag: context in, resolution out. Must never raise."""
+
 
 class EvaluationEnv:
-    """What a compiled flag may know besides the context: the time, if the caller supplies one."""
+    """What a compiled flag may know besides the context: the time, if the caller supplies one,
+    and the engine's other flags, which its prerequisites name.
 
-    __slots__ = ("_clock",)
+    Why the flags come with each evaluation instead of being bound when a flag is compiled: a
+    flag's compiled function then depends on its own definition and its segments only, so an
+    engine built from a patched document reuses the functions of the flags the patch left alone
+    even when it changed their prerequisites (:mod:`fader_engine.compile`), and an old flag
+    table is never kept alive by a function that outlived it.
+    """
 
-    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+    __slots__ = ("_clock", "flags")
+
+    def __init__(
+        self,
+        clock: Callable[[], float] | None = None,
+        flags: Mapping[str, FlagFunction] | None = None,
+    ) -> None:
         self._clock = clock
+        self.flags: Mapping[str, FlagFunction] = {} if flags is None else flags
+
+    def with_flags(self, flags: Mapping[str, FlagFunction]) -> EvaluationEnv:
+        """The same clock, other flags (another engine's)."""
+        return EvaluationEnv(self._clock, flags)
 
     def timestamp(self) -> int | None:
         """Unix seconds from the injected clock, or ``None`` when the engine has no clock."""
         return None if self._clock is None else int(self._clock())
-
-
-FlagFunction = Callable[[Mapping[str, Any], EvaluationEnv], Resolution]
-"""A compiled flag: context in, resolution out. Must never raise."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +105,30 @@ class Engine:
         self._flags: dict[str, CompiledFlag] = dict(flags)
         # Key -> function directly: saves an attribute load on every evaluation.
         self._functions: dict[str, FlagFunction] = {k: f.evaluate for k, f in flags.items()}
-        self._env = EvaluationEnv(clock)
+        self._env = EvaluationEnv(clock, self._functions)
+
+    def with_flags(self, changes: Mapping[str, CompiledFlag | None]) -> Engine:
+        """A new engine: this one's flags with `changes` applied (a flag replaces or adds the
+        one of its key, ``None`` removes it), in order, as a patch changes a document.
+
+        Why not ``Engine(flags)``: that rebuilds both tables flag by flag, about a millisecond
+        per 2,000 flags, where a patch changes a few; copying them costs a hundredth of it.
+        This engine is left untouched (other threads evaluate with it).
+        """
+        flags = self._flags.copy()
+        functions = self._functions.copy()
+        for key, flag in changes.items():
+            if flag is None:
+                flags.pop(key, None)
+                functions.pop(key, None)
+            else:
+                flags[key] = flag
+                functions[key] = flag.evaluate
+        engine = Engine.__new__(Engine)
+        engine._flags = flags
+        engine._functions = functions
+        engine._env = self._env.with_flags(functions)
+        return engine
 
     def __contains__(self, flag_key: object) -> bool:
         return flag_key in self._flags

@@ -7,7 +7,8 @@ This package of modules is the only code that knows the JSON shape (``docs/flag-
 * :mod:`fader_engine.parse_flags`: one flag, its rules and splits;
 * :mod:`fader_engine.parse_clauses`: clauses and the values each operator accepts;
 * :mod:`fader_engine.parse_fields`: problem collection and typed field readers;
-* :mod:`fader_engine.parse_limits`: how deep, how large and how long a document may be.
+* :mod:`fader_engine.parse_limits`: how deep, how large and how long a document may be;
+* :mod:`fader_engine.parse_patch`: a patched document, checking only what the patch can break.
 
 Validation is complete before anything is built: :func:`parse_document` reports *every*
 problem at once (a user fixing a document should not meet errors one at a time), and a
@@ -23,7 +24,7 @@ from typing import Any
 
 from fader_engine.bucketing import BucketingAlgorithm
 from fader_engine.errors import ConfigurationError
-from fader_engine.model import FORMAT_ID, Document, Flag, Operator, Segment, SegmentRule
+from fader_engine.model import FORMAT_ID, Document, Flag, Segment, SegmentRule
 from fader_engine.parse_clauses import parse_clauses
 from fader_engine.parse_fields import (
     Problems,
@@ -45,8 +46,15 @@ from fader_engine.parse_limits import (
     check_count,
     check_value_depth,
 )
+from fader_engine.references import prerequisite_keys, segments_named_by
 
-__all__ = ["parse_document"]
+__all__ = [
+    "check_prerequisites",
+    "find_cycles",
+    "parse_bounded",
+    "parse_document",
+    "parse_segment",
+]
 
 _DOCUMENT_FIELDS = ("format", "bucketing", "segments", "flags", "metadata")
 _SEGMENT_FIELDS = ("description", "included", "excluded", "rules")
@@ -64,6 +72,13 @@ def parse_document(data: Any) -> Document:
     bounds = check_bounds(data)
     if bounds:
         raise ConfigurationError(bounds)
+    return parse_bounded(data)
+
+
+def parse_bounded(data: Any) -> Document:
+    """:func:`parse_document` without its first step, for a caller that has measured `data`
+    (:func:`~fader_engine.parse_limits.measure`) and found it within bounds: a document is
+    walked once, and :mod:`fader_engine.parse_patch` keeps the size that walk found."""
     problems = Problems()
     doc = read_object(
         data, "", "the document", problems, known=_DOCUMENT_FIELDS, required=("format", "flags")
@@ -100,7 +115,7 @@ def parse_document(data: Any) -> Document:
     segment_keys = frozenset(raw_segments)
     segments: dict[str, Segment] = {}
     for key, value in raw_segments.items():
-        segment = _parse_segment(key, value, segment_keys, problems)
+        segment = parse_segment(key, value, segment_keys, problems)
         if segment is not None:
             segments[key] = segment
 
@@ -111,13 +126,13 @@ def parse_document(data: Any) -> Document:
         if flag is not None:
             flags[key] = flag
 
-    _check_prerequisites(flags, frozenset(raw_flags), problems)
-    for cycle in _cycles({key: _prerequisite_keys(flag) for key, flag in flags.items()}):
+    check_prerequisites(flags, frozenset(raw_flags), problems)
+    for cycle in find_cycles({key: prerequisite_keys(flag) for key, flag in flags.items()}):
         problems.add(
             child(child("/flags", cycle[0]), "prerequisites"),
             f"prerequisite cycle: {' -> '.join(cycle)}; a flag cannot depend on itself",
         )
-    for cycle in _cycles({key: _segment_refs(seg) for key, seg in segments.items()}):
+    for cycle in find_cycles({key: segments_named_by(seg) for key, seg in segments.items()}):
         problems.add(
             child(child("/segments", cycle[0]), "rules"),
             f"segment cycle: {' -> '.join(cycle)}; a segment cannot contain itself",
@@ -152,7 +167,7 @@ def _keyed(doc: Mapping[str, Any], field: str, what: str, problems: Problems) ->
     return out
 
 
-def _parse_segment(
+def parse_segment(
     key: str, value: Any, segment_keys: Collection[str], problems: Problems
 ) -> Segment | None:
     path = child("/segments", key)
@@ -206,16 +221,21 @@ def _segment_keys(
     return read_strings(obj, field, path, where, problems)
 
 
-def _check_prerequisites(
-    flags: Mapping[str, Flag], declared: frozenset[str], problems: Problems
+def check_prerequisites(
+    flags: Mapping[str, Flag],
+    declared: Collection[str],
+    problems: Problems,
+    keys: Collection[str] | None = None,
 ) -> None:
-    """Prerequisites name flags of this document, and only variants those flags have.
+    """Prerequisites name flags of this document, and only variants those flags have: those of
+    every flag, or of the flags `keys` only (after a patch, the flags that may have broken).
 
     A document is a whole environment, so a prerequisite on a flag it lacks is a mistake (a
     typo, or a flag deleted while others still depend on it); accepting it would silently turn
     the dependent flag off for everyone.
     """
-    for key, flag in flags.items():
+    checked = flags.items() if keys is None else ((k, flags[k]) for k in keys if k in flags)
+    for key, flag in checked:
         for index, prerequisite in enumerate(flag.prerequisites):
             path = child(child(child("/flags", key), "prerequisites"), index)
             target = flags.get(prerequisite.flag)
@@ -238,21 +258,7 @@ def _check_prerequisites(
                     )
 
 
-def _prerequisite_keys(flag: Flag) -> tuple[str, ...]:
-    return tuple(p.flag for p in flag.prerequisites)
-
-
-def _segment_refs(segment: Segment) -> tuple[str, ...]:
-    return tuple(
-        str(value)
-        for rule in segment.rules
-        for clause in rule.clauses
-        if clause.op is Operator.IN_SEGMENT
-        for value in clause.values
-    )
-
-
-def _cycles(graph: Mapping[str, Collection[str]]) -> Iterator[list[str]]:
+def find_cycles(graph: Mapping[str, Collection[str]]) -> Iterator[list[str]]:
     """Each elementary cycle reachable by depth-first search, once, as ``[a, b, a]``.
 
     Iterative colouring DFS: a back edge to a node still on the stack closes a cycle. Nodes

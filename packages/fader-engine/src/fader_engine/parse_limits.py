@@ -40,6 +40,7 @@ __all__ = [
     "check_bounds",
     "check_count",
     "check_value_depth",
+    "measure",
 ]
 
 MAX_VALUE_DEPTH = 32
@@ -112,11 +113,37 @@ def check_bounds(data: Any) -> list[Problem]:
     the walk stops as soon as the size is over the limit. It runs before every parse, so it
     does as little as it can per item: paths are spelled out only for problems.
     """
+    problems, size = measure(data)
+    if size > MAX_DOCUMENT_SIZE:
+        problems.append(
+            Problem(
+                "",
+                f"the document is larger than {MAX_DOCUMENT_SIZE:,} characters of JSON; "
+                "split it, or move large lists (segment keys, clause values) out of it "
+                f"({_LIMITS})",
+            )
+        )
+    return problems[:_MAX_REPORTED]
+
+
+def measure(data: Any, tokens: tuple[str | int, ...] = ()) -> tuple[list[Problem], int]:
+    """The nesting and string problems of `data`, found at `tokens` in a document (the document
+    itself by default), and its size in characters of compact JSON: the walk of
+    :func:`check_bounds`, which stops after 20 problems or once the size is over the limit.
+
+    Why a part of a document: sizes add up, so a patched document's size is its previous
+    size plus what the replaced entries grew by (:mod:`fader_engine.parse_patch`), and only
+    those entries need walking. `data` is a container (anything else measures 0, as the
+    document itself does); it is level ``len(tokens) + 1`` of the document.
+    """
     problems: list[Problem] = []
     size = 0
+    link: _Link = None
+    for token in tokens:
+        link = (link, token)
     stack: list[tuple[Any, int, _Link]] = []
     if _is_container(data):
-        stack.append((data, 1, None))
+        stack.append((data, len(tokens) + 1, link))
     while stack and len(problems) < _MAX_REPORTED and size <= MAX_DOCUMENT_SIZE:
         container, level, link = stack.pop()
         size += 2 + len(container)  # brackets and separators
@@ -156,16 +183,7 @@ def check_bounds(data: Any) -> list[Problem]:
                     stack.append((value, level + 1, (link, token)))
             else:
                 size += _scalar_size(value)
-    if size > MAX_DOCUMENT_SIZE:
-        problems.append(
-            Problem(
-                "",
-                f"the document is larger than {MAX_DOCUMENT_SIZE:,} characters of JSON; "
-                "split it, or move large lists (segment keys, clause values) out of it "
-                f"({_LIMITS})",
-            )
-        )
-    return problems[:_MAX_REPORTED]
+    return problems, size
 
 
 def _nul(path: str, what: str) -> Problem:

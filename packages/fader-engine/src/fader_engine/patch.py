@@ -14,6 +14,7 @@ JSON Merge Patch, RFC 7396, which cannot carry a null inside a flag's variant va
 
 from __future__ import annotations
 
+import marshal
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,19 +36,39 @@ def diff_documents(old: Mapping[str, Any], new: Mapping[str, Any]) -> DocumentPa
         after: Mapping[str, Any] = new.get(name) or {}
         changed = patch[name]
         for key, entry in after.items():
-            if before.get(key) != entry:
+            if not _same(before.get(key), entry):
                 changed[key] = entry
         for key in before:
             if key not in after:
                 changed[key] = None
     fields = patch["fields"]
     for key, value in new.items():
-        if key not in ENTRY_MAPS and old.get(key) != value:
+        if key not in ENTRY_MAPS and not _same(old.get(key), value):
             fields[key] = value
     for key in old:
         if key not in ENTRY_MAPS and key not in new:
             fields[key] = None
     return patch
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two JSON values are the same JSON, which ``==`` does not tell: it holds
+    ``true == 1 == 1.0``, so a variant value or a clause value changed from ``1`` to ``true``
+    would be missing from the patch, and SDKs would go on serving the old one.
+
+    ``marshal`` (format 0: no references, no interning marks) writes the type of every value,
+    in C; equal bytes mean equal values of equal types. Different bytes for the same JSON (keys
+    in another order) only add an entry to the patch, which is harmless. It runs only where
+    ``==`` found no difference, so a changed entry costs one comparison.
+    """
+    if a is b:
+        return True
+    if a != b:
+        return False
+    try:
+        return marshal.dumps(a, 0) == marshal.dumps(b, 0)
+    except ValueError:  # not plain JSON data (a mapping proxy...): count it as changed
+        return False
 
 
 def is_empty(patch: DocumentPatch) -> bool:

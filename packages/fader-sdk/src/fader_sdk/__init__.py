@@ -6,6 +6,10 @@
         if fader.boolean("new-checkout", {"targetingKey": user.id}, False):
             ...
 
+Usage: every evaluation and every ``fader.track(...)`` is counted into a summary sent every
+5 s (docs/events.md); ``FaderClient(..., events=False)`` turns that off, ``debug_flags={...}``
+also sends individual evaluations of the flags named.
+
 OpenFeature users: ``fader_sdk.openfeature.FaderProvider`` (extra ``fader-sdk[openfeature]``).
 Tests without a server: ``fader_sdk.testing.TestData`` with ``FaderClient.for_testing``.
 """

@@ -12,6 +12,9 @@ Promises to the application:
   ``ERROR`` and error code ``GENERAL`` (message: "not ready"); evaluation never raises.
 - With `cache_path`, the last good flag set is written there and used at start when the server
   cannot be reached; through outages the last known configuration keeps being served.
+- Every evaluation is counted, not sent: a background thread posts one summary per
+  `event_flush_interval` (docs/events.md; :mod:`fader_sdk.summarizer` says how counting stays
+  exact and lock-free). `events=False` turns counting and its thread off.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import builtins
 import logging
 import random as _random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -30,13 +33,15 @@ import httpx
 from fader_engine import ErrorCode, Reason, Resolution
 from fader_sdk.backoff import Backoff
 from fader_sdk.breaker import CircuitBreaker
-from fader_sdk.events import EventProcessor
+from fader_sdk.events import SummarySender
 from fader_sdk.flag_set import FlagSet
 from fader_sdk.holder import FlagSetHolder
 from fader_sdk.sources import DataSource
 from fader_sdk.sources.bootstrap import CacheWriter, load_flag_set
 from fader_sdk.sources.polling import PollingSource
 from fader_sdk.sources.streaming import StreamingSource
+from fader_sdk.summarizer import Summarizer
+from fader_sdk.summary import DEFAULT_MAX_KEYS, Dropped
 
 log = logging.getLogger("fader_sdk")
 
@@ -48,7 +53,18 @@ Context = Mapping[str, Any]
 
 
 class FaderClient:
-    """Evaluates flags locally; thread-safe; use as a context manager or call :meth:`close`."""
+    """Evaluates flags locally; thread-safe; use as a context manager or call :meth:`close`.
+
+    Events: with `events` (the default) every evaluation and every :meth:`track` call is
+    counted into a summary sent every `event_flush_interval` seconds; at most
+    `max_summary_keys` distinct (flag, variant, reason) and (metric, flag, variant) keys per
+    interval. `debug_flags`: flags whose evaluations are also sent one by one (at most 100 per
+    flag and interval), for debugging. A client given its own `source` counts only when it also
+    has an `sdk_key` to send with.
+    """
+
+    _exposed: Callable[[str, Mapping[str, Any] | None, Resolution], Resolution]
+    """Counts an evaluation and returns its resolution: the summarizer's, or a pass-through."""
 
     def __init__(
         self,
@@ -66,19 +82,20 @@ class FaderClient:
         sleep: Callable[[float], object] | None = None,
         random: Callable[[], float] = _random.random,
         events: bool = True,
-        event_capacity: int = 10_000,
-        event_batch_size: int = 1000,
         event_flush_interval: float = 5.0,
+        max_summary_keys: int = DEFAULT_MAX_KEYS,
+        debug_flags: Collection[str] = (),
         source: DataSource | None = None,
     ) -> None:
         entered = time.monotonic()  # the init_timeout budget includes our own set-up
         self._holder = FlagSetHolder()
         self._http: httpx.Client | None = None
-        self._events: EventProcessor | None = None
+        self._events: SummarySender | None = None
+        self._exposed = _pass_through
         self._closed = False
-        if source is None:
-            if not sdk_key:
-                raise ValueError("FaderClient needs a server-side SDK key (fdr_srv_...)")
+        if source is None and not sdk_key:
+            raise ValueError("FaderClient needs a server-side SDK key (fdr_srv_...)")
+        if sdk_key and (source is None or events):
             self._http = httpx.Client(
                 base_url=base_url,
                 transport=transport,
@@ -88,6 +105,8 @@ class FaderClient:
                 },
                 timeout=httpx.Timeout(10.0),
             )
+        if source is None:
+            assert self._http is not None
             if cache_path is not None:
                 cached = load_flag_set(cache_path)
                 if cached is not None:
@@ -110,13 +129,12 @@ class FaderClient:
                 )
             else:
                 source = poller
-            if events:
-                self._events = EventProcessor(
-                    self._http,
-                    capacity=event_capacity,
-                    batch_size=event_batch_size,
-                    flush_interval=event_flush_interval,
-                )
+        if events and self._http is not None:
+            summarizer = Summarizer(max_keys=max_summary_keys, debug_flags=debug_flags)
+            self._events = SummarySender(
+                self._http, summarizer, flush_interval=event_flush_interval
+            )
+            self._exposed = summarizer.evaluated
         self._source = source
         source.start(self._holder)
         remaining = init_timeout - (time.monotonic() - entered)
@@ -168,14 +186,20 @@ class FaderClient:
 
     @property
     def dropped_events(self) -> int:
-        return 0 if self._events is None else self._events.dropped
+        """Evaluations and `track` calls counted but never delivered (see :attr:`dropped`)."""
+        return self.dropped.total
+
+    @property
+    def dropped(self) -> Dropped:
+        """What never reached the server, by kind; updated at each flush."""
+        return Dropped() if self._events is None else self._events.dropped
 
     # -- evaluation -------------------------------------------------------------------------
 
     def boolean_details(self, key: str, context: Context | None, default: bool) -> Resolution:
         flags = self._holder.current
         if flags is None:
-            return _not_ready(default)
+            return self._exposed(key, context, _not_ready(default))
         return self._exposed(
             key, context, flags.engine.resolve_boolean(key, context or {}, default)
         )
@@ -183,13 +207,13 @@ class FaderClient:
     def string_details(self, key: str, context: Context | None, default: str) -> Resolution:
         flags = self._holder.current
         if flags is None:
-            return _not_ready(default)
+            return self._exposed(key, context, _not_ready(default))
         return self._exposed(key, context, flags.engine.resolve_string(key, context or {}, default))
 
     def integer_details(self, key: str, context: Context | None, default: int) -> Resolution:
         flags = self._holder.current
         if flags is None:
-            return _not_ready(default)
+            return self._exposed(key, context, _not_ready(default))
         return self._exposed(
             key, context, flags.engine.resolve_integer(key, context or {}, default)
         )
@@ -197,29 +221,52 @@ class FaderClient:
     def float_details(self, key: str, context: Context | None, default: float) -> Resolution:
         flags = self._holder.current
         if flags is None:
-            return _not_ready(default)
+            return self._exposed(key, context, _not_ready(default))
         return self._exposed(key, context, flags.engine.resolve_float(key, context or {}, default))
 
     def object_details(self, key: str, context: Context | None, default: Any) -> Resolution:
         flags = self._holder.current
         if flags is None:
-            return _not_ready(default)
+            return self._exposed(key, context, _not_ready(default))
         return self._exposed(key, context, flags.engine.resolve_object(key, context or {}, default))
 
+    # The value-only calls repeat their `*_details` body instead of calling it: they are what
+    # applications call most, and one Python call less is a sizeable share of an evaluation.
+
     def boolean(self, key: str, context: Context | None, default: bool) -> bool:
-        value: bool = self.boolean_details(key, context, default).value
+        flags = self._holder.current
+        if flags is None:
+            resolution = _not_ready(default)
+        else:
+            resolution = flags.engine.resolve_boolean(key, context or {}, default)
+        value: bool = self._exposed(key, context, resolution).value
         return value
 
     def string(self, key: str, context: Context | None, default: str) -> str:
-        value: str = self.string_details(key, context, default).value
+        flags = self._holder.current
+        if flags is None:
+            resolution = _not_ready(default)
+        else:
+            resolution = flags.engine.resolve_string(key, context or {}, default)
+        value: str = self._exposed(key, context, resolution).value
         return value
 
     def integer(self, key: str, context: Context | None, default: int) -> int:
-        value: int = self.integer_details(key, context, default).value
+        flags = self._holder.current
+        if flags is None:
+            resolution = _not_ready(default)
+        else:
+            resolution = flags.engine.resolve_integer(key, context or {}, default)
+        value: int = self._exposed(key, context, resolution).value
         return value
 
     def float(self, key: str, context: Context | None, default: float) -> float:
-        value: float = self.float_details(key, context, default).value
+        flags = self._holder.current
+        if flags is None:
+            resolution = _not_ready(default)
+        else:
+            resolution = flags.engine.resolve_float(key, context or {}, default)
+        value: float = self._exposed(key, context, resolution).value
         return value
 
     def object(self, key: str, context: Context | None, default: Any) -> Any:
@@ -228,7 +275,7 @@ class FaderClient:
     def all_flags(self, context: Context | None) -> dict[str, Any]:
         """Every flag's value for `context` (flags that fail to evaluate are left out).
 
-        Records no exposures: bootstrapping a front end is not the user seeing a variant.
+        Counts no evaluations: bootstrapping a front end is not the user seeing a variant.
         """
         flags = self._holder.current
         if flags is None:
@@ -251,49 +298,25 @@ class FaderClient:
         flag: str | None = None,
         variant: str | None = None,
     ) -> None:
-        """Record a custom event (an error, a latency, a conversion); never blocks or raises.
+        """Measure a custom metric (an error, a latency, a conversion); never blocks or raises.
 
-        `value` must be a number (or `None`); anything else is dropped and counted here, since
-        the server would refuse the whole batch it travelled in.
+        It adds to the metric's count, sum and sum of squares for (`name`, `flag`, `variant`)
+        in this interval's summary; `value` `None` counts 1 with value 0. A `value` that is not
+        a finite number is dropped and counted here (the server would refuse the sum).
+        `context` is accepted for the OpenFeature API; metrics are not per context.
         """
-        if self._events is None:
-            return
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            self._events.discard(f"track({name!r}): value {value!r} is not a number")
-            return
-        event: dict[str, Any] = {
-            "kind": "custom",
-            "name": name,
-            "value": value,
-            "targeting_key": _targeting_key(context),
-        }
-        if flag is not None:
-            event["flag"] = flag
-            event["variant"] = variant
-        self._events.record(event)
+        if self._events is not None:
+            self._events.summarizer.measured(name, flag, variant, value)
 
     def flush(self) -> None:
-        """Send queued events now (from this thread)."""
+        """Send what was counted until now (from this thread)."""
         if self._events is not None:
             self._events.flush()
-
-    def _exposed(self, key: str, context: Context | None, resolution: Resolution) -> Resolution:
-        if self._events is not None and resolution.variant is not None:
-            self._events.record(
-                {
-                    "kind": "exposure",
-                    "flag": key,
-                    "variant": resolution.variant,
-                    "reason": str(resolution.reason),
-                    "targeting_key": _targeting_key(context),
-                }
-            )
-        return resolution
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop the source thread, send queued events, close connections; idempotent."""
+        """Stop the source thread, send the last summary, close connections; idempotent."""
         if self._closed:
             return
         self._closed = True
@@ -319,6 +342,6 @@ def _not_ready(default: Any) -> Resolution:
     return Resolution(default, None, Reason.ERROR, ErrorCode.GENERAL, NOT_READY_MESSAGE)
 
 
-def _targeting_key(context: Context | None) -> str | None:
-    key = (context or {}).get("targetingKey")
-    return key if isinstance(key, str) else None
+def _pass_through(key: str, context: Context | None, resolution: Resolution) -> Resolution:
+    """`_exposed` when nothing is counted."""
+    return resolution

@@ -1,18 +1,28 @@
-"""Exposure and custom events: a bounded queue drained in batches by one background thread.
+"""Sending summaries: one ``POST /api/v1/sdk/summaries`` per flush interval, from one thread.
 
-Why bounded and counted: an application must not run out of memory because Fader is down. When
-the queue is full a new event is dropped and counted (`dropped`), so the loss is visible in the
-application's own metrics instead of silent or unbounded.
+Why summaries: an application may evaluate flags millions of times a minute; what Fader needs
+is how often each flag served each variant, to whom (distinct contexts) and the custom metrics
+guarded rollouts watch. The :class:`~fader_sdk.summarizer.Summarizer` counts those on the
+application's threads; this module reads them out every `flush_interval` (5 s by default) and
+posts them, at most 1,000 items per list per request (docs/events.md, section 2).
 
-Why batches: one ``POST /api/v1/sdk/events`` per event would cost more than the evaluation it
-records; the protocol allows up to 1,000 items per request. A full batch goes out at once, the
-rest at every `flush_interval`. A batch that fails with a retryable error goes back to the front
-of the queue (as far as room allows) and nothing is sent before the next interval, however full
-the queue. A batch the server refuses for its content (e.g. 422: a field over the server's limit)
-is dropped and counted, and sending goes on: the next batch is different, and one odd event
-must not silence a whole process's metrics. Any other non-retryable answer (e.g. a rejected
-key) stops sending, and everything after that is counted as dropped. `close()` sends what is
-left, once.
+Failures, as for every delivery request (:mod:`fader_sdk.retry`):
+
+- **retryable** (network, 5xx, 429, a ``retryable`` problem): the request that failed may have
+  arrived all the same (a connection lost after the server committed), so it is kept as it
+  was, with its random ``id``, and sent again unchanged before anything else: the server counts
+  a key's summary once per id. What was never sent is kept and merged into the next summary
+  (counters add, sketches merge), so memory stays within the summary's bounds however long the
+  server is away; nothing is sent before the next interval, nor before a ``Retry-After`` has
+  passed.
+- **refused for its content** (e.g. 422): that request's content is dropped and counted, and
+  sending goes on: the next request is different, and one odd item must not silence a whole
+  process's metrics. Items the server refuses one by one in a successful answer are counted too.
+- **anything else** (401, 403: the key is wrong or revoked): sending stops for good; whatever is
+  counted from then on is counted as dropped.
+
+:meth:`SummarySender.close` sends what is left, once. :attr:`SummarySender.dropped` says what
+never reached the server (:class:`~fader_sdk.summary.Dropped`).
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal
@@ -27,161 +38,224 @@ from typing import Any, Literal
 import httpx
 
 from fader_sdk import retry
-from fader_sdk.sources import EVENTS_PATH
+from fader_sdk.summarizer import Summarizer
+from fader_sdk.summary import Dropped, Summary
 
 log = logging.getLogger("fader_sdk")
 
-MAX_BATCH = 1000  # the protocol's limit per request
+SUMMARIES_PATH = "/api/v1/sdk/summaries"
+MAX_RETRY_AFTER = 600.0
+"""A server asking to wait longer than this (seconds) is asked again after this long."""
+MAX_UNACKED = 3
+"""Requests whose answer was lost kept to be sent again unchanged (each within a summary's
+bounds); beyond, the oldest is counted lost."""
+MAX_REFUSALS_READ = 10_000
+"""Refusals read from one answer at most (a hostile answer cannot make us loop for long)."""
 
-Event = dict[str, Any]
 
-
-class EventProcessor:
-    """Queues events from any thread; a daemon thread posts them every `flush_interval`."""
+class SummarySender:
+    """Posts what `summarizer` counted every `flush_interval` seconds from a daemon thread."""
 
     def __init__(
         self,
         http: httpx.Client,
+        summarizer: Summarizer,
         *,
-        capacity: int = 10_000,
-        batch_size: int = MAX_BATCH,
         flush_interval: float = 5.0,
-        wall_clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._http = http
-        self.capacity = capacity
-        self.batch_size = max(1, min(batch_size, MAX_BATCH))
+        self.summarizer = summarizer
         self.flush_interval = flush_interval
-        self._now = wall_clock
-        self._queue: deque[Event] = deque()
-        self._dropped = 0
+        self._clock = clock
+        self._pending: Summary | None = None  # unsent, merged into the next summary
+        self._unacked: deque[tuple[dict[str, Any], Summary]] = deque()  # sent, answer lost
+        self._not_before = 0.0  # a Retry-After, on `clock`
+        self._dropped = Dropped()
         self._disabled = False
-        self._discarded = False
         self._closed = False
-        self._cond = threading.Condition()
-        self._send_lock = threading.Lock()  # one POST at a time keeps order and counts exact
-        self._thread = threading.Thread(target=self._run, name="fader-events", daemon=True)
+        self._stop = threading.Event()
+        self._send_lock = threading.Lock()  # one reader and sender at a time: exact counts
+        self._thread = threading.Thread(target=self._run, name="fader-summaries", daemon=True)
         self._thread.start()
 
     @property
-    def dropped(self) -> int:
-        """Events lost to a full queue, a closed processor or a failed delivery."""
-        return self._dropped
+    def dropped(self) -> Dropped:
+        """What never reached the server, updated at each flush (after :meth:`close`, at
+        each read: what was counted since is lost)."""
+        if self._closed:
+            with self._send_lock:
+                self._lose(self.summarizer.collect())
+        return self._dropped + self.summarizer.refused
 
     @property
-    def pending(self) -> int:
-        return len(self._queue)
+    def pending(self) -> Summary | None:
+        """The unsent summary kept for the next interval after a retryable failure."""
+        return self._pending
 
-    def record(self, event: Event) -> bool:
-        """Queue `event` (its timestamp is added); `False` when it was dropped instead."""
-        with self._cond:
-            if self._closed or self._disabled or len(self._queue) >= self.capacity:
-                self._dropped += 1
-                return False
-            event.setdefault("timestamp", self._now())
-            self._queue.append(event)
-            if len(self._queue) >= self.batch_size:
-                self._cond.notify()
-            return True
-
-    def discard(self, why: str) -> None:
-        """Count an event that cannot be sent at all; logs the first such event only (this may
-        be on a hot path), the count shows the rest."""
-        with self._cond:
-            self._dropped += 1
-            first, self._discarded = not self._discarded, True
-        if first:
-            log.warning("fader: dropped an event (later ones are only counted): %s", why)
+    @property
+    def awaiting_answer(self) -> int:
+        """Requests whose answer was lost, kept to be sent again unchanged."""
+        return len(self._unacked)
 
     def flush(self) -> None:
-        """Send everything queued now, from the calling thread; stops at the first failure."""
-        self._drain()
+        """Send what was counted until now, from the calling thread (even during a backoff)."""
+        self._cycle(final=self._closed, forced=True)
 
     def close(self) -> None:
-        """Stop accepting events, send what is queued (one attempt), stop the thread."""
-        with self._cond:
-            if self._closed:
-                return
-            self._closed = True
-            self._cond.notify()
-        self._thread.join(timeout=10.0)
-        self._drain(final=True)
-        with self._cond:  # what one last attempt could not send is lost: count it
-            self._dropped += len(self._queue)
-            self._queue.clear()
+        """Stop the thread, then send what is left (one attempt; what fails is counted lost)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self._thread.join(timeout=30.0)
+        self._cycle(final=True, forced=True)
 
     def _run(self) -> None:
-        """Every `flush_interval`: send everything. In between: send full batches as soon as
-        they are full, unless the last attempt failed; then nothing goes out before the next
-        interval (a full queue must not turn into a retry loop against a server that is down).
-        """
-        tick = time.monotonic() + self.flush_interval
-        failing = False
-        while True:
-            with self._cond:
-                while not self._closed:
-                    wait = tick - time.monotonic()
-                    if wait <= 0 or (not failing and len(self._queue) >= self.batch_size):
-                        break
-                    self._cond.wait(wait)
-                if self._closed:
-                    return
-                at_tick = time.monotonic() >= tick
-            if at_tick:
-                tick = time.monotonic() + self.flush_interval
-            failing = self._drain(full_only=not at_tick) == "stop"
+        while not self._stop.wait(self.flush_interval):
+            try:
+                self._cycle(final=False, forced=False)
+            except Exception:  # a bug here must not end the thread; the next interval retries
+                log.exception("fader: sending summaries failed")
 
-    def _drain(self, *, full_only: bool = False, final: bool = False) -> Literal["idle", "stop"]:
-        """Send batch after batch: until the queue is empty (or holds no full batch), or a
-        failure stops it."""
+    def _cycle(self, *, final: bool, forced: bool) -> None:
+        """Collect, merge with what is pending, send; one summary per interval."""
         with self._send_lock:
-            while True:
-                outcome = self._send_one_batch(full_only=full_only, final=final)
-                if outcome != "more":
-                    return outcome
+            summary = self.summarizer.collect()
+            if self._disabled:
+                self._lose(summary)
+                return
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                pending.merge(summary)
+                summary = pending
+            if not forced and self._clock() < self._not_before:
+                self._dropped += summary.lost
+                summary.lost = Dropped()
+                self._pending = summary
+                return
+            waiting = summary.take_waiting()
+            self._dropped += summary.lost
+            summary.lost = Dropped()
+            outcome = self._send(summary, final=final)
+            if waiting and not final:
+                if self._pending is None:
+                    self._pending = waiting
+                else:
+                    self._pending.merge(waiting)
+                    self._dropped += self._pending.lost
+                    self._pending.lost = Dropped()
+            if outcome == "sent":
+                self._not_before = 0.0
 
-    def _send_one_batch(
-        self, *, full_only: bool = False, final: bool = False
-    ) -> Literal["more", "idle", "stop"]:
-        """POST one batch: "more" when it was handled (sent, or refused and dropped), "idle"
-        when there was nothing to send, "stop" when sending must wait or has ended."""
-        with self._cond:
-            if full_only and len(self._queue) < self.batch_size:
-                return "idle"
-            size = min(self.batch_size, len(self._queue))
-            batch = [self._queue.popleft() for _ in range(size)]
-        if not batch:
-            return "idle"
-        failure = self._post(batch)
+    def _send(self, summary: Summary, *, final: bool) -> Literal["sent", "kept", "stopped"]:
+        """Resend what may already have arrived (unchanged, oldest first), then `summary`."""
+        while self._unacked:
+            body, chunk = self._unacked[0]
+            outcome = self._deliver(body, chunk, final=final)
+            if outcome == "kept":
+                self._keep([summary])
+                return "kept"
+            self._unacked.popleft()
+            if outcome == "stopped":
+                self._dropped += summary.counted()
+                return "stopped"
+        chunks = summary.chunks()
+        for at, chunk in enumerate(chunks):
+            body = chunk.to_wire()
+            body["id"] = uuid.uuid4().hex
+            outcome = self._deliver(body, chunk, final=final)
+            if outcome == "kept":
+                self._freeze(body, chunk)
+                self._keep(chunks[at + 1 :])
+                return "kept"
+            if outcome == "stopped":
+                for rest in chunks[at + 1 :]:
+                    self._dropped += rest.counted()
+                return "stopped"
+        return "sent"
+
+    def _deliver(
+        self, body: dict[str, Any], chunk: Summary, *, final: bool
+    ) -> Literal["sent", "kept", "refused", "stopped"]:
+        """POST one request. "kept": a retryable failure, try again later; "refused": its
+        content was refused and counted, go on; "stopped": counted lost, stop for now (or for
+        good, when the key was refused)."""
+        failure, refused = self._post(body)
         if failure is None:
-            return "more"
+            if refused:
+                self._dropped += chunk.lost_items(refused)
+            return "sent"
         if failure.retryable and not final:
-            log.warning(
-                "fader: could not send %d events, will retry: %s", len(batch), failure.message
-            )
-            self._requeue(batch)
-            return "stop"
-        with self._cond:
-            self._dropped += len(batch)
-            if not failure.retryable and not failure.refused_request:
-                self._disabled = True
-                self._dropped += len(self._queue)
-                self._queue.clear()
-        log.error("fader: dropped %d events: %s", len(batch), failure.message)
-        return "more" if failure.refused_request else "stop"
+            log.warning("fader: could not send summaries, will retry: %s", failure.message)
+            wait = min(failure.retry_after or 0.0, MAX_RETRY_AFTER)
+            self._not_before = self._clock() + wait
+            return "kept"
+        self._dropped += chunk.counted()
+        if failure.refused_request:
+            log.error("fader: the server refused summaries, dropped: %s", failure.message)
+            return "refused"
+        if not failure.retryable:
+            self._disabled = True
+            log.error("fader: stopped sending summaries: %s", failure.message)
+        else:
+            log.error("fader: dropped the last summaries: %s", failure.message)
+        return "stopped"
 
-    def _post(self, batch: list[Event]) -> retry.Failure | None:
+    def _freeze(self, body: dict[str, Any], chunk: Summary) -> None:
+        """Keep a request that may have arrived (its answer was lost) to send again exactly as
+        it was, id included, so the server can tell it counted it already. Merging it into
+        the next summary instead would count it twice whenever it had arrived. At most
+        :data:`MAX_UNACKED` are kept; beyond, the oldest is counted lost."""
+        if len(self._unacked) >= MAX_UNACKED:
+            _, oldest = self._unacked.popleft()
+            self._dropped += oldest.counted()
+        self._unacked.append((body, chunk))
+
+    def _keep(self, unsent: list[Summary]) -> None:
+        """Keep summaries that were never sent for the next interval, merged into one."""
+        for rest in unsent:
+            if self._pending is None:
+                self._pending = rest
+            else:
+                self._pending.merge(rest)
+                self._dropped += self._pending.lost
+                self._pending.lost = Dropped()
+
+    def _post(self, body: dict[str, Any]) -> tuple[retry.Failure | None, list[tuple[str, int]]]:
         try:
-            response = self._http.post(EVENTS_PATH, json={"events": batch})
+            response = self._http.post(SUMMARIES_PATH, json=body)
         except httpx.HTTPError as error:
-            return retry.from_exception(error)
+            return retry.from_exception(error), []
         if response.is_success:
-            return None
-        return retry.from_response(response)
+            return None, _refusals(response)
+        return retry.from_response(response), []
 
-    def _requeue(self, batch: list[Event]) -> None:
-        with self._cond:
-            room = max(0, self.capacity - len(self._queue))
-            keep = batch[:room]
-            self._dropped += len(batch) - len(keep)
-            self._queue.extendleft(reversed(keep))
+    def _lose(self, summary: Summary) -> None:
+        self._dropped += summary.lost + summary.counted()
+        while self._unacked:
+            self._dropped += self._unacked.popleft()[1].counted()
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._dropped += pending.lost + pending.counted()
+
+
+def _refusals(response: httpx.Response) -> list[tuple[str, int]]:
+    """(list, index) of the items a successful answer refused (docs/events.md, section 2)."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return []
+    refused = body.get("refused") if isinstance(body, dict) else None
+    if not isinstance(refused, list):
+        return []
+    out = []
+    for item in refused[:MAX_REFUSALS_READ]:
+        if not isinstance(item, dict):
+            continue
+        name, index = item.get("list"), item.get("index")
+        if isinstance(name, str) and isinstance(index, int) and not isinstance(index, bool):
+            out.append((name, index))
+    if out:
+        log.warning("fader: the server refused %d summary items", len(out))
+    return out

@@ -5,17 +5,21 @@ A :class:`FlagSet` is immutable. It is built whole from the delivery protocol's 
 engine validates and compiles its document before anything can evaluate it; a source then swaps
 it in (:class:`~fader_sdk.holder.FlagSetHolder`). The server's own word for the JSON it
 sends is "snapshot"; a flag set is what the SDK makes of one.
+
+A patch is validated and compiled by what it changed (:mod:`fader_engine.incremental`): a flag
+set keeps its :class:`~fader_engine.incremental.LoadedDocument`, so that the next one reuses
+the compiled flags a patch left alone instead of compiling the whole environment again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeGuard
 
-import fader_engine
 from fader_engine import Engine
+from fader_engine.incremental import LoadedDocument
 from fader_engine.patch import apply_patch
 
 
@@ -38,6 +42,9 @@ class FlagSet:
     origin: Origin
     project: str | None = None
     environment: str | None = None
+    loaded: LoadedDocument | None = field(default=None, repr=False, compare=False)
+    """`document` as loaded, for :meth:`patched` to build on; ``None`` for a flag set built
+    around a ready engine (test data), whose patches are then loaded whole."""
 
     @classmethod
     def from_wire(cls, payload: Mapping[str, Any], origin: Origin) -> FlagSet:
@@ -53,13 +60,15 @@ class FlagSet:
         if not isinstance(document, Mapping):
             raise ValueError("snapshot has no 'document' object")
         project, environment = payload.get("project"), payload.get("environment")
+        loaded = LoadedDocument.load(document)
         return cls(
             version=version,
-            engine=fader_engine.load(document),
+            engine=loaded.engine,
             document=document,
             origin=origin,
             project=project if isinstance(project, str) else None,
             environment=environment if isinstance(environment, str) else None,
+            loaded=loaded,
         )
 
     def patched(self, payload: Mapping[str, Any]) -> FlagSet:
@@ -68,9 +77,12 @@ class FlagSet:
         Why: with ``?patches=true`` the server sends only the entries that changed between
         `base` and `version` (docs/delivery-protocol.md), a few hundred bytes instead of the
         whole document. The patch only means something on top of the exact document it was
-        computed from, so `base` must be this flag set's version; the result is compiled by the
-        engine like any flag set, so a patch that yields an invalid document is rejected here
-        rather than half-served. This flag set is left untouched (other threads evaluate it).
+        computed from, so `base` must be this flag set's version; the result is validated like
+        any flag set, so a patch that yields an invalid document is rejected here rather than
+        half-served. Only what the patch changed is validated and compiled: the flags it left
+        alone keep their compiled functions (:mod:`fader_engine.incremental`), and evaluate
+        exactly as a flag set loaded whole would. This flag set is left untouched (other
+        threads evaluate it).
 
         Raises `ValueError` (:class:`~fader_engine.errors.PatchError` is one), or the engine's
         `ConfigurationError`, when the payload is malformed, applies to another version or
@@ -87,14 +99,18 @@ class FlagSet:
             theirs = payload.get(name)
             if ours is not None and theirs is not None and theirs != ours:
                 raise ValueError(f"patch is for {name} {theirs!r}, not {ours!r}")
-        document = apply_patch(self.document, payload)
+        if self.loaded is not None:
+            loaded = self.loaded.patched(payload)
+        else:
+            loaded = LoadedDocument.load(apply_patch(self.document, payload))
         return FlagSet(
             version=version,
-            engine=fader_engine.load(document),
-            document=document,
+            engine=loaded.engine,
+            document=loaded.data,
             origin=self.origin,
             project=self.project,
             environment=self.environment,
+            loaded=loaded,
         )
 
     def to_wire(self) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """The one place where the server is wired: settings → SQL store → services → runtime (the
-rollout scheduler, its gate reader and webhook notifier, the delivery hub) → FastAPI app.
+rollout scheduler, its gate reader and webhook notifier, usage retention, the delivery hub) →
+FastAPI app.
 
 Only this module and ``cli`` construct :mod:`fader_server.storage.sql`; everything else gets
 its collaborators passed in (docs/architecture.md shows the layers and the import rules
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import TextIO
 
 from fastapi import FastAPI
@@ -17,14 +19,17 @@ from fastapi import FastAPI
 from fader_server import logs, web
 from fader_server.api import flags, health, identity, ofrep, problems, projects, sdk, segments
 from fader_server.api import rollouts as rollout_api
+from fader_server.api import usage as usage_api
 from fader_server.api.body_limit import cap_request_bodies
 from fader_server.api.middleware import HttpMetrics, RequestContext
 from fader_server.api.request_json import InputGuard
 from fader_server.delivery.service import Delivery
 from fader_server.runtime.gate_reader import GateReader
 from fader_server.runtime.notifier import Notifier
+from fader_server.runtime.retention import Retention
 from fader_server.runtime.scheduler import Scheduler
 from fader_server.services import Services
+from fader_server.services.access import Clock, system_clock
 from fader_server.services.bootstrap import FirstRun
 from fader_server.services.outbound_policy import OutboundPolicy
 from fader_server.settings import Settings
@@ -35,10 +40,13 @@ Errors are RFC 9457 problem details with a `category`. Updates need `If-Match` w
 `ETag` you read (428 without, 412 when stale)."""
 
 
-def open_services(settings: Settings) -> tuple[Services, FirstRun | None]:
-    """Connect, migrate, and create the first admin if the database is new."""
+def open_services(
+    settings: Settings, clock: Clock = system_clock
+) -> tuple[Services, FirstRun | None]:
+    """Connect, migrate, and create the first admin if the database is new. `clock`: what
+    every use case, the scheduler and the receive time of SDK summaries read (tests move it)."""
     store = SqlStore.open(settings.effective_database_url, listen_url=settings.listen_url)
-    services = Services.over(store, outbound=OutboundPolicy.parse(settings.outbound_allow))
+    services = Services.over(store, clock, OutboundPolicy.parse(settings.outbound_allow))
     first_run = services.identity.bootstrap(settings.admin_password, settings.admin_token)
     return services, first_run
 
@@ -55,18 +63,28 @@ def create_app(
         heartbeat=settings.sse_heartbeat_seconds,
         events_per_second=settings.sdk_events_per_second,
     )
+    clock = services.identity.clock
     scheduler = Scheduler(
         services.store,
         services.rollouts,
+        clock=lambda: clock().timestamp(),  # the services' clock: plans and ticks agree
         reader=GateReader(policy=services.outbound),
         notifier=Notifier(policy=services.outbound),
+    )
+    retention = Retention(
+        services.store,
+        minutes=timedelta(days=settings.usage_minutes_days),
+        hours=timedelta(days=settings.usage_hours_days),
+        clock=clock,
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if settings.rollout_tick_seconds > 0:
             scheduler.start(settings.rollout_tick_seconds)
+        retention.start()
         yield
+        retention.close()
         scheduler.close()
         services.identity.token_use.close()  # write the last "last used" times
         await delivery.hub.aclose()
@@ -82,6 +100,7 @@ def create_app(
     app.state.services = services
     app.state.delivery = delivery
     app.state.scheduler = scheduler
+    app.state.retention = retention
     app.state.metrics = HttpMetrics(settings.metrics_token)
     scheduler.export_metrics(app.state.metrics.registry)
     app.state.metrics.watch_streams(
@@ -91,6 +110,7 @@ def create_app(
     for module in (projects, flags, segments, identity, sdk, ofrep, health):
         app.include_router(module.router)
     app.include_router(rollout_api.router)
+    app.include_router(usage_api.router)
     web.install(app)
     app.add_middleware(InputGuard)  # reads JSON bodies through the cap below
     cap_request_bodies(app, settings.max_body_bytes)

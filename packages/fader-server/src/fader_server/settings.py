@@ -51,10 +51,15 @@ class Settings:
     listen_url: str | None = field(default=None, repr=False)
     """PostgreSQL only: where replicas LISTEN for changes, when `database_url` goes through a
     pooler in transaction mode (``FADER_LISTEN_URL``); default: `database_url`."""
-    sdk_events_per_second: float = 1000.0
-    """Events each SDK or client key may report per second to one replica, with bursts of ten
-    seconds' worth (at least one full batch); over it, 429 (``FADER_SDK_EVENTS_PER_SECOND``;
-    0: no limit). See docs/delivery-protocol.md."""
+    sdk_events_per_second: float = 10_000.0
+    """Summary items (or deprecated events) each SDK or client key may report per second to one
+    replica, with bursts of ten seconds' worth (at least one full list); over it, 429
+    (``FADER_SDK_EVENTS_PER_SECOND``; 0: no limit). See docs/delivery-protocol.md."""
+    usage_minutes_days: int = 14
+    """Days per-minute usage rollups are kept (``FADER_USAGE_MINUTES_DAYS``); those a running
+    release plan reads are kept until it ends (docs/events.md)."""
+    usage_hours_days: int = 400
+    """Days per-hour usage rollups are kept (``FADER_USAGE_HOURS_DAYS``)."""
 
     @property
     def effective_database_url(self) -> str:
@@ -93,7 +98,9 @@ class Settings:
             max_body_bytes=int(source.get("FADER_MAX_BODY_BYTES", str(1024 * 1024))),
             metrics_token=source.get("FADER_METRICS_TOKEN") or None,
             listen_url=source.get("FADER_LISTEN_URL") or None,
-            sdk_events_per_second=float(source.get("FADER_SDK_EVENTS_PER_SECOND", "1000")),
+            sdk_events_per_second=float(source.get("FADER_SDK_EVENTS_PER_SECOND", "10000")),
+            usage_minutes_days=int(source.get("FADER_USAGE_MINUTES_DAYS", "14")),
+            usage_hours_days=int(source.get("FADER_USAGE_HOURS_DAYS", "400")),
         )
 
 

@@ -293,7 +293,9 @@ def test_the_console_asks_before_enabling_a_flag_and_announces_commands(
             plan_id = _start_plan(console, project)  # the README's example, in production
             page = browser.get(f"/projects/{project}/rollouts/{plan_id}?env=production")
             assert "1% of users (serves 5%, as the flag did before the plan)" in page.text
-            assert "Counts events reported with server SDK keys" in page.text
+            assert "Counts summaries reported with server SDK keys, received in whole minutes" in (
+                page.text
+            )
             paused = browser.post(
                 f"/projects/{project}/rollouts/{plan_id}/pause",
                 data={"csrf_token": csrf_of(page.text), "env": "production"},

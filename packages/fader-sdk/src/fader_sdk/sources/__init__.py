@@ -15,7 +15,6 @@ FLAGS_PATH = "/api/v1/sdk/flags"
 STREAM_PATH = "/api/v1/sdk/stream"
 STREAM_PARAMS = {"patches": "true"}
 """Opts in to `patch` events (docs/delivery-protocol.md): changed entries, not whole documents."""
-EVENTS_PATH = "/api/v1/sdk/events"
 
 
 class DataSource(Protocol):

@@ -3,7 +3,7 @@ anything reads them.
 
 Why: Starlette buffers a body in full, and FastAPI decodes it, before a handler or a credential
 check runs; a 300 MB body sent to the unauthenticated login endpoint took a server to almost
-1 GB. Every route is behind the same cap: the JSON API, OFREP, SDK events (whose batches are
+1 GB. Every route is behind the same cap: the JSON API, OFREP, SDK summaries (whose lists are
 bounded by count too) and the console's forms.
 
 Pure ASGI (not ``BaseHTTPMiddleware``), so streaming responses pass untouched:

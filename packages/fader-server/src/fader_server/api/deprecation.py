@@ -6,7 +6,9 @@ weeks after the announcement (checked at import). A model field marked with
 is ``deprecated: true`` in the OpenAPI document; :func:`announce` adds to a response the
 ``Deprecation`` header (RFC 9745: ``@<unix time>``), the ``Sunset`` header (RFC 8594, an
 HTTP-date) and a human-readable ``Warning``. Responses that carry or accepted the field are
-announced, because the server cannot know whether a client reads it.
+announced, because the server cannot know whether a client reads it. A whole endpoint is
+deprecated the same way (``subject="endpoint"``): its route says ``deprecated=True`` and every
+answer is announced.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ class DeprecatedField:
     replacement: str
     announced: date
     sunset: date
+    subject: str = "field"
+    """What is deprecated: a ``field``, or an ``endpoint`` (then `name` is its method and path,
+    and its route is ``deprecated=True``)."""
 
     def __post_init__(self) -> None:
         if self.sunset - self.announced < MIN_NOTICE:
@@ -38,7 +43,7 @@ class DeprecatedField:
     @property
     def message(self) -> str:
         return (
-            f"field '{self.name}' is deprecated; use '{self.replacement}' instead. "
+            f"{self.subject} '{self.name}' is deprecated; use '{self.replacement}' instead. "
             f"It will be removed after {self.sunset.isoformat()}."
         )
 
@@ -46,6 +51,16 @@ class DeprecatedField:
 FLAG_OWNER = DeprecatedField(
     name="owner", replacement="owner_team", announced=date(2026, 11, 1), sunset=date(2027, 3, 1)
 )
+
+SDK_EVENTS = DeprecatedField(
+    name="POST /api/v1/sdk/events",
+    replacement="POST /api/v1/sdk/summaries",
+    announced=date(2026, 12, 3),
+    sunset=date(2027, 6, 1),
+    subject="endpoint",
+)
+"""One exposure per evaluation: replaced by summaries (docs/events.md); older SDKs keep working
+until the sunset, their events folded into the same rollups."""
 
 
 def announce(response: Response, *fields: DeprecatedField) -> None:

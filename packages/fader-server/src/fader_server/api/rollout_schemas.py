@@ -46,10 +46,13 @@ class StageIn(Finite):
 
 
 class MetricGateIn(Finite):
-    """Treatment against control on SDK events, by a sequential test (docs/rollouts.md)."""
+    """Treatment against control on SDK summaries (evaluations and custom metrics), by a
+    sequential test (docs/rollouts.md)."""
 
     kind: Literal["error_rate", "latency"]
-    event: Text = Field(description="custom event name: failures (error_rate) or values (latency)")
+    event: Text = Field(
+        description="custom metric name (`track`): failures (error_rate) or values (latency)"
+    )
     alpha: Annotated[float, Field(gt=0, le=0.2)] = 0.01
     min_samples: Annotated[int, Field(ge=1, le=100_000_000)] = 200
     margin: Annotated[float, Field(ge=0)] = 0.0
@@ -58,9 +61,9 @@ class MetricGateIn(Finite):
     )
     trust: Annotated[list[KeyKind], Field(min_length=1, max_length=2)] = Field(
         default_factory=_server_keys,
-        description="the kinds of SDK key whose events count. Client keys are public (they "
-        "ship in browsers and apps), so anyone can report events with one: add `client` only "
-        "if the events come from client SDKs and that risk is acceptable",
+        description="the kinds of SDK key whose summaries count. Client keys are public (they "
+        "ship in browsers and apps), so anyone can report with one: add `client` only if the "
+        "metrics come from client SDKs and that risk is acceptable",
     )
 
     @field_validator("trust")

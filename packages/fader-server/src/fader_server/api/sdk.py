@@ -1,38 +1,45 @@
-"""The SDK delivery endpoints (``docs/delivery-protocol.md``): polling, streaming, events, and
-the flagd export. Authenticated by SDK keys (:mod:`fader_server.delivery.keys`), never by admin
-tokens, so a server that only serves flags needs no admin credential.
+"""The SDK delivery endpoints (``docs/delivery-protocol.md``): polling, streaming, summaries (and
+the deprecated events), and the flagd export. Authenticated by SDK keys
+(:mod:`fader_server.delivery.keys`), never by admin tokens, so a server that only serves flags
+needs no admin credential.
 """
 
 from __future__ import annotations
 
 import asyncio
+from base64 import b64decode
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field
 
 from fader_engine.flagd.export import ExportError
+from fader_engine.sketches import DistinctSketch, SketchError
+from fader_server.api import deprecation
 from fader_server.api.event_stream import EventStream, Opening, opening
 from fader_server.api.schemas import Strict
 from fader_server.delivery.frames import StreamKind
 from fader_server.delivery.keys import SdkCaller
+from fader_server.delivery.sdk_events import LegacyEvent, ListName, Summary
 from fader_server.delivery.service import Delivery
 from fader_server.delivery.snapshots import Snapshot
 from fader_server.delivery.stream_keys import StreamKey
 from fader_server.errors import FieldProblem, NotExportableError, NotFoundError
-from fader_server.storage.ports import SdkEvent, TokenKind
+from fader_server.storage.ports import TokenKind
+from fader_server.storage.ports.usage import EVALUATIONS, DebugEvent, UsageCount
 
 router = APIRouter(prefix="/api/v1/sdk", tags=["sdk"])
 _bearer = HTTPBearer(
     auto_error=False,
     scheme_name="sdkKey",
-    description="a server SDK key (fdr_srv_...); the events endpoint also takes client keys",
+    description="a server SDK key (fdr_srv_...); summaries and events also take client keys",
 )
 _SERVER = frozenset({TokenKind.SERVER})
 _ANY_SDK = frozenset({TokenKind.SERVER, TokenKind.CLIENT})
 MAX_BATCH = 1000
+"""Items per list of a summary (and events per deprecated batch)."""
 
 
 def delivery(request: Request) -> Delivery:
@@ -159,32 +166,189 @@ Timestamp = Annotated[
     Field(
         ge=0,
         le=_EPOCH_MAX,
-        description="seconds since the Unix epoch, when the SDK saw it (kept for reading; "
-        "the server's receive time decides which plan window the event counts in)",
+        description="seconds since the Unix epoch, by the SDK's clock (informative: the "
+        "server's receive time decides which minute, and so which plan window, it counts in)",
     ),
 ]
+FlagKey = Annotated[str, Field(min_length=1, max_length=128)]
+Variant = Annotated[str, Field(max_length=128)]
+Reason = Annotated[str, Field(max_length=40)]
+TargetingKey = Annotated[str, Field(max_length=256)]
+MetricName = Annotated[str, Field(min_length=1, max_length=200)]
+MAX_COUNT = 2**53
+"""The largest count an item may carry (every integer up to it is exact in a double)."""
+Count = Annotated[int, Field(ge=1, le=MAX_COUNT)]
+Sum = Annotated[float, Field(description="finite; rows saturate at ±1e306 rather than overflow")]
+SumOfSquares = Annotated[float, Field(ge=0, description="finite; rows saturate at 1e306")]
 
 
-class EventIn(Strict):
+class ItemIn(Strict):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
-class ExposureIn(EventIn):
-    kind: Literal["exposure"]
-    flag: Annotated[str, Field(min_length=1, max_length=128)]
-    variant: Annotated[str, Field(max_length=128)] | None = None
-    reason: Annotated[str, Field(max_length=40)] | None = None
-    targeting_key: Annotated[str, Field(max_length=256)] | None = None
+# ------------------------------------------------------------------- summaries
+def _sketch(text: str) -> str:
+    """Refuse what is not a sketch here, so the 422 names the item (its path)."""
+    try:
+        DistinctSketch.decode(text)
+    except SketchError as error:
+        raise ValueError(f"not a distinct-context sketch: {error}") from None
+    return text
+
+
+class ContextsIn(ItemIn):
+    exact: Annotated[int, Field(ge=0, le=MAX_COUNT)] | None = Field(
+        default=None,
+        description="the exact number of distinct targeting keys, when the SDK counted them "
+        "exactly (informative; the sketch is what the server keeps)",
+    )
+    sketch: Annotated[str, Field(max_length=8192), AfterValidator(_sketch)] = Field(
+        description="base64 of the zlib-compressed 1,024 registers of a HyperLogLog sketch of "
+        "the targeting keys (docs/events.md, section 2)"
+    )
+
+
+class EvaluationIn(ItemIn):
+    flag: FlagKey
+    variant: Variant | None = Field(default=None, description="null: no variant was served")
+    reason: Reason | None = None
+    count: Count
+    contexts: ContextsIn | None = None
+
+
+class MetricIn(ItemIn):
+    name: MetricName
+    flag: Annotated[str, Field(max_length=128)] | None = Field(
+        default=None, description='the flag measured (null or "": none; it feeds no gate then)'
+    )
+    variant: Variant | None = None
+    count: Count
+    sum: Sum
+    sum_squares: SumOfSquares
+
+
+class DebugEventIn(ItemIn):
+    flag: FlagKey
+    variant: Variant | None = None
+    reason: Reason = ""
+    targeting_key: TargetingKey | None = None
     timestamp: Timestamp
 
 
-class CustomIn(EventIn):
+class SummaryIn(Strict):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{16,64}$",
+        description="a random id the SDK gives each request (and keeps when it sends the same "
+        "request again): the server counts a summary once per key and id, for a day",
+    )
+    start: Timestamp
+    end: Timestamp
+    evaluations: list[EvaluationIn] = Field(default_factory=list, max_length=MAX_BATCH)
+    metrics: list[MetricIn] = Field(default_factory=list, max_length=MAX_BATCH)
+    events: list[DebugEventIn] = Field(default_factory=list, max_length=MAX_BATCH)
+
+
+class RefusedItem(Strict):
+    list: ListName
+    index: int = Field(description="the item's position in its list, from 0")
+    reason: str
+
+
+class SummaryAccepted(Strict):
+    accepted: int = Field(description="items stored")
+    duplicate: bool = Field(
+        default=False,
+        description="this key delivered a summary with this id before: nothing was added again",
+    )
+    refused: list[RefusedItem] = Field(
+        description="items not stored (a client key reporting about a flag that is not "
+        "client_side, or does not exist); the others were stored. Do not send them again."
+    )
+
+
+def _summary(body: SummaryIn) -> Summary:
+    return Summary(
+        [
+            UsageCount(
+                item.flag,
+                EVALUATIONS,
+                item.variant or "",
+                item.count,
+                # as sent: the validator checked it decodes to a sketch
+                contexts=None if item.contexts is None else b64decode(item.contexts.sketch),
+            )
+            for item in body.evaluations
+        ],
+        [
+            UsageCount(
+                item.flag or "",
+                item.name,
+                item.variant or "",
+                item.count,
+                item.sum,
+                item.sum_squares,
+            )
+            for item in body.metrics
+        ],
+        [
+            DebugEvent(
+                item.flag,
+                item.variant,
+                item.reason,
+                item.targeting_key,
+                datetime.fromtimestamp(item.timestamp, UTC),
+            )
+            for item in body.events
+        ],
+    )
+
+
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {
+        "description": "the key reported more items than its rate limit allows; retry after "
+        "`Retry-After` seconds (category `retryable`)"
+    }
+}
+
+
+@router.post(
+    "/summaries",
+    summary="Report what an SDK counted over one interval (server or client key)",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=RATE_LIMITED,
+)
+def summaries(body: SummaryIn, caller: AnySdkKey, dlv: Dlv) -> SummaryAccepted:
+    """Evaluations per flag and variant (with a distinct-context sketch), custom metrics
+    (count, sum, sum of squares) and debug events, added to the rollups of the minute and hour
+    the server received them in, in one transaction (docs/events.md, section 2). Refused whole
+    with 429 when over the key's rate limit; a client key's items about flags that are not
+    `client_side` are refused one by one (`refused`), the rest is stored."""
+    recorded = dlv.record_summary(caller, _summary(body), body.id)
+    refused = [RefusedItem(list=r.list, index=r.index, reason=r.reason) for r in recorded.refused]
+    return SummaryAccepted(
+        accepted=recorded.accepted, refused=refused, duplicate=recorded.duplicate
+    )
+
+
+# --------------------------------------------------------- events (deprecated)
+class ExposureIn(ItemIn):
+    kind: Literal["exposure"]
+    flag: FlagKey
+    variant: Variant | None = None
+    reason: Reason | None = None
+    targeting_key: TargetingKey | None = None
+    timestamp: Timestamp
+
+
+class CustomIn(ItemIn):
     kind: Literal["custom"]
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: MetricName
     value: float | None = None
     flag: Annotated[str, Field(max_length=128)] | None = None
-    variant: Annotated[str, Field(max_length=128)] | None = None
-    targeting_key: Annotated[str, Field(max_length=256)] | None = None
+    variant: Variant | None = None
+    targeting_key: TargetingKey | None = None
     timestamp: Timestamp
 
 
@@ -208,33 +372,26 @@ class EventsAccepted(Strict):
     )
 
 
-def _event(item: ExposureIn | CustomIn) -> SdkEvent:
-    at = datetime.fromtimestamp(item.timestamp, UTC)
+def _event(item: ExposureIn | CustomIn) -> LegacyEvent:
     if isinstance(item, ExposureIn):
-        return SdkEvent(
-            "exposure", item.flag, item.variant, item.reason, None, None, item.targeting_key, at
-        )
-    return SdkEvent(
-        "custom", item.flag, item.variant, None, item.name, item.value, item.targeting_key, at
-    )
+        return LegacyEvent("exposure", item.flag, item.variant, targeting_key=item.targeting_key)
+    return LegacyEvent("custom", item.flag, item.variant, item.name, item.value, item.targeting_key)
 
 
 @router.post(
     "/events",
-    summary="Report exposures and custom events (server or client key)",
+    summary="Report exposures and custom events (deprecated: use /summaries)",
     status_code=status.HTTP_202_ACCEPTED,
     response_model_exclude_none=True,
-    responses={
-        429: {
-            "description": "the key reported more events than its rate limit allows; retry "
-            "after `Retry-After` seconds (category `retryable`)"
-        }
-    },
+    responses=RATE_LIMITED,
+    deprecated=True,
 )
-def events(batch: EventBatchIn, caller: AnySdkKey, dlv: Dlv) -> EventsAccepted:
-    """Stored at once, or refused whole with 429 when over the key's rate limit. A client key's
-    events about flags that are not `client_side` are refused one by one (`refused`); the
-    rest of the batch is stored (docs/delivery-protocol.md)."""
+def events(batch: EventBatchIn, caller: AnySdkKey, dlv: Dlv, response: Response) -> EventsAccepted:
+    """For SDKs older than `/summaries`: each exposure is added to the rollups as one
+    evaluation, each custom event as one measurement (docs/events.md, section 2). Limits and
+    refusals as for summaries, per event; answers carry `Deprecation`, `Sunset` and `Warning`
+    headers (docs/delivery-protocol.md)."""
+    deprecation.announce(response, deprecation.SDK_EVENTS)
     recorded = dlv.record_events(caller, [_event(item) for item in batch.events])
     refused = [RefusedEvent(index=r.index, reason=r.reason) for r in recorded.refused]
     return EventsAccepted(accepted=recorded.accepted, refused=refused or None)

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fader_server.cli import configs, flag_history
+from fader_server.cli import configs, flag_history, usage
 from fader_server.cli.admin import (
     Comment,
     Json,
@@ -41,7 +41,7 @@ from fader_server.cli.output import (
 )
 
 app = typer.Typer(
-    help="Flags: definitions, per-environment configuration, kill switch, history.",
+    help="Flags: definitions, per-environment configuration, kill switch, history, usage.",
     no_args_is_help=True,
 )
 
@@ -352,3 +352,6 @@ app.command("toggle")(reported(configs.toggle))
 app.command("history")(reported(flag_history.history))
 app.command("versions")(reported(flag_history.versions))
 app.command("revert")(reported(flag_history.revert))
+app.command("usage")(reported(usage.usage))
+app.command("debug-events")(reported(usage.debug_events))
+app.command("stale")(reported(usage.stale))

@@ -65,9 +65,10 @@ def audience(stage: dict[str, Any], serves: float | None = None, before: float =
 
 
 def trust_text(gate: dict[str, Any]) -> str:
-    """Which events a metric gate counts, in words."""
+    """What a metric gate counts, in words: whose summaries, and which minutes (a minute in
+    which the stage changed counts in neither stage, docs/rollouts.md)."""
     kinds = " and ".join(f"{kind} keys" for kind in gate.get("trust") or ["server"])
-    return f"events from {kinds}, received since the stage began"
+    return f"summaries from {kinds}, received in whole minutes of each stage"
 
 
 def show_plan(plan: dict[str, Any]) -> None:
@@ -124,7 +125,7 @@ def gate_watch_rows(gates: list[dict[str, Any]]) -> list[list[Any]]:
     for i, gate in enumerate(gates):
         watches: str | None
         if gate["kind"] in ("error_rate", "latency"):
-            watches = f"'{gate['event']}' events: {trust_text(gate)}"
+            watches = f"metric '{gate['event']}': {trust_text(gate)}"
         else:
             watches = gate.get("query") or gate.get("url")
         rows.append([i, gate["kind"], watches])

@@ -66,8 +66,16 @@ def serve_command(
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=3,
+        # Idle keep-alive connections stay open longer than SDKs keep them (httpx: 5 s), so a
+        # summary posted every 5 s never goes out on a connection the server is closing at
+        # that moment (uvicorn's default is 5 s too: the request would die with a reset).
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         http=_http_protocol(),
     )
+
+
+KEEP_ALIVE_SECONDS = 75
+"""How long an idle HTTP connection stays open (as nginx's default, and above any SDK's)."""
 
 
 def _http_protocol() -> type[asyncio.Protocol] | str:

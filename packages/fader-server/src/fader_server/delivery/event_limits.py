@@ -1,11 +1,13 @@
-"""Per-key rate limits on reported SDK events: a token bucket per key, in this process.
+"""Per-key rate limits on what SDKs report: a token bucket per key, in this process.
 
 Client keys are public (they ship in web pages and mobile apps), and server keys leak too, so a
-key must not be able to fill the events table, or drown a release plan's gates, as fast as it
-can post. Each key gets `rate` events per second with a burst of `burst`; a batch takes as
-many tokens as it has events, whole or not at all (an SDK re-sends a refused batch as it is).
-A batch over the limit is refused with 429, ``Retry-After`` and the ``retryable`` category, so
-SDKs queue it and try again later instead of dropping it.
+key must not be able to fill the usage tables, or drown a release plan's gates, as fast as it
+can post. Each key gets `rate` items per second with a burst of `burst`; a summary takes as
+many tokens as it has items (evaluation, metric and debug-event entries: an item's count, the
+evaluations it stands for, costs nothing more), whole or not at all (an SDK re-sends a refused
+summary as it is). The deprecated events endpoint takes one token per event. A request over
+the limit is refused with 429, ``Retry-After`` and the ``retryable`` category, so SDKs keep it
+and try again later instead of dropping it.
 
 The limit is per replica: N replicas behind a load balancer admit up to N times `rate` for one
 key. That is the trade-off of keeping the database off this path; it bounds the load on each
@@ -25,17 +27,21 @@ from dataclasses import dataclass
 
 from fader_server.errors import TooManyAttemptsError
 
-DEFAULT_RATE = 1000.0
-"""Events per second per key per replica (``FADER_SDK_EVENTS_PER_SECOND``)."""
+DEFAULT_RATE = 10_000.0
+"""Items per second per key per replica (``FADER_SDK_EVENTS_PER_SECOND``). A whole fleet of
+SDK instances usually shares one key, and each sends its (flag, variant) and metric items
+every 5 s: 100 instances evaluating 60 such pairs report 1,200 items a second. The default
+admits a fleet ten times that on each replica; raise it for larger ones."""
 BURST_SECONDS = 10.0
 """The burst is this many seconds' worth of the rate..."""
 MIN_BURST = 1000
-"""...and at least one full batch (the protocol's largest), so any valid batch can pass."""
+"""...and at least one full list of a summary (the protocol's largest); a request costs at most
+the burst, so any valid one passes with a full bucket."""
 MAX_KEYS = 10_000
 
 
 class EventRateLimitedError(TooManyAttemptsError):
-    """A key reported events faster than its limit; retry after `.retry_after` seconds."""
+    """A key reported items faster than its limit; retry after `.retry_after` seconds."""
 
 
 @dataclass(slots=True)
@@ -72,7 +78,7 @@ class EventRateLimiter:
             return len(self._buckets)
 
     def take(self, token_id: int, events: int) -> None:
-        """Admit `events` for the key, or raise :class:`EventRateLimitedError`."""
+        """Admit `events` items for the key, or raise :class:`EventRateLimitedError`."""
         if not self.enabled or events <= 0:
             return
         now = self._monotonic()
@@ -94,7 +100,7 @@ class EventRateLimiter:
                 return
             wait = math.ceil((cost - bucket.tokens) / self.rate)
         raise EventRateLimitedError(
-            f"this key reported more than {self.rate:g} events per second (bursts up to "
+            f"this key reported more than {self.rate:g} items per second (bursts up to "
             f"{self.burst:g}) to this server; retry after {wait} s, or ask the operator to "
             "raise FADER_SDK_EVENTS_PER_SECOND",
             retry_after=wait,

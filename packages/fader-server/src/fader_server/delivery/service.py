@@ -1,21 +1,24 @@
-"""The delivery side of one server process, wired once: snapshots, fan-out, keys, events."""
+"""The delivery side of one server process, wired once: snapshots, fan-out, keys, and what SDKs
+report (summaries, stored as rollups)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from fader_server.delivery import sdk_events
 from fader_server.delivery.event_limits import DEFAULT_RATE, EventRateLimiter
 from fader_server.delivery.hub import ChangeHub
 from fader_server.delivery.keys import SdkCaller, SdkKeys
-from fader_server.delivery.sdk_events import Recorded
+from fader_server.delivery.sdk_events import LegacyEvent, Recorded, Refusal, Summary
 from fader_server.delivery.snapshots import SnapshotService
 from fader_server.errors import NotFoundError
 from fader_server.services import Services
-from fader_server.storage.ports import EnvironmentChange, SdkEvent, TokenKind
+from fader_server.storage.ports import JSON, EnvironmentChange, TokenKind
 
 DEFAULT_HEARTBEAT = 15.0
+DEBUG_EVENTS_PER_FLAG = 1000
+"""Debug events kept per flag and environment (the newest; docs/events.md)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,32 +65,66 @@ class Delivery:
         services.store.listen(changed, resync, revoked)
         return cls(services, snapshots, hub, keys, EventRateLimiter(events_per_second))
 
-    def record_events(self, caller: SdkCaller, events: Sequence[SdkEvent]) -> Recorded:
-        """Store a batch of SDK events in one transaction, each marked with the kind of key
-        that reported it (the server's word, never the request's).
+    def record_summary(
+        self, caller: SdkCaller, summary: Summary, summary_id: str | None = None
+    ) -> Recorded:
+        """Store a summary in one transaction, marked with the kind of key that reported it
+        (the server's word, never the request's) and counted in the minute of the server's
+        receive time (docs/events.md); acknowledged only once committed.
 
-        A batch over the key's rate limit is refused whole (:mod:`.event_limits`); a client
-        key's events about flags it may not evaluate are refused one by one and the rest is
-        stored (:mod:`.sdk_events`)."""
+        A summary over the key's rate limit is refused whole (:mod:`.event_limits`: items
+        count, not the evaluations they stand for); a client key's items about flags it may
+        not evaluate are refused one by one and the rest is stored (:mod:`.sdk_events`).
+
+        With a `summary_id`, a summary is counted once however often it is sent: an SDK that
+        lost the answer sends it again unchanged, and the receipt the first delivery left in
+        the same transaction makes the second one a no-op (``duplicate``)."""
+        self.event_limits.take(caller.token_id, summary.items)
+        refused: list[Refusal] = []
+        if caller.kind is TokenKind.CLIENT:
+            refused = sdk_events.client_refusals(self._document(caller), summary)
+        return self._store(caller, sdk_events.without(summary, refused), refused, summary_id)
+
+    def record_events(self, caller: SdkCaller, events: Sequence[LegacyEvent]) -> Recorded:
+        """The deprecated ``POST /api/v1/sdk/events``: the same limits and refusals per item,
+        then the events folded into the rollups a summary adds to (:func:`.sdk_events.fold`)."""
         self.event_limits.take(caller.token_id, len(events))
-        refused: list[sdk_events.Refusal] = []
-        if caller.kind is TokenKind.CLIENT and any(e.flag is not None for e in events):
-            snapshot = self.snapshots.current(caller.ref)
-            if snapshot is None:
-                raise NotFoundError(
-                    f"environment '{caller.ref.environment}' of project "
-                    f"'{caller.ref.project_key}' no longer exists"
-                )
-            refused = sdk_events.client_refusals(snapshot.document, events)
+        refused: list[Refusal] = []
+        if caller.kind is TokenKind.CLIENT and any(e.flag for e in events):
+            flags = [e.flag for e in events]
+            refused = sdk_events.refusals(self._document(caller), [(sdk_events.EVENTS, flags)])
         skipped = {r.index for r in refused}
-        kind = caller.kind.value
-        kept = [replace(e, key_kind=kind) for i, e in enumerate(events) if i not in skipped]
-        if kept:
+        kept = [e for i, e in enumerate(events) if i not in skipped]
+        recorded = self._store(caller, sdk_events.fold(kept), refused)
+        return Recorded(len(kept), recorded.refused)
+
+    def _document(self, caller: SdkCaller) -> JSON:
+        snapshot = self.snapshots.current(caller.ref)
+        if snapshot is None:
+            raise NotFoundError(
+                f"environment '{caller.ref.environment}' of project "
+                f"'{caller.ref.project_key}' no longer exists"
+            )
+        return snapshot.document
+
+    def _store(
+        self,
+        caller: SdkCaller,
+        summary: Summary,
+        refused: list[Refusal],
+        summary_id: str | None = None,
+    ) -> Recorded:
+        if summary.items:
+            project, environment = caller.ref.project_id, caller.ref.environment
+            kind = caller.kind.value
             with self.services.store.transaction() as tx:
-                tx.insert_sdk_events(
-                    caller.ref.project_id,
-                    caller.ref.environment,
-                    kept,
-                    self.services.identity.clock(),
+                at = self.services.identity.clock()
+                if summary_id is not None and not tx.claim_summary(caller.token_id, summary_id, at):
+                    return Recorded(0, (), duplicate=True)
+                tx.add_usage(
+                    project, environment, kind, [*summary.evaluations, *summary.metrics], at
                 )
-        return Recorded(len(kept), tuple(refused))
+                tx.add_debug_events(
+                    project, environment, kind, summary.events, at, DEBUG_EVENTS_PER_FLAG
+                )
+        return Recorded(summary.items, tuple(refused))

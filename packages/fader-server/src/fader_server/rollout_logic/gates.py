@@ -1,21 +1,25 @@
-"""Gate results from what was measured: SDK event totals for metric gates, readings for
+"""Gate results from what was measured: usage rollup totals for metric gates, readings for
 threshold gates (Prometheus, HTTP checks). No I/O here: the database query lives in storage,
 the HTTP calls in :mod:`fader_server.runtime.gate_reader`, and both hand their numbers to these
 functions.
 
-Metric gates count **per stage window**: the events received while a stage served, for each
-stage reached, apart. The exposures of each variant are the trials, and custom events named
-after the gate's `event`, reported with the flag and the variant, are the failures
-(``error_rate``) or the measurements (``latency``, their `value`). A stage is a fixed mix of
-who gets what, so within its window the two arms are comparable; across stages they are not
+Metric gates count **per stage window**: what SDKs reported while a stage served, for each
+stage reached, apart. SDKs report summaries, which the server adds to per-minute rollups by its
+receive time (docs/events.md), so a window is made of whole minutes: a minute counts in a
+window when the window started at or before it and the next window starts at or after its end
+(:mod:`.minute_windows`); a minute in which a stage changed counts in neither. The evaluations
+that served each variant are the trials, and the measurements of the custom metric named after
+the gate's `event`, reported with the flag and the variant, are the failures (``error_rate``)
+or the measurements (``latency``, their count, sum and sum of squares). A stage is a fixed mix
+of who gets what, so within its window the two arms are comparable; across stages they are not
 (the treatment grows from internal users to everyone, and traffic changes with the time of
 day). The arms are therefore compared within windows only, by the stage's own test (started
 afresh at each stage) and by a plan-wide test combining the windows as strata, which keeps
 the earlier stages' evidence (:mod:`.stage_tests`); :func:`stage_alphas` shares the gate's
 false-alarm budget so the whole plan keeps it.
 
-Only events reported with a key of a kind the gate trusts count (server keys by default: a
-client key is public), and the window is the server's receive time, which no client chooses.
+Only summaries reported with a key of a kind the gate trusts count (server keys by default: a
+client key is public), and the minute is the server's receive time, which no client chooses.
 """
 
 from __future__ import annotations
@@ -88,7 +92,7 @@ def gate_result(
 
 
 Totals = Mapping[str, VariantTotals]
-"""What SDKs reported in one window, per variant."""
+"""What SDKs reported in one window (its whole minutes), per variant."""
 
 
 def metric_results(
@@ -98,7 +102,7 @@ def metric_results(
 ) -> list[GateResult]:
     """Both sequential tests of every metric gate at `stage`, treatment against control.
 
-    `totals`: the event totals of the plan's stage windows, oldest first (the last is the
+    `totals`: the usage rollup totals of the plan's stage windows, oldest first (the last is the
     current stage's), or of one window, or a function giving each gate the windows' totals
     of the key kinds it trusts."""
     results = []

@@ -17,8 +17,8 @@ from typing import Any, Literal
 JSON = dict[str, Any]
 KeyKind = Literal["server", "client"]
 TRUSTED_BY_DEFAULT: tuple[KeyKind, ...] = ("server",)
-"""Client keys ship inside browsers and apps, so anyone can read one and report events with it:
-by default a metric gate counts only events reported with server SDK keys."""
+"""Client keys ship inside browsers and apps, so anyone can read one and report summaries with
+it: by default a metric gate counts only what server SDK keys reported."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,15 +35,17 @@ class Stage:
 
 @dataclass(frozen=True, slots=True)
 class MetricGate:
-    """Treatment against control on SDK-reported events, by the sequential test of
+    """Treatment against control on what SDK summaries report, by the sequential test of
     :mod:`.stats`.
 
-    - ``error_rate``: the share of exposures followed by an `event` (custom events named
-      `event`, per variant) — a rate comparison.
-    - ``latency``: the mean `value` of custom events named `event` — a mean comparison.
+    - ``error_rate``: per variant, the measurements of the custom metric named `event` over
+      the evaluations that served the variant — a rate comparison.
+    - ``latency``: the mean of the values measured for the metric named `event` — a mean
+      comparison.
 
-    Events count from the moment the current stage began, by the server's receive time (never
-    the time an SDK claims), and only those reported with a key of a kind in `trust`.
+    Each stage window counts the whole minutes of its stage, by the server's receive time
+    (never the interval an SDK claims; a minute in which the stage changed counts in neither,
+    :mod:`.minute_windows`), and only what keys of a kind in `trust` reported.
     """
 
     kind: Literal["error_rate", "latency"]
@@ -56,7 +58,7 @@ class MetricGate:
     0.01 = one percentage point of error rate; milliseconds for latency). None: only
     `min_samples` is required."""
     trust: tuple[KeyKind, ...] = TRUSTED_BY_DEFAULT
-    """The kinds of SDK key whose events count (``server``, ``client``)."""
+    """The kinds of SDK key whose summaries count (``server``, ``client``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,9 +160,9 @@ class State:
 
     `stage_started_at` is shifted forward by the time spent paused, so a stage's minimum
     duration counts running time only. `stage_starts` holds when each stage reached so far
-    began serving (not shifted): metric gates count each stage's events in its own window, the
-    current one from its start on, pauses included, since a paused plan serves the same
-    configuration and its gates still guard it.
+    began serving (not shifted): metric gates count each stage's evaluations and metrics in its
+    own window, the current one from its start on, pauses included, since a paused plan serves
+    the same configuration and its gates still guard it.
     `gate_strikes` counts consecutive bad readings of the threshold gates (Prometheus, HTTP),
     by gate index.
     """

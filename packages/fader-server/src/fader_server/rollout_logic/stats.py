@@ -36,7 +36,7 @@ class Verdict(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class RateCounts:
-    """Trials and failures of one arm (e.g. exposures and error events)."""
+    """Trials and failures of one arm (e.g. evaluations and error measurements)."""
 
     trials: int
     failures: int

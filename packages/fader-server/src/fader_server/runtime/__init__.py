@@ -3,6 +3,7 @@
 - :mod:`.scheduler`: the rollout scheduler (a ticking thread and a small worker pool).
 - :mod:`.gate_reader`: reads Prometheus and HTTP-check gates for it.
 - :mod:`.notifier`: posts rollout webhooks from a thread of its own.
+- :mod:`.retention`: deletes old usage rollups and debug events, periodically.
 - :mod:`.outbound_http`: the guarded HTTP client both use (address policy, deadline, byte cap).
 
 They are built and started in :mod:`fader_server.app` (the delivery hub, the other thing that

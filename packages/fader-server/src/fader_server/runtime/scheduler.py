@@ -14,13 +14,14 @@ decision by at most one tick.
 
 Why it is safe to run on every replica at once: a plan's threshold gates are read over HTTP
 *outside* any transaction (a slow Prometheus must not hold a database lock), then the plan goes
-to :meth:`~fader_server.services.rollouts.commands.RolloutService.step`, which aggregates the
-SDK events in a read transaction, then locks the plan's row (PostgreSQL ``FOR UPDATE SKIP
-LOCKED``: a replica that finds it taken moves on; SQLite serialises write transactions), checks
-that the plan is still at the version everything was observed for, decides and applies in that
-one transaction. A decision therefore commits once, on one replica, and a replica whose
-observations are stale discards them. State lives only in the database, so a restarted server
-resumes every plan where it was: a stage's clock is the `stage_started_at` stored with the plan.
+to :meth:`~fader_server.services.rollouts.commands.RolloutService.step`, which sums the usage
+rollups of its stage windows in a read transaction, then locks the plan's row (PostgreSQL
+``FOR UPDATE SKIP LOCKED``: a replica that finds it taken moves on; SQLite serialises write
+transactions), checks that the plan is still at the version everything was observed for,
+decides and applies in that one transaction. A decision therefore commits once, on one
+replica, and a replica whose observations are stale discards them. State lives only in the
+database, so a restarted server resumes every plan where it was: a stage's clock is the
+`stage_started_at` stored with the plan.
 
 Notifications are handed to the :class:`~fader_server.runtime.notifier.Notifier` after the
 commit, by the replica whose decision committed.

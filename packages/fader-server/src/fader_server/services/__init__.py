@@ -14,6 +14,7 @@ from fader_server.services.reports import ReportService
 from fader_server.services.rollouts.commands import RolloutService
 from fader_server.services.rollouts.templates import RolloutTemplateService, WebhookService
 from fader_server.services.segments import SegmentService
+from fader_server.services.usage import UsageService
 from fader_server.storage.ports.store import Database
 
 
@@ -30,6 +31,7 @@ class Services:
     rollouts: RolloutService
     rollout_templates: RolloutTemplateService
     webhooks: WebhookService
+    usage: UsageService
     outbound: OutboundPolicy = DENY_INTERNAL
     """Where rollout gates and webhooks may connect (``FADER_OUTBOUND_ALLOW``)."""
 
@@ -48,5 +50,6 @@ class Services:
             rollouts=RolloutService(store, clock, flags, outbound),
             rollout_templates=RolloutTemplateService(store, clock, outbound),
             webhooks=WebhookService(store, clock, outbound),
+            usage=UsageService(store, clock),
             outbound=outbound,
         )

@@ -8,9 +8,15 @@ What "released" and "stale" mean here, so that every number on the dashboard can
   protected environment count every environment. Releases are attributed to the flag's owner
   team and to the ISO week (Monday, UTC) of the change.
 - A release or experiment flag is **stale** when it is *overdue* (older than its expected
-  lifetime) or *fully rolled out and unchanged*: in every counted environment it is on, has no
+  lifetime), *fully rolled out and unchanged* (in every counted environment it is on, has no
   rules and no prerequisites, serves one variant other than its off variant to everyone, and
-  neither the flag nor those configurations changed for :data:`STALE_UNCHANGED_DAYS` days.
+  neither the flag nor those configurations changed for :data:`STALE_UNCHANGED_DAYS` days), or
+  *unused*: not evaluated in any counted environment for `unused_days` days
+  (:data:`UNUSED_DAYS` by default), by the usage rollups' last evaluation (docs/events.md).
+  The unused rule applies only to flags older than `unused_days`, and only in projects whose
+  SDKs report usage (some flag was evaluated in a counted environment in those days, or some
+  release or experiment flag ever was): without usage reports, every flag would look unused.
+  The first rule that applies gives the reason.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
+from fader_server.errors import FieldProblem, InvalidInputError
 from fader_server.services import documents
 from fader_server.services.access import Clock, Principal, Role, load_project
 from fader_server.storage.ports import (
@@ -34,14 +41,20 @@ from fader_server.storage.ports.audit import AuditLog
 from fader_server.storage.ports.projects import ProjectAccess
 from fader_server.storage.ports.resources import ResourceReads
 from fader_server.storage.ports.store import Store
+from fader_server.storage.ports.usage import UsageReads
 
 
-class ReportTx(ProjectAccess, ResourceReads, AuditLog, Protocol):
-    """What dashboards read: flags, configurations, environments and the audit log."""
+class ReportTx(ProjectAccess, ResourceReads, AuditLog, UsageReads, Protocol):
+    """What dashboards read: flags, configurations, environments, the audit log and when
+    each flag was last evaluated."""
 
 
 RELEASE_WEEKS = 8
 STALE_UNCHANGED_DAYS = 30
+UNUSED_DAYS = 30
+MAX_UNUSED_DAYS = 400
+"""Hour rollups are kept 400 days by default (``FADER_USAGE_HOURS_DAYS``): beyond that, no
+evaluation could be seen anyway."""
 TEMPORARY_KINDS = ("release", "experiment")
 NO_TEAM = "no team"
 _AUDIT_PAGE = 500
@@ -77,7 +90,10 @@ class StaleFlag:
     owner_team: str | None
     reason: str
     since: datetime
-    """When the flag became stale: the end of its lifetime, or its last change."""
+    """When the flag became stale: the end of its lifetime, its last change, or its last
+    evaluation (its creation, if never evaluated)."""
+    last_evaluated: datetime | None = None
+    """The last evaluation in any counted environment; None if none was recorded."""
 
 
 class ReportService:
@@ -108,9 +124,17 @@ class ReportService:
         rows = tuple(TeamReleases(team, tuple(c)) for team, c in sorted(counts.items()))
         return ReleaseReport(mondays, rows, tuple(sorted(counted)))
 
-    def stale_flags(self, principal: Principal, project_key: str) -> list[StaleFlag]:
+    def stale_flags(
+        self, principal: Principal, project_key: str, *, unused_days: int = UNUSED_DAYS
+    ) -> list[StaleFlag]:
+        if not 1 <= unused_days <= MAX_UNUSED_DAYS:
+            raise InvalidInputError(
+                f"unused_days must be from 1 to {MAX_UNUSED_DAYS}",
+                [FieldProblem("/query/unused_days", f"must be from 1 to {MAX_UNUSED_DAYS}")],
+            )
         now = self.clock()
         quiet_since = now - timedelta(days=STALE_UNCHANGED_DAYS)
+        unused_since = now - timedelta(days=unused_days)
         found: list[StaleFlag] = []
         with self.store.read() as tx:
             project = load_project(tx, principal, project_key, Role.VIEWER)
@@ -119,11 +143,22 @@ class ReportService:
                 env: {c.key: c for c in _resources(tx, project, ResourceType.CONFIG, env)}
                 for env in counted
             }
-            for flag in _resources(tx, project, ResourceType.FLAG, PROJECT_SCOPE):
+            temporary = [
+                flag
+                for flag in _resources(tx, project, ResourceType.FLAG, PROJECT_SCOPE)
+                if flag.data.get("kind", "release") in TEMPORARY_KINDS
+            ]
+            last = LastEvaluations(tx, project, counted, unused_since)
+            old = [flag for flag in temporary if flag.created_at <= unused_since]
+            reported = bool(last.recent) or any(last.of(flag.key) for flag in old)
+            for flag in temporary:
                 data = flag.data
-                if data.get("kind", "release") not in TEMPORARY_KINDS:
-                    continue
-                reason, since = _overdue(flag, now) or _rolled_out(flag, configs, quiet_since)
+                reason, since = (
+                    _overdue(flag, now)
+                    or _rolled_out(flag, configs, quiet_since)
+                    or (_unused(flag, last, counted, now, unused_since) if reported else None)
+                    or ("", now)
+                )
                 if reason:
                     found.append(
                         StaleFlag(
@@ -133,6 +168,7 @@ class ReportService:
                             data.get("owner_team"),
                             reason,
                             since,
+                            last.of(flag.key),
                         )
                     )
         return sorted(found, key=lambda s: s.since)
@@ -189,23 +225,78 @@ def _overdue(flag: Resource, now: datetime) -> tuple[str, datetime] | None:
     )
 
 
+class LastEvaluations:
+    """When each flag was last evaluated in the counted environments, reading as little as a
+    report over every flag needs: the rows since the cut-off once (the flags in use), then,
+    only for a flag the report still asks about (one quiet for long, or never evaluated), that
+    flag's own rows. Reading every row of a project instead costs seconds once it holds a year
+    of hours of a few hundred flags."""
+
+    def __init__(
+        self, tx: UsageReads, project: Project, environments: list[str], since: datetime
+    ) -> None:
+        self._tx = tx
+        self._project = project
+        self._environments = environments
+        self.recent: dict[str, datetime] = {}
+        """Flag key -> last evaluation, for the flags evaluated since the cut-off's hour."""
+        for environment in environments:
+            for (_, flag), at in tx.last_evaluated(project.id, environment, since=since).items():
+                self.recent[flag] = max(at, self.recent.get(flag, at))
+        self._known: dict[str, datetime | None] = dict(self.recent)
+
+    def of(self, flag: str) -> datetime | None:
+        """The flag's last evaluation in any of the environments; None if none is recorded."""
+        if flag not in self._known:
+            found = [
+                at
+                for environment in self._environments
+                for at in self._tx.last_evaluated(self._project.id, environment, flag).values()
+            ]
+            self._known[flag] = max(found, default=None)
+        return self._known[flag]
+
+
+def _unused(
+    flag: Resource,
+    evaluations: LastEvaluations,
+    counted: list[str],
+    now: datetime,
+    cutoff: datetime,
+) -> tuple[str, datetime] | None:
+    """A flag older than the cut-off that no counted environment evaluated since (else None)."""
+    if flag.created_at > cutoff:
+        return None
+    last = evaluations.of(flag.key)
+    if last is not None and last > cutoff:
+        return None
+    where = ", ".join(counted)
+    if last is None:
+        return f"never evaluated in {where}", flag.created_at
+    quiet = (now - last).days
+    return (
+        f"not evaluated for {quiet} days in {where} (last evaluated {last:%Y-%m-%d %H:%M} UTC)",
+        last,
+    )
+
+
 def _rolled_out(
     flag: Resource, configs: dict[str, dict[str, Resource]], quiet_since: datetime
-) -> tuple[str, datetime]:
-    """('', ...) unless the flag serves one non-off variant to everyone, unchanged for long."""
+) -> tuple[str, datetime] | None:
+    """None unless the flag serves one non-off variant to everyone, unchanged for long."""
     if not configs:
-        return "", flag.updated_at
+        return None
     served: set[str] = set()
     last_change = flag.updated_at
     for env_configs in configs.values():
         config = env_configs.get(flag.key)
         variant = None if config is None else _everyone_gets(config.data)
         if config is None or variant is None:
-            return "", flag.updated_at
+            return None
         served.add(variant)
         last_change = max(last_change, config.updated_at)
     if len(served) != 1 or last_change > quiet_since:
-        return "", flag.updated_at
+        return None
     envs = ", ".join(sorted(configs))
     return (
         f"fully rolled out: serves '{served.pop()}' to everyone in {envs}, "

@@ -1,5 +1,6 @@
 """The project dashboard: releases per team per week (a chart with its numbers), running
-rollouts with their error-budget burn, stale flags and the most recent changes. Definitions of
+rollouts with their error-budget burn, stale flags (with the number of days without evaluations
+that makes a flag unused, `?unused_days=`) and the most recent changes. Definitions of
 "release" and "stale" are in :mod:`fader_server.services.reports`; the burn is read from each
 plan's latest gate evidence (:func:`fader_server.web.rollout_view.burn`)."""
 
@@ -12,7 +13,12 @@ from starlette.responses import Response
 
 from fader_server.rollout_logic.plan import ACTIVE, Status
 from fader_server.services.access import Principal
-from fader_server.services.reports import RELEASE_WEEKS, STALE_UNCHANGED_DAYS
+from fader_server.services.reports import (
+    MAX_UNUSED_DAYS,
+    RELEASE_WEEKS,
+    STALE_UNCHANGED_DAYS,
+    UNUSED_DAYS,
+)
 from fader_server.services.rollouts.records import PlanStatus
 from fader_server.web import charts, frame, history, rollout_charts, rollout_view
 from fader_server.web.rendering import render
@@ -41,9 +47,18 @@ def running(svc: Svc, principal: Principal, project: str) -> list[PlanStatus]:
 
 @router.get("/projects/{project}")
 def dashboard(
-    request: Request, svc: Svc, session: CurrentSession, project: str, env: Param = None
+    request: Request,
+    svc: Svc,
+    session: CurrentSession,
+    project: str,
+    env: Param = None,
+    unused_days: Param = None,
 ) -> Response:
+    """`unused_days`: the stale report's threshold (a value it cannot take shows the default)."""
     view = frame.load(svc, session, project, env)
+    days = UNUSED_DAYS
+    if unused_days and unused_days.isascii() and unused_days.isdigit():
+        days = min(max(int(unused_days), 1), MAX_UNUSED_DAYS)
     principal = session.principal
     report = svc.reports.releases(principal, project)
     recent = svc.projects.audit(principal, project, limit=RECENT, before_id=None)
@@ -67,8 +82,10 @@ def dashboard(
             "weeks": RELEASE_WEEKS,
             "rollouts": rollouts,
             "rv": rollout_view,
-            "stale": svc.reports.stale_flags(principal, project),
+            "stale": svc.reports.stale_flags(principal, project, unused_days=days),
             "stale_days": STALE_UNCHANGED_DAYS,
+            "unused_days": days,
+            "max_unused_days": MAX_UNUSED_DAYS,
             "recent": [history.entry(a, view) for a in recent],
         },
     )

@@ -1,11 +1,13 @@
-"""One flag: its definition, its state in every environment, its rules in words, and the
-"what does this user get" box, which evaluates a context with the engine exactly as an SDK
-holding the environment's current configuration would."""
+"""One flag: its definition, its state in every environment, its rules in words, its usage
+(evaluations over time as a chart with its numbers in a table, the variants served, when it was
+last evaluated), and the "what does this user get" box, which evaluates a context with the
+engine exactly as an SDK holding the environment's current configuration would."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Query, Request
@@ -13,8 +15,9 @@ from starlette.responses import Response
 
 from fader_engine.result import Reason, Resolution
 from fader_server import strict_json
+from fader_server.services.usage import CONTEXTS_NOTE, DEFAULT_PERIOD, PERIODS
 from fader_server.storage.ports import JSON, Resource
-from fader_server.web import frame
+from fader_server.web import frame, usage_charts
 from fader_server.web.clauses import describe
 from fader_server.web.forms import CheckedForm, FieldErrors
 from fader_server.web.frame import ProjectView
@@ -49,6 +52,7 @@ class EnvState:
     env: frame.Environment
     enabled: bool
     version: int
+    last_evaluated: datetime | None = None
 
 
 def serves(owner: JSON) -> str:
@@ -104,17 +108,23 @@ def _page(
     result: Evaluation | None = None,
     errors: FieldErrors | None = None,
     eval_env: str | None = None,
+    period: str = DEFAULT_PERIOD,
     status: int = 200,
 ) -> Response:
     principal = session.principal
     states = []
     config: JSON = {}
     version = 0
+    last = svc.usage.last_evaluated(principal, view.project.key, flag.key)
     for env in view.environments:
         found = svc.flags.get_config(principal, view.project.key, env.key, flag.key)
-        states.append(EnvState(env, bool(found.data.get("enabled", True)), found.version))
+        enabled = bool(found.data.get("enabled", True))
+        states.append(EnvState(env, enabled, found.version, last.get(env.key)))
         if env.key == view.env.key:
             config, version = found.data, found.version
+    usage = None
+    if view.env.key:
+        usage = svc.usage.flag_usage(principal, view.project.key, flag.key, view.env.key, period)
     return render(
         request,
         "flags/detail.html",
@@ -135,6 +145,12 @@ def _page(
             "result": result,
             "errors": errors,
             "eval_env": eval_env or view.env.key,
+            "usage": usage,
+            "usage_chart": usage_charts.evaluations_chart(usage) if usage else None,
+            "usage_summary": usage_charts.summary(usage) if usage else "",
+            "step_label": usage_charts.step_label,
+            "periods": PERIODS.values(),
+            "contexts_note": CONTEXTS_NOTE,
         },
         status=status,
     )
@@ -142,10 +158,19 @@ def _page(
 
 @router.get("/projects/{project}/flags/{flag}")
 def flag_detail(
-    request: Request, svc: Svc, session: CurrentSession, project: str, flag: str, env: Param = None
+    request: Request,
+    svc: Svc,
+    session: CurrentSession,
+    project: str,
+    flag: str,
+    env: Param = None,
+    period: Param = None,
 ) -> Response:
+    """`period`: the usage chart's (an unknown one shows the default)."""
     view = frame.load(svc, session, project, env)
-    return _page(request, svc, session, view, svc.flags.get(session.principal, project, flag))
+    found = svc.flags.get(session.principal, project, flag)
+    chosen = period if period in PERIODS else DEFAULT_PERIOD
+    return _page(request, svc, session, view, found, period=chosen)
 
 
 @router.post("/projects/{project}/flags/{flag}/evaluate")

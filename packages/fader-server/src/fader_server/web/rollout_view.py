@@ -84,9 +84,12 @@ class GateView:
 
     @property
     def counts(self) -> str:
-        """Which events the gate counts, in words (the trust and the window)."""
+        """What the gate counts, in words (the trust and the window)."""
         kinds = " and ".join(f"{kind} SDK keys" for kind in self.trust)
-        return f"Counts events reported with {kinds}, received since the current stage began."
+        return (
+            f"Counts summaries reported with {kinds}, received in whole minutes of the current "
+            "stage (a minute in which the stage changed counts in neither stage)."
+        )
 
     def shown(self, value: float | None) -> str:
         if value is None:

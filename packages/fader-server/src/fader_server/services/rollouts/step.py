@@ -2,10 +2,11 @@
 
 :class:`~fader_server.runtime.scheduler.Scheduler` reads a plan's threshold gates over HTTP
 outside any transaction, then calls :meth:`RolloutService.step
-<fader_server.services.rollouts.commands.RolloutService.step>`, which lands here: the SDK
-events are aggregated in a read transaction, then the plan's row is locked, its version
-compared with the one everything was observed for, and the decision taken and written in one
-transaction (:mod:`.transitions`). Nothing is sent from inside it: the :class:`Step` carries the
+<fader_server.services.rollouts.commands.RolloutService.step>`, which lands here: the usage
+rollups of the plan's stage windows are summed in a read transaction (whole minutes, by the
+server's receive time), then the plan's row is locked, its version compared with the one
+everything was observed for, and the decision taken and written in one transaction
+(:mod:`.transitions`). Nothing is sent from inside it: the :class:`Step` carries the
 webhook deliveries, and the scheduler hands them to the notifier after the commit.
 """
 
@@ -54,9 +55,9 @@ def take_step(
 ) -> Step | None:
     """One automatic decision for the plan `seen` (as the scheduler read it), applied.
 
-    SDK events are aggregated in a read transaction first, so the write transaction (on
+    The usage rollups are summed in a read transaction first, so the write transaction (on
     SQLite, the database's one write lock) lasts only as long as the writes. The decision
-    is taken only if the plan is still at the version the events and `readings` were
+    is taken only if the plan is still at the version the totals and `readings` were
     gathered for; None when another replica holds the plan or moved it, or when it is no
     longer active (the next tick looks again)."""
     plan = Plan.from_dict(seen.plan)

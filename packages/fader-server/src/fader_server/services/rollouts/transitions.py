@@ -47,7 +47,7 @@ class RolloutTx(
 ):
     """What release-plan use cases touch: the flag configurations a plan serves (written as
     any configuration is), the plan, its incident, its template, the webhooks to tell, and
-    the SDK event totals its gates read."""
+    the per-window totals of the usage rollups its gates read."""
 
 
 class PlanWrites(PlanRows, IncidentRows, AuditLog, Protocol):

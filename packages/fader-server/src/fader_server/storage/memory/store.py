@@ -27,6 +27,8 @@ from fader_server.storage.memory.delivery import DeliveryQueries
 from fader_server.storage.memory.resources import ResourceQueries
 from fader_server.storage.memory.rollouts import RolloutQueries
 from fader_server.storage.memory.tables import Tables
+from fader_server.storage.memory.usage_reads import UsageReadQueries
+from fader_server.storage.memory.usage_rows import UsageRowQueries
 from fader_server.storage.ports import ChangeListener, RevocationListener
 from fader_server.storage.ports.store import Transaction
 
@@ -34,7 +36,14 @@ BUSY_TIMEOUT = 10.0
 """Seconds a writer waits for the one before it, as SQLite's ``busy_timeout``."""
 
 
-class MemoryTransaction(ResourceQueries, DeliveryQueries, RolloutQueries, AccountQueries):
+class MemoryTransaction(
+    ResourceQueries,
+    DeliveryQueries,
+    RolloutQueries,
+    AccountQueries,
+    UsageRowQueries,
+    UsageReadQueries,
+):
     """Every row Protocol, over one transaction's tables."""
 
 

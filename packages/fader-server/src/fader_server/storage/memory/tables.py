@@ -17,7 +17,6 @@ from fader_server.storage.ports import (
     Project,
     Resource,
     RolloutTemplate,
-    SdkEvent,
     StoredPlan,
     ThrottleCount,
     ThrottleKey,
@@ -26,6 +25,7 @@ from fader_server.storage.ports import (
     Version,
     Webhook,
 )
+from fader_server.storage.ports.usage import DebugEvent
 
 
 @dataclass(slots=True)
@@ -34,12 +34,38 @@ class ResourceRow:
     search_text: str
 
 
-@dataclass(slots=True)
-class EventRow:
+@dataclass(frozen=True, slots=True, order=True)
+class UsageKey:
+    """The primary key of a rollup row (``usage_minutes`` / ``usage_hours``): `at` is the
+    minute or the hour, in UTC."""
+
     project_id: int
     environment: str
-    event: SdkEvent
-    received_at: datetime
+    flag: str
+    metric: str
+    variant: str
+    key_kind: str
+    at: datetime
+
+
+@dataclass(slots=True)
+class UsageRow:
+    """A rollup row's values; `contexts` (the compressed distinct-context sketch) on hour rows
+    of evaluations only."""
+
+    count: int
+    total: float
+    total_squares: float
+    contexts: bytes | None = None
+
+
+@dataclass(slots=True)
+class DebugRow:
+    """A debug event; its `received_at` and `key_kind` are set."""
+
+    project_id: int
+    environment: str
+    event: DebugEvent
 
 
 @dataclass(slots=True)
@@ -63,7 +89,10 @@ class Tables:
     versions: dict[tuple[int, int], Version] = field(default_factory=dict)
     audit: dict[int, AuditEntry] = field(default_factory=dict)
     revisions: dict[tuple[int, str], int] = field(default_factory=dict)
-    events: list[EventRow] = field(default_factory=list)
+    usage_minutes: dict[UsageKey, UsageRow] = field(default_factory=dict)
+    usage_hours: dict[UsageKey, UsageRow] = field(default_factory=dict)
+    debug_events: dict[int, DebugRow] = field(default_factory=dict)
+    summary_receipts: dict[tuple[int, str], datetime] = field(default_factory=dict)
     users: dict[int, User] = field(default_factory=dict)
     members: dict[tuple[int, int], str] = field(default_factory=dict)
     tokens: dict[int, Token] = field(default_factory=dict)

@@ -1,5 +1,6 @@
-"""Delivery's storage: environment snapshot revisions, SDK events and SDK key checks, and the
-two read views the delivery package (:mod:`fader_server.delivery`) takes of a transaction."""
+"""Delivery's storage: environment snapshot revisions and SDK key checks, and the two read views
+the delivery package (:mod:`fader_server.delivery`) takes of a transaction. What SDKs report
+(summaries) is stored through :class:`~fader_server.storage.ports.usage.UsageRows`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Protocol
 
 from fader_server.storage.ports.accounts import TokenLookup
 from fader_server.storage.ports.projects import ProjectAccess
-from fader_server.storage.ports.records import EnvironmentChange, Project, SdkEvent
+from fader_server.storage.ports.records import EnvironmentChange, Project
 from fader_server.storage.ports.resources import ResourceReads
 
 
@@ -26,14 +27,6 @@ class Revisions(RevisionReads, Protocol):
         """Move each environment's snapshot to its next revision; the changes are published
         to :meth:`~fader_server.storage.ports.store.ChangeFeed.subscribe` listeners (and other
         replicas) once the transaction commits, never if it rolls back."""
-        ...
-
-
-class SdkEventRows(Protocol):
-    def insert_sdk_events(
-        self, project_id: int, environment: str, events: Sequence[SdkEvent], at: datetime
-    ) -> None:
-        """Store the events with `at` as the server's receive time."""
         ...
 
 

@@ -172,26 +172,6 @@ class EnvironmentChange:
 
 
 @dataclass(frozen=True, slots=True)
-class SdkEvent:
-    """One exposure or custom event reported by an SDK.
-
-    `occurred_at` is the reporter's claim and is kept for reading only; the store adds the
-    server's receive time, which alone decides which plan window an event counts in.
-    `key_kind` is the kind of key that reported it, ``server`` or ``client`` (public, so
-    metric gates trust only server keys unless a plan says otherwise)."""
-
-    kind: str
-    flag: str | None
-    variant: str | None
-    reason: str | None
-    name: str | None
-    value: float | None
-    targeting_key: str | None
-    occurred_at: datetime
-    key_kind: str = "server"
-
-
-@dataclass(frozen=True, slots=True)
 class RolloutTemplate:
     """Stages and gates saved under a key, to create release plans from."""
 
@@ -280,8 +260,8 @@ class Webhook:
 
 @dataclass(frozen=True, slots=True)
 class EventTotals:
-    """Custom events of one name for one variant: how many, and the sum and sum of squares
-    of their values (the sufficient statistics of a mean and a variance)."""
+    """Measurements of one custom metric for one variant: how many, and the sum and sum of
+    squares of their values (the sufficient statistics of a mean and a variance)."""
 
     count: int
     total: float
@@ -290,7 +270,8 @@ class EventTotals:
 
 @dataclass(frozen=True, slots=True)
 class VariantTotals:
-    """What SDKs reported for one variant of one flag in a time window."""
+    """What SDKs reported for one variant of one flag in a time window: evaluations that served
+    it (`exposures`) and custom metrics by name."""
 
     exposures: int
     events: Mapping[str, EventTotals]

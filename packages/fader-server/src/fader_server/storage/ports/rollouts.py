@@ -1,5 +1,5 @@
-"""Guarded rollouts' storage: release plans, their incidents, templates, webhooks, and the SDK
-event aggregates metric gates read (:mod:`fader_server.services.rollouts`, the scheduler)."""
+"""Guarded rollouts' storage: release plans, their incidents, templates, webhooks, and the usage
+totals metric gates read (:mod:`fader_server.services.rollouts`, the scheduler)."""
 
 from __future__ import annotations
 
@@ -119,8 +119,8 @@ class WebhookRows(Protocol):
 
 
 class EventAggregates(Protocol):
-    """What metric gates read of the SDK events: totals computed by the database, never the
-    events themselves."""
+    """What metric gates read of the per-minute usage rollups (docs/events.md): totals computed
+    by the database, per variant (rows without one are left out) and per stage window."""
 
     def event_totals(
         self,
@@ -130,8 +130,9 @@ class EventAggregates(Protocol):
         since: datetime,
         key_kinds: Sequence[str] = ("server",),
     ) -> dict[str, VariantTotals]:
-        """Per variant: exposures and custom events (by name) of `flag` received since `since`
-        (the server's receive time) from SDK keys of the `key_kinds`."""
+        """Per variant: evaluations (`exposures`) and custom metrics (by name) of `flag` in the
+        minutes that began at or after `since` (the server's receive time), reported with SDK
+        keys of the `key_kinds`."""
         ...
 
     def event_windows(
@@ -142,6 +143,8 @@ class EventAggregates(Protocol):
         starts: Sequence[datetime],
         key_kinds: Sequence[str] = ("server",),
     ) -> list[dict[str, VariantTotals]]:
-        """:meth:`event_totals` per window, in one query: window `i` holds the events received
-        from ``starts[i]`` (increasing) until the next start; the last is open-ended."""
+        """:meth:`event_totals` per window, in one query: window `i` holds the minutes ``m``
+        with ``starts[i] <= m`` and ``m + 60 s <= starts[i + 1]`` (`starts` increasing); the last
+        is open-ended, and a minute in which a window started counts in no earlier window
+        (:func:`fader_server.rollout_logic.minute_windows.minute_window`)."""
         ...

@@ -16,7 +16,7 @@ from typing import Protocol, TypeVar
 
 from fader_server.storage.ports.accounts import MemberRows, TokenRows, TokenUseRows, UserRows
 from fader_server.storage.ports.audit import AuditLog
-from fader_server.storage.ports.delivery import KeyChecks, Revisions, SdkEventRows
+from fader_server.storage.ports.delivery import KeyChecks, Revisions
 from fader_server.storage.ports.login_throttle import LoginCounts
 from fader_server.storage.ports.projects import ProjectRows
 from fader_server.storage.ports.records import ChangeListener, RevocationListener
@@ -28,6 +28,7 @@ from fader_server.storage.ports.rollouts import (
     TemplateRows,
     WebhookRows,
 )
+from fader_server.storage.ports.usage import UsageReads, UsageRows
 
 Tx_co = TypeVar("Tx_co", covariant=True)
 
@@ -83,7 +84,7 @@ class Transaction(
     ResourceRows,
     AuditLog,
     Revisions,
-    SdkEventRows,
+    UsageRows,
     KeyChecks,
     PlanRows,
     IncidentRows,
@@ -95,6 +96,7 @@ class Transaction(
     TokenRows,
     TokenUseRows,
     LoginCounts,
+    UsageReads,
     Protocol,
 ):
     """Every row Protocol at once: what a store's transaction implements. Use cases never ask

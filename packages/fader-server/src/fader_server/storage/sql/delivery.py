@@ -1,4 +1,4 @@
-"""SQL queries for delivery: environment snapshot revisions and SDK events.
+"""SQL queries for delivery: environment snapshot revisions and SDK key checks.
 
 A mixin of :class:`~fader_server.storage.sql.repository.SqlTransaction`. Revisions are bumped
 with one upsert per environment, in sorted order so two transactions touching the same
@@ -25,14 +25,12 @@ from fader_server.storage.ports import (
     EnvironmentChange,
     Project,
     ResourceType,
-    SdkEvent,
     TokenKind,
 )
 from fader_server.storage.sql.tables import (
     environment_revisions,
     projects,
     resources,
-    sdk_events,
     tokens,
 )
 
@@ -145,29 +143,3 @@ class DeliveryQueries:
             )
         ).scalar_one_or_none()
         return found or 0
-
-    def insert_sdk_events(
-        self, project_id: int, environment: str, events: Sequence[SdkEvent], at: datetime
-    ) -> None:
-        if not events:
-            return
-        self.connection.execute(
-            sdk_events.insert(),
-            [
-                {
-                    "project_id": project_id,
-                    "environment": environment,
-                    "kind": e.kind,
-                    "flag": e.flag,
-                    "variant": e.variant,
-                    "reason": e.reason,
-                    "name": e.name,
-                    "value": e.value,
-                    "targeting_key": e.targeting_key,
-                    "occurred_at": e.occurred_at,
-                    "received_at": at,
-                    "key_kind": e.key_kind,
-                }
-                for e in events
-            ],
-        )

@@ -37,9 +37,19 @@ def current_revision(engine: sa.Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def upgrade(engine: sa.Engine) -> None:
-    """Bring the database to the head revision; a no-op when it is already there."""
+def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+    """Bring the database to `revision` (the newest by default); a no-op when it is already
+    there. Each run is one transaction: a migration that fails leaves nothing half done."""
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_ID})")
-        command.upgrade(_config(connection), "head")
+        command.upgrade(_config(connection), revision)
+
+
+def downgrade(engine: sa.Engine, revision: str) -> None:
+    """Take the database back to `revision` (what each migration's ``downgrade`` says it
+    keeps; operators restore a backup instead, tests check the way back exists)."""
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_ID})")
+        command.downgrade(_config(connection), revision)

@@ -36,6 +36,8 @@ from fader_server.storage.sql.tables import (
     resource_versions,
     resources,
 )
+from fader_server.storage.sql.usage_reads import UsageReadQueries
+from fader_server.storage.sql.usage_rows import UsageRowQueries
 
 PROJECT_LOCK_NAMESPACE = 0x46445250
 """First key of the project write lock, ``pg_advisory_xact_lock(namespace, project id)``:
@@ -76,7 +78,14 @@ def _fts5_query(text: str) -> str:
     return " ".join(f'"{w}"*' for w in words if w)
 
 
-class SqlTransaction(AccountQueries, DeliveryQueries, EventTotalQueries, RolloutQueries):
+class SqlTransaction(
+    AccountQueries,
+    DeliveryQueries,
+    EventTotalQueries,
+    RolloutQueries,
+    UsageReadQueries,
+    UsageRowQueries,
+):
     """Repository methods bound to one open transaction."""
 
     def __init__(self, connection: sa.Connection, *, writable: bool) -> None:

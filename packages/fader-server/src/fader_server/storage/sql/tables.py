@@ -113,29 +113,84 @@ environment_revisions = sa.Table(
 """The version of each environment's SDK snapshot: bumped in the transaction of every write that
 changes what the environment serves (its flag configurations, or any flag or segment)."""
 
-sdk_events = sa.Table(
-    "sdk_events",
+usage_minutes = sa.Table(
+    "usage_minutes",
+    metadata,
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("environment", sa.String(128), nullable=False),
+    sa.Column("flag", sa.String(128), nullable=False),
+    sa.Column("metric", sa.String(200), nullable=False),
+    sa.Column("variant", sa.String(128), nullable=False),
+    sa.Column("key_kind", sa.String(20), nullable=False),
+    sa.Column("minute", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Column("total", sa.Float, nullable=False),
+    sa.Column("total_squares", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint(
+        "project_id", "environment", "flag", "metric", "variant", "key_kind", "minute"
+    ),
+    sa.Index("ix_usage_minutes_minute", "minute"),
+)
+"""Per-minute rollups of what SDKs reported (docs/events.md): one row per environment, flag,
+metric, variant, key kind and minute of the server's receive time, however many evaluations
+it stands for. `metric` is ``""`` for evaluations (`count` = evaluations), else a custom
+metric's name (`count`, `total`, `total_squares` of its values); `flag` and `variant` are
+``""`` when the report named none. Guarded rollouts read these."""
+
+usage_hours = sa.Table(
+    "usage_hours",
+    metadata,
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("environment", sa.String(128), nullable=False),
+    sa.Column("flag", sa.String(128), nullable=False),
+    sa.Column("metric", sa.String(200), nullable=False),
+    sa.Column("variant", sa.String(128), nullable=False),
+    sa.Column("key_kind", sa.String(20), nullable=False),
+    sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Column("total", sa.Float, nullable=False),
+    sa.Column("total_squares", sa.Float, nullable=False),
+    sa.Column("contexts", sa.LargeBinary, nullable=True),
+    sa.PrimaryKeyConstraint(
+        "project_id", "environment", "flag", "metric", "variant", "key_kind", "hour"
+    ),
+    sa.Index("ix_usage_hours_hour", "hour"),
+    sa.Index("ix_usage_hours_flag_hour", "project_id", "environment", "flag", "metric", "hour"),
+)
+"""Per-hour rollups, kept far longer than minutes: the same keys and sums, written with the
+minute rows at ingestion (no compaction job), plus `contexts`, the merged distinct-context
+sketch of evaluation rows (:mod:`fader_engine.sketches`, compressed)."""
+
+debug_events = sa.Table(
+    "debug_events",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
     sa.Column("environment", sa.String(128), nullable=False),
-    sa.Column("kind", sa.String(20), nullable=False),
-    sa.Column("flag", sa.String(128), nullable=True),
+    sa.Column("flag", sa.String(128), nullable=False),
     sa.Column("variant", sa.String(128), nullable=True),
-    sa.Column("reason", sa.String(40), nullable=True),
-    sa.Column("name", sa.String(200), nullable=True),
-    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("reason", sa.String(40), nullable=False),
     sa.Column("targeting_key", sa.String(256), nullable=True),
     sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("key_kind", sa.String(20), nullable=False, server_default="server"),
-    sa.Index("ix_sdk_events_flag_time", "project_id", "environment", "flag", "occurred_at"),
-    sa.Index("ix_sdk_events_flag_received", "project_id", "environment", "flag", "received_at"),
+    sa.Column("key_kind", sa.String(20), nullable=False),
+    sa.Index("ix_debug_events_flag_received", "project_id", "environment", "flag", "received_at"),
 )
-"""Exposures and custom events reported by SDKs; guarded rollouts aggregate them per flag,
-variant and time window. The window is the server's `received_at` (a client cannot choose
-which window its events count in), and `key_kind` (server or client) lets a gate count only
-the keys it trusts."""
+"""Individual evaluations, only for flags an SDK was asked to debug (docs/events.md); bounded
+per flag and by age, never the main record of usage."""
+
+summary_receipts = sa.Table(
+    "summary_receipts",
+    metadata,
+    sa.Column("token_id", sa.Integer, nullable=False),
+    sa.Column("summary_id", sa.String(64), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("token_id", "summary_id"),
+    sa.Index("ix_summary_receipts_received", "received_at"),
+)
+"""The ids of the summaries each SDK key delivered in the last day: an SDK that resends a
+summary whose answer it never saw (a connection lost after the commit) is answered
+"duplicate" instead of being counted twice (docs/events.md, section 2)."""
 
 rollout_templates = sa.Table(
     "rollout_templates",
