@@ -18,19 +18,17 @@ from fader_server.services.access import (
     load_project,
     require_instance_admin,
 )
-from fader_server.services.versioning import Change, VersionedTx
+from fader_server.services.versioning import Change, VersionedTx, audit_entity
 from fader_server.storage.ports import (
     JSON,
     PROJECT_SCOPE,
     AuditEntry,
-    NewAuditEntry,
     Project,
     Resource,
     ResourceType,
     User,
 )
 from fader_server.storage.ports.accounts import MemberRows, UserRows
-from fader_server.storage.ports.audit import AuditLog
 from fader_server.storage.ports.projects import ProjectRows
 from fader_server.storage.ports.store import Store
 
@@ -88,7 +86,7 @@ class ProjectService:
             if tx.get_project(key) is not None:
                 raise AlreadyExistsError(f"project '{key}' already exists; choose another key")
             project = tx.insert_project(key, name, self.clock())
-            _audit(
+            audit_entity(
                 tx, project, change, "create", "project", key, [{"path": "/name", "after": name}]
             )
             if environments:
@@ -111,7 +109,7 @@ class ProjectService:
             project = load_project(tx, principal, key, Role.ADMIN)
             tx.update_project(project.id, name)
             diff = versioning.diff({"name": project.name}, {"name": name})
-            _audit(tx, project, change, "update", "project", key, diff)
+            audit_entity(tx, project, change, "update", "project", key, diff)
             return Project(project.id, project.key, name, project.created_at)
 
     # ------------------------------------------------------------ environments
@@ -213,7 +211,7 @@ class ProjectService:
             before = tx.roles_of(user.id).get(project.id)
             tx.set_member(project.id, user.id, role)
             diff = versioning.diff({"role": before}, {"role": role})
-            _audit(tx, project, change, "set role", "member", username, diff)
+            audit_entity(tx, project, change, "set role", "member", username, diff)
 
     def remove_member(
         self, principal: Principal, project_key: str, username: str, comment: str | None
@@ -224,7 +222,7 @@ class ProjectService:
             user = tx.get_user(username)
             if user is None or not tx.remove_member(project.id, user.id):
                 raise NotFoundError(f"user '{username}' is not a member of project '{project_key}'")
-            _audit(tx, project, change, "remove", "member", username, [])
+            audit_entity(tx, project, change, "remove", "member", username, [])
 
     # ------------------------------------------------------------------- audit
     def audit(
@@ -246,29 +244,3 @@ class ProjectService:
                 entity_types=entity_types,
                 entity_key=entity_key,
             )
-
-
-def _audit(
-    tx: AuditLog,
-    project: Project,
-    change: Change,
-    action: str,
-    entity_type: str,
-    key: str,
-    diff: list[JSON],
-) -> None:
-    """Audit a change to something that is not a versioned resource (project, member)."""
-    tx.append_audit(
-        NewAuditEntry(
-            project_id=project.id,
-            actor=change.actor,
-            action=action,
-            entity_type=entity_type,
-            entity_key=key,
-            environment=None,
-            version=None,
-            diff=diff,
-            comment=change.comment,
-        ),
-        change.clock(),
-    )

@@ -255,3 +255,30 @@ def version_of(tx: ResourceReads, resource: Resource, version: int) -> Version:
             f"versions run from 1 to {resource.version}"
         )
     return found
+
+
+def audit_entity(
+    tx: AuditLog,
+    project: Project,
+    change: Change,
+    action: str,
+    entity_type: str,
+    key: str,
+    diff: list[JSON],
+) -> None:
+    """Audit a change to something that is not a versioned resource (a project, a member, a
+    rollout template or webhook): no environment, no version."""
+    tx.append_audit(
+        NewAuditEntry(
+            project_id=project.id,
+            actor=change.actor,
+            action=action,
+            entity_type=entity_type,
+            entity_key=key,
+            environment=None,
+            version=None,
+            diff=diff,
+            comment=change.comment,
+        ),
+        change.clock(),
+    )

@@ -19,7 +19,6 @@ from fader_server.rollout_logic import apply
 from fader_server.rollout_logic.decide import GateResult
 from fader_server.rollout_logic.notifications import WebhookDelivery
 from fader_server.rollout_logic.plan import Plan, State, Status
-from fader_server.services.versioning import Change
 from fader_server.storage.ports import JSON, NewAuditEntry, Project, StoredPlan
 from fader_server.storage.ports.audit import AuditLog
 
@@ -143,32 +142,6 @@ def audit_transition(
             comment=comment,
         ),
         when,
-    )
-
-
-def audit_entity(
-    tx: AuditLog,
-    project: Project,
-    change: Change,
-    action: str,
-    entity_type: str,
-    key: str,
-    diff: list[JSON],
-) -> None:
-    """Audit a change to a rollout setting (a template, a webhook): not a versioned resource."""
-    tx.append_audit(
-        NewAuditEntry(
-            project_id=project.id,
-            actor=change.actor,
-            action=action,
-            entity_type=entity_type,
-            entity_key=key,
-            environment=None,
-            version=None,
-            diff=diff,
-            comment=change.comment,
-        ),
-        change.clock(),
     )
 
 

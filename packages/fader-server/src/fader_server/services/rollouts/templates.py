@@ -21,8 +21,7 @@ from fader_server.errors import NotFoundError
 from fader_server.services.access import Clock, Principal, Role, load_project
 from fader_server.services.outbound_policy import DENY_INTERNAL, OutboundPolicy
 from fader_server.services.rollouts import checks
-from fader_server.services.rollouts.records import audit_entity
-from fader_server.services.versioning import Change
+from fader_server.services.versioning import Change, audit_entity
 from fader_server.storage.ports import JSON, RolloutTemplate, Webhook
 from fader_server.storage.ports.audit import AuditLog
 from fader_server.storage.ports.projects import ProjectAccess
