@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from fader_engine.sketches import RELATIVE_STANDARD_ERROR
@@ -31,7 +31,7 @@ from fader_server.storage.ports import PROJECT_SCOPE, Project, ResourceType
 from fader_server.storage.ports.projects import ProjectAccess
 from fader_server.storage.ports.resources import ResourceReads
 from fader_server.storage.ports.store import Store
-from fader_server.storage.ports.usage import DebugEvent, Step, UsageReads
+from fader_server.storage.ports.usage import ALL_VARIANTS, DebugEvent, Step, UsageReads, step_start
 
 
 class UsageTx(ProjectAccess, ResourceReads, UsageReads, Protocol):
@@ -63,8 +63,6 @@ PERIODS: dict[str, Period] = {
     )
 }
 DEFAULT_PERIOD = "7d"
-ALL_VARIANTS = "*"
-"""The key of :meth:`UsageReads.distinct_contexts` that counts across every variant."""
 NO_VARIANT = ""
 """How the rollups name evaluations that served no variant (errors, the caller's default)."""
 MAX_VARIANTS_SHOWN = 50
@@ -155,7 +153,7 @@ class UsageService:
     ) -> FlagUsage:
         chosen = period(period_key)
         length = chosen.step_length
-        first = _step_start(self.clock(), chosen.step) - (chosen.steps - 1) * length
+        first = step_start(self.clock(), chosen.step) - (chosen.steps - 1) * length
         starts = [first + n * length for n in range(chosen.steps)]
         since, until = starts[0], starts[-1] + length
         with self.store.read() as tx:
@@ -231,12 +229,3 @@ def _step(start: datetime, counts: Mapping[str, int], shown: Mapping[str, int]) 
         variants={variant: counts.get(variant, 0) for variant in shown},
         no_variant=counts.get(NO_VARIANT, 0),
     )
-
-
-def _step_start(moment: datetime, step: Step) -> datetime:
-    moment = moment.astimezone(UTC)
-    if step == "minute":
-        return moment.replace(second=0, microsecond=0)
-    if step == "hour":
-        return moment.replace(minute=0, second=0, microsecond=0)
-    return moment.replace(hour=0, minute=0, second=0, microsecond=0)

@@ -11,23 +11,19 @@ from datetime import UTC, datetime
 
 from fader_server.storage.memory.state import TransactionState, fresh
 from fader_server.storage.memory.tables import UsageKey, UsageRow
-from fader_server.storage.ports.usage import EVALUATIONS, DebugEvent, Step, UsagePoint
+from fader_server.storage.ports.usage import (
+    ALL_VARIANTS,
+    EVALUATIONS,
+    DebugEvent,
+    Step,
+    UsagePoint,
+    step_start,
+)
 from fader_server.storage.sketch_union import SketchUnion
-
-ALL_VARIANTS = "*"
 
 
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _step_start(moment: datetime, step: Step) -> datetime:
-    moment = _utc(moment)
-    if step == "minute":
-        return moment.replace(second=0, microsecond=0)
-    if step == "hour":
-        return moment.replace(minute=0, second=0, microsecond=0)
-    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 class UsageReadQueries(TransactionState):
@@ -55,13 +51,13 @@ class UsageReadQueries(TransactionState):
         steps: dict[datetime, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for key, row in self._evaluations(rows, project_id, environment, flag):
             if low <= key.at < high:
-                steps[_step_start(key.at, step)][key.variant] += row.count
+                steps[step_start(key.at, step)][key.variant] += row.count
         return [UsagePoint(start, dict(steps[start])) for start in sorted(steps)]
 
     def distinct_contexts(
         self, project_id: int, environment: str, flag: str, since: datetime, until: datetime
     ) -> Mapping[str, int]:
-        low, high = _step_start(since, "hour"), _utc(until)
+        low, high = step_start(since, "hour"), _utc(until)
         merged: dict[str, SketchUnion] = defaultdict(SketchUnion)
         for key, row in self._evaluations(self.tables.usage_hours, project_id, environment, flag):
             if row.contexts is not None and low <= key.at < high:
@@ -80,7 +76,7 @@ class UsageReadQueries(TransactionState):
         flag: str | None = None,
         since: datetime | None = None,
     ) -> dict[tuple[str, str], datetime]:
-        start = None if since is None else _step_start(since, "hour")
+        start = None if since is None else step_start(since, "hour")
         last: dict[tuple[str, str], datetime] = {}
         for rows in (self.tables.usage_hours, self.tables.usage_minutes):
             for key, row in rows.items():

@@ -8,13 +8,27 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 EVALUATIONS = ""
 """The `metric` of rollup rows that count evaluations (custom metrics carry their name)."""
 
 Step = Literal["minute", "hour", "day"]
+
+ALL_VARIANTS = "*"
+"""The key of :meth:`UsageReads.distinct_contexts` that counts across every variant."""
+
+
+def step_start(moment: datetime, step: Step) -> datetime:
+    """The start of the UTC minute, hour or day that `moment` falls in (a naive `moment` is
+    read as UTC): where usage steps begin, for the stores and the usage views alike."""
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if step == "minute":
+        return moment.replace(second=0, microsecond=0)
+    if step == "hour":
+        return moment.replace(minute=0, second=0, microsecond=0)
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,29 +21,24 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from fader_server.storage.ports.usage import EVALUATIONS, DebugEvent, Step, UsagePoint
+from fader_server.storage.ports.usage import (
+    ALL_VARIANTS,
+    EVALUATIONS,
+    DebugEvent,
+    Step,
+    UsagePoint,
+    step_start,
+)
 from fader_server.storage.sketch_union import SketchUnion
 from fader_server.storage.sql.tables import debug_events, usage_hours, usage_minutes
 
 HOUR = timedelta(hours=1)
 HOURS_PER_READ = 50
 """Distinct last hours whose minute rows one statement reads (an ``OR`` of ranges)."""
-ALL_VARIANTS = "*"
-"""The key of :meth:`UsageReadQueries.distinct_contexts` that counts across every variant."""
 
 
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def step_start(moment: datetime, step: Step) -> datetime:
-    """The start of the `step` (UTC minute, hour or day) that `moment` falls in."""
-    moment = _utc(moment)
-    if step == "minute":
-        return moment.replace(second=0, microsecond=0)
-    if step == "hour":
-        return moment.replace(minute=0, second=0, microsecond=0)
-    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 class UsageReadQueries:
