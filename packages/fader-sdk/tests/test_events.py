@@ -45,6 +45,36 @@ def sender(recorder: Recorder, **options: Any) -> tuple[Summarizer, SummarySende
     )
 
 
+def test_distinct_contexts_go_once_a_minute_apart_from_the_counts() -> None:
+    """Counts every interval; the contexts behind them once per `contexts_interval`, on an
+    item of their flag and variant (count 0 when the interval had none), and at close."""
+    recorder = Recorder(accepted)
+    now = [1000.0]
+    summarizer = Summarizer()
+    events = SummarySender(
+        http_client(recorder), summarizer, flush_interval=3600, clock=lambda: now[0]
+    )
+    summarizer.evaluated("a", {"targetingKey": "u-1"}, on())
+    summarizer.evaluated("a", {"targetingKey": "u-2"}, on())
+    events._cycle(final=False, forced=False)  # the thread's interval flush
+    now[0] += 30
+    summarizer.evaluated("a", {"targetingKey": "u-2"}, on())
+    summarizer.evaluated("a", {"targetingKey": "u-3"}, on())
+    events._cycle(final=False, forced=False)
+    now[0] += 31  # a minute since the sender started: the contexts are due
+    events._cycle(final=False, forced=False)
+    summarizer.evaluated("b", {"targetingKey": "u-9"}, on())
+    events.close()
+    first, second, minute, last = bodies(recorder)
+    assert [(e["count"], "contexts" in e) for e in first["evaluations"]] == [(2, False)]
+    assert [(e["count"], "contexts" in e) for e in second["evaluations"]] == [(2, False)]
+    assert [(e["flag"], e["count"]) for e in minute["evaluations"]] == [("a", 0)]
+    assert minute["evaluations"][0]["contexts"]["exact"] == 3  # u-1, u-2, u-3
+    assert [(e["flag"], e["count"], e["contexts"]["exact"]) for e in last["evaluations"]] == [
+        ("b", 1, 1)
+    ]
+
+
 def test_one_request_per_flush_in_the_documented_format() -> None:
     recorder = Recorder(accepted)
     summarizer, events = sender(recorder, debug_flags={"a"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import math
 import random
 import sys
@@ -16,7 +17,14 @@ from typing import Any
 from fader_engine import ErrorCode, Reason, Resolution
 from fader_engine.sketches import RELATIVE_STANDARD_ERROR
 from fader_sdk.summarizer import Summarizer, _snapshot
-from fader_sdk.summary import DEBUG_EVENTS_PER_FLAG, EXACT_CONTEXTS, Dropped, Summary
+from fader_sdk.summary import (
+    DEBUG_EVENTS_PER_FLAG,
+    EXACT_CONTEXTS,
+    MAX_CONTEXT_ITEMS,
+    ContextBuffer,
+    Dropped,
+    Summary,
+)
 
 REASONS = [Reason.STATIC, Reason.SPLIT, Reason.TARGETING_MATCH, Reason.DEFAULT, Reason.ERROR]
 
@@ -352,24 +360,56 @@ def test_debug_events_are_off_by_default() -> None:
     assert summarizer.collect().events == []
 
 
-def test_a_key_that_arrives_after_its_count_waits_one_interval() -> None:
+def test_contexts_are_held_apart_and_attached_to_an_item_of_their_flag_and_variant() -> None:
+    buffer = ContextBuffer()
+    first = Summary(0.0, 5.0)
+    first.add_evaluations(("a", "on", "SPLIT"), 0, ["u-late"])  # a key after its count
+    first.add_evaluations(("b", "on", "SPLIT"), 3, ["u-1", "u-2"])
+    buffer.absorb(first)
+    assert list(first.evaluations) == [("b", "on", "SPLIT")]  # "a" was there for its key only
+    assert not first.evaluations[("b", "on", "SPLIT")].contexts
+    assert "contexts" not in first.to_wire()["evaluations"][0]
+    second = Summary(5.0, 10.0)
+    second.add_evaluations(("b", "on", "TARGETING_MATCH"), 1, ["u-2", "u-3"])
+    buffer.absorb(second)
+    later = Summary(10.0, 15.0)
+    later.add_evaluations(("b", "on", "TARGETING_MATCH"), 4)
+    buffer.attach(later)
+    assert not buffer
+    wire = {(e["flag"], e["reason"]): e for e in later.to_wire()["evaluations"]}
+    # "b"/"on" keys from both reasons ride on the item this summary has; "a" on a new item
+    assert wire[("b", "TARGETING_MATCH")]["count"] == 4
+    assert wire[("b", "TARGETING_MATCH")]["contexts"]["exact"] == 3
+    assert wire[("a", "SPLIT")]["count"] == 0
+    assert wire[("a", "SPLIT")]["contexts"]["exact"] == 1
+
+
+def test_the_context_buffer_holds_at_most_max_keys_flag_variants() -> None:
+    buffer = ContextBuffer(max_keys=2)
     summary = Summary(0.0, 5.0)
-    summary.add_evaluations(("a", "on", "SPLIT"), 0, ["u-late"])
-    summary.add_evaluations(("b", "on", "SPLIT"), 3, ["u-1"])
-    waiting = summary.take_waiting()
-    assert list(summary.evaluations) == [("b", "on", "SPLIT")]
-    assert list(waiting.evaluations) == [("a", "on", "SPLIT")]
-    later = Summary(5.0, 10.0)
-    later.add_evaluations(("a", "on", "SPLIT"), 2, ["u-2"])
-    waiting.merge(later)
-    item = waiting.evaluations[("a", "on", "SPLIT")]
-    assert (item.count, item.contexts.keys) == (2, {"u-late", "u-2"})
-    assert not waiting.take_waiting()
-    # still without a count after waiting once: its keys are let go
-    again = Summary(0.0, 5.0)
-    again.add_evaluations(("a", "on", "SPLIT"), 0, ["u-late"])
-    kept = again.take_waiting()
-    assert not kept.take_waiting()
+    for flag in "abc":
+        summary.add_evaluations((flag, "on", "SPLIT"), 1, [f"u-{flag}"])
+    buffer.absorb(summary)
+    assert sum(item.count for item in summary.evaluations.values()) == 3  # counts all kept
+    carrier = Summary(5.0, 10.0)
+    buffer.attach(carrier)
+    assert sorted(key[0] for key in carrier.evaluations) == ["a", "b"]
+
+
+def test_requests_carry_at_most_max_context_items_sketches() -> None:
+    summary = Summary(0.0, 5.0)
+    users = [f"user-{n}" for n in range(EXACT_CONTEXTS + 1)]  # over the bound: full sketches
+    for n in range(MAX_CONTEXT_ITEMS * 2 + 10):
+        summary.add_evaluations((f"f{n}", "on", "SPLIT"), 1, users)
+    summary.add_evaluations(("plain", "on", "SPLIT"), 1)
+    chunks = summary.chunks()
+    assert [sum(bool(i.contexts) for i in c.evaluations.values()) for c in chunks] == [
+        MAX_CONTEXT_ITEMS,
+        MAX_CONTEXT_ITEMS,
+        10,
+    ]
+    assert sum(len(c.evaluations) for c in chunks) == MAX_CONTEXT_ITEMS * 2 + 11
+    assert max(len(json.dumps(c.to_wire())) for c in chunks) < 512 * 1024
 
 
 def counting_clock() -> Callable[[], float]:

@@ -266,6 +266,21 @@ def test_a_flag_made_server_only_stops_taking_client_reports(deployment: Deploym
     assert response.json()["accepted"] == 0
 
 
+def test_an_item_may_bring_only_contexts_to_the_hour(deployment: Deployment) -> None:
+    """SDKs send distinct contexts once a minute, on an item of count 0 when the interval had
+    no evaluation of that flag and variant: the hour's sketch grows, no minute row appears."""
+    keys = keys_for(deployment)
+    sketch = DistinctSketch().update(["u-1", "u-2", "u-3"]).encode()
+    sent = summary(time.time(), evaluations=[
+        evaluation("checkout", 0, contexts={"exact": 3, "sketch": sketch}),
+    ])  # fmt: skip
+    with deployment.client(keys.server) as backend:
+        response = backend.post(SUMMARIES, json=sent)
+    assert response.status_code == 202, response.text
+    assert stored(deployment, keys.project) == []  # no minute row
+    assert hour_sketches(deployment, keys.project) == [("checkout", "server", 3)]
+
+
 # ------------------------------------------------------------------------- bad summaries
 SKETCH = DistinctSketch().update(["a"]).encode()
 BAD_ITEMS = {

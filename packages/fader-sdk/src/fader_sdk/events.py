@@ -4,7 +4,10 @@ Why summaries: an application may evaluate flags millions of times a minute; wha
 is how often each flag served each variant, to whom (distinct contexts) and the custom metrics
 guarded rollouts watch. The :class:`~fader_sdk.summarizer.Summarizer` counts those on the
 application's threads; this module reads them out every `flush_interval` (5 s by default) and
-posts them, at most 1,000 items per list per request (docs/events.md, section 2).
+posts them, at most 1,000 items per list per request (docs/events.md, section 2). Distinct
+contexts go once a minute (`contexts_interval`), not with every interval's counts: the server
+keeps them per hour, and they are most of a request's bytes and of the server's work on it
+(:class:`~fader_sdk.summary.ContextBuffer`).
 
 Failures, as for every delivery request (:mod:`fader_sdk.retry`):
 
@@ -39,7 +42,7 @@ import httpx
 
 from fader_sdk import retry
 from fader_sdk.summarizer import Summarizer
-from fader_sdk.summary import Dropped, Summary
+from fader_sdk.summary import ContextBuffer, Dropped, Summary
 
 log = logging.getLogger("fader_sdk")
 
@@ -49,6 +52,8 @@ MAX_RETRY_AFTER = 600.0
 MAX_UNACKED = 3
 """Requests whose answer was lost kept to be sent again unchanged (each within a summary's
 bounds); beyond, the oldest is counted lost."""
+CONTEXTS_INTERVAL = 60.0
+"""Seconds between two sends of distinct contexts (and at close)."""
 MAX_REFUSALS_READ = 10_000
 """Refusals read from one answer at most (a hostile answer cannot make us loop for long)."""
 
@@ -62,12 +67,16 @@ class SummarySender:
         summarizer: Summarizer,
         *,
         flush_interval: float = 5.0,
+        contexts_interval: float = CONTEXTS_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._http = http
         self.summarizer = summarizer
         self.flush_interval = flush_interval
         self._clock = clock
+        self.contexts_interval = contexts_interval
+        self._contexts = ContextBuffer(summarizer.max_keys)
+        self._contexts_sent = clock()
         self._pending: Summary | None = None  # unsent, merged into the next summary
         self._unacked: deque[tuple[dict[str, Any], Summary]] = deque()  # sent, answer lost
         self._not_before = 0.0  # a Retry-After, on `clock`
@@ -99,7 +108,8 @@ class SummarySender:
         return len(self._unacked)
 
     def flush(self) -> None:
-        """Send what was counted until now, from the calling thread (even during a backoff)."""
+        """Send what was counted until now, distinct contexts included, from the calling
+        thread (even during a backoff)."""
         self._cycle(final=self._closed, forced=True)
 
     def close(self) -> None:
@@ -129,22 +139,19 @@ class SummarySender:
             if pending is not None:
                 pending.merge(summary)
                 summary = pending
+            self._contexts.absorb(summary)
             if not forced and self._clock() < self._not_before:
                 self._dropped += summary.lost
                 summary.lost = Dropped()
                 self._pending = summary
                 return
-            waiting = summary.take_waiting()
+            summary.drop_unsendable()
             self._dropped += summary.lost
             summary.lost = Dropped()
+            if forced or self._clock() - self._contexts_sent >= self.contexts_interval:
+                self._contexts.attach(summary)
+                self._contexts_sent = self._clock()
             outcome = self._send(summary, final=final)
-            if waiting and not final:
-                if self._pending is None:
-                    self._pending = waiting
-                else:
-                    self._pending.merge(waiting)
-                    self._dropped += self._pending.lost
-                    self._pending.lost = Dropped()
             if outcome == "sent":
                 self._not_before = 0.0
 

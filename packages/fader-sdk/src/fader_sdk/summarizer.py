@@ -30,8 +30,9 @@ must be exact under any number of threads. The scheme, and why it is exact under
   can write them any more) and drops them.
 
 Distinct contexts cannot be read with an evaluation's count in one step, so a targeting key can
-arrive one flush after the count it came with; :class:`~fader_sdk.summary.Summary` keeps such
-keys for one more interval. Counts, sums and dropped counts are exact; contexts are exact up to
+arrive one flush after the count it came with; the sender holds contexts apart from counts
+anyway (:class:`~fader_sdk.summary.ContextBuffer`, sent once a minute), so a late key joins
+the others there. Counts, sums and dropped counts are exact; contexts are exact up to
 :data:`~fader_sdk.summary.EXACT_CONTEXTS` per item, then a HyperLogLog estimate.
 
 Metrics (``track``) replace a (count, sum, sum of squares) tuple in the thread's buffer in one

@@ -15,8 +15,11 @@ Bounds (docs/events.md, section 1), whatever is merged into a summary:
   :class:`~fader_engine.sketches.DistinctSketch` (1,024 bytes) instead;
 - at most :data:`DEBUG_EVENTS_PER_FLAG` debug events per flag.
 
+Distinct contexts travel apart from the counts: a :class:`ContextBuffer` takes them out of
+every interval's summary and hands them back once a minute (see its docstring).
+
 Wire format: docs/events.md, section 2. :meth:`Summary.chunks` splits a summary into requests
-of at most :data:`MAX_ITEMS` items per list.
+of at most :data:`MAX_ITEMS` items per list and :data:`MAX_CONTEXT_ITEMS` sketches.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ DEBUG_EVENTS_PER_FLAG = 100
 """Debug events sent per flag and interval (docs/events.md)."""
 DEFAULT_MAX_KEYS = 10_000
 """Evaluation and metric items a summary holds at most."""
+MAX_CONTEXT_ITEMS = 200
+"""Evaluation items carrying distinct contexts per request: a sketch is about 1 KiB on the
+wire, so a request stays far under the server's 1 MiB body limit whatever it holds."""
 
 EvaluationKey = tuple[str, str | None, str]
 """(flag, variant, reason); variant `None` when none was served (errors, the code default)."""
@@ -106,6 +112,10 @@ class Contexts:
         if other.sketch is not None:
             self.add_sketch(other.sketch)
 
+    def __bool__(self) -> bool:
+        """Whether there is anything to send (a sketch, or at least one key)."""
+        return self.sketch is not None or bool(self.keys)
+
     @property
     def exact(self) -> int | None:
         return None if self.keys is None else len(self.keys)
@@ -124,17 +134,16 @@ class Contexts:
 class EvaluationItem:
     """Evaluations of one (flag, variant, reason) and their distinct contexts.
 
-    `count` may be 0 for a moment: a targeting key can reach the sender one interval after the
-    evaluation it came with was counted (see :mod:`fader_sdk.summarizer`). Such an item is not
-    sent; it waits one interval for its count (`waited`), then its keys are let go.
+    `count` may be 0: a targeting key can reach the sender one interval after the evaluation it
+    came with was counted (see :mod:`fader_sdk.summarizer`), and the item that carries a
+    minute's contexts to the server may have had no evaluation in the last interval.
     """
 
-    __slots__ = ("contexts", "count", "waited")
+    __slots__ = ("contexts", "count")
 
     def __init__(self) -> None:
         self.count = 0
         self.contexts = Contexts()
-        self.waited = False
 
 
 class MetricItem:
@@ -224,7 +233,6 @@ class Summary:
                 continue
             mine.count += item.count
             mine.contexts.merge(item.contexts)
-            mine.waited = mine.waited and item.waited
         for metric_key, metric in other.metrics.items():
             self.add_metric(metric_key, metric.count, metric.total, metric.total_squares)
         for event in other.events:
@@ -243,36 +251,33 @@ class Summary:
             len(self.events),
         )
 
-    def take_waiting(self) -> Summary:
-        """Remove the items that cannot be sent yet (no count, or sums that overflowed).
-
-        Returns the items that may still be sent next interval: an item without count waits
-        once for its count, then its context keys are let go (its evaluations were sent). A
-        metric whose sum or sum of squares is no longer finite is dropped and counted.
-        """
-        waiting = Summary(self.start, self.end, self.max_keys)
-        for key, item in list(self.evaluations.items()):
-            if item.count > 0:
-                continue
-            del self.evaluations[key]
-            if not item.waited:
-                item.waited = True
-                waiting.evaluations[key] = item
+    def drop_unsendable(self) -> None:
+        """Drop the metrics whose sum or sum of squares is no longer finite (counted lost):
+        the server refuses them, and one such item must not cost the rest of the request."""
         for metric_key, metric in list(self.metrics.items()):
             if not metric.finite:
                 del self.metrics[metric_key]
                 self.lost += Dropped(measurements=metric.count)
-        return waiting
 
     def chunks(self) -> list[Summary]:
-        """This summary as requests of at most :data:`MAX_ITEMS` items per list."""
-        evaluations = list(self.evaluations.items())
+        """This summary as requests of at most :data:`MAX_ITEMS` items per list, and at most
+        :data:`MAX_CONTEXT_ITEMS` evaluation items carrying contexts each."""
+        groups: list[list[tuple[EvaluationKey, EvaluationItem]]] = []
+        carried = 0
+        for key, item in self.evaluations.items():
+            full = not groups or len(groups[-1]) == MAX_ITEMS
+            if full or (item.contexts and carried == MAX_CONTEXT_ITEMS):
+                groups.append([])
+                carried = 0
+            groups[-1].append((key, item))
+            carried += bool(item.contexts)
         metrics = list(self.metrics.items())
-        size = max(len(evaluations), len(metrics), len(self.events))
+        size = max(len(groups), -(-len(metrics) // MAX_ITEMS), -(-len(self.events) // MAX_ITEMS))
         out = []
-        for at in range(0, size, MAX_ITEMS):
+        for n in range(size):
+            at = n * MAX_ITEMS
             chunk = Summary(self.start, self.end, self.max_keys)
-            chunk.evaluations = dict(evaluations[at : at + MAX_ITEMS])
+            chunk.evaluations = dict(groups[n]) if n < len(groups) else {}
             chunk.metrics = dict(metrics[at : at + MAX_ITEMS])
             chunk.events = self.events[at : at + MAX_ITEMS]
             for event in chunk.events:
@@ -292,7 +297,7 @@ class Summary:
                     "variant": variant,
                     "reason": reason,
                     "count": item.count,
-                    "contexts": item.contexts.to_wire(),
+                    **({"contexts": item.contexts.to_wire()} if item.contexts else {}),
                 }
                 for (flag, variant, reason), item in self.evaluations.items()
             ],
@@ -328,3 +333,54 @@ class Summary:
             elif name == "events" and index < len(self.events):
                 lost += Dropped(debug_events=1)
         return lost
+
+
+class ContextBuffer:
+    """Distinct contexts held between their sends, which happen once a minute, not with every
+    interval's counts.
+
+    Why apart: the server keeps distinct contexts per hour only (a sketch per flag, variant and
+    hour), while counts feed minute rollups and guarded rollouts, which want them within
+    seconds. A sketch is most of a request's bytes and most of the server's work on it (it is
+    decoded, merged into the hour's and written back), so sending each one every five seconds
+    would cost about twelve times what once a minute costs, for no finer answer.
+
+    :meth:`absorb` moves the contexts out of an interval's summary (and drops the items that
+    were there only for their contexts); :meth:`attach` puts everything held back into a
+    summary about to be sent, on an item of the same flag and variant (one with a count of 0
+    when the interval had none). Held per (flag, variant), since that is what the server
+    keeps; at most `max_keys` of them (contexts for further keys are not kept: distinct counts
+    are estimates, evaluations are never dropped for this), each at most
+    :data:`EXACT_CONTEXTS` keys or one 1,024-byte sketch.
+    """
+
+    def __init__(self, max_keys: int = DEFAULT_MAX_KEYS) -> None:
+        self.max_keys = max_keys
+        self._held: dict[tuple[str, str | None], tuple[str, Contexts]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._held)
+
+    def absorb(self, summary: Summary) -> None:
+        for key, item in list(summary.evaluations.items()):
+            if item.contexts:
+                flag, variant, reason = key
+                held = self._held.get((flag, variant))
+                if held is not None:
+                    held[1].merge(item.contexts)
+                elif len(self._held) < self.max_keys:
+                    self._held[(flag, variant)] = (reason, item.contexts)
+                item.contexts = Contexts()
+            if item.count == 0:
+                del summary.evaluations[key]
+
+    def attach(self, summary: Summary) -> None:
+        carriers: dict[tuple[str, str | None], EvaluationItem] = {}
+        for (flag, variant, _), item in summary.evaluations.items():
+            carriers.setdefault((flag, variant), item)
+        for (flag, variant), (reason, contexts) in self._held.items():
+            carrier = carriers.get((flag, variant))
+            if carrier is None:
+                carrier = summary.evaluations[(flag, variant, reason)] = EvaluationItem()
+            carrier.contexts.merge(contexts)
+        self._held.clear()

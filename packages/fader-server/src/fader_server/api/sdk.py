@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator, ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field, ValidationInfo, field_validator
 
 from fader_engine.flagd.export import ExportError
 from fader_engine.sketches import DistinctSketch, SketchError
@@ -212,8 +212,19 @@ class EvaluationIn(ItemIn):
     flag: FlagKey
     variant: Variant | None = Field(default=None, description="null: no variant was served")
     reason: Reason | None = None
-    count: Count
+    # (contexts before count: count's check reads it)
     contexts: ContextsIn | None = None
+    count: Annotated[int, Field(ge=0, le=MAX_COUNT)] = Field(
+        description="evaluations in the interval; 0 only on an item that brings `contexts` "
+        "(SDKs send distinct contexts once a minute, on an item of their flag and variant)"
+    )
+
+    @field_validator("count")
+    @classmethod
+    def _counts_something(cls, count: int, info: ValidationInfo) -> int:
+        if count == 0 and info.data.get("contexts") is None:
+            raise ValueError("count must be at least 1 on an item without contexts")
+        return count
 
 
 class MetricIn(ItemIn):

@@ -66,7 +66,8 @@ class UsageRowQueries(TransactionState):
             key = UsageKey(
                 project_id, environment, item.flag, item.metric, item.variant, key_kind, minute
             )
-            tables.usage_minutes[key] = _add(tables.usage_minutes.get(key), item, False)
+            if item.count:  # an item that only brings contexts has nothing for the minute
+                tables.usage_minutes[key] = _add(tables.usage_minutes.get(key), item, False)
             key = replace(key, at=hour)
             tables.usage_hours[key] = _add(
                 tables.usage_hours.get(key), item, item.metric == EVALUATIONS

@@ -26,6 +26,7 @@ a write to a row fail with an arithmetic error (PostgreSQL refuses a float that 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -130,27 +131,96 @@ def _merge_stored(stored: bytes | None, new: _Sums) -> bytes | None:
     return None if merged.registers == current.registers else merged.to_bytes()
 
 
+def _least(postgres: bool, *values: Any) -> Any:
+    return sa.func.least(*values) if postgres else sa.func.min(*values)
+
+
+def _greatest(postgres: bool, *values: Any) -> Any:
+    return sa.func.greatest(*values) if postgres else sa.func.max(*values)
+
+
+_BIG = sa.BigInteger()
+_FLOAT = sa.Float()
+
+
+def _added(
+    postgres: bool, column: sa.ColumnElement[Any], new: Any, cap: float, signed: bool
+) -> Any:
+    """``column + new`` saturating at ±`cap`, without ever computing a value beyond it:
+    the stored value is clamped to leave room for `new` before adding it."""
+    kind = _BIG if isinstance(cap, int) else _FLOAT
+    room = _least(postgres, column, sa.literal(cap, kind) - new)
+    if signed:
+        room = _greatest(postgres, room, sa.literal(-cap, kind) - new)
+    return room + new
+
+
+@functools.cache
+def _upsert_statement(postgres: bool, table: sa.Table) -> sa.Executable:
+    """The rollup upsert of `table` for one dialect, built once per process.
+
+    Why cached: building this statement and deriving SQLAlchemy's cache key from it (a walk
+    over every clause, literal and type) cost more CPU than executing it; a statement object
+    that is reused keeps its cache key, so each summary pays only for its parameters."""
+    insert = postgresql.insert if postgres else sqlite.insert
+    key = [*_KEY, "minute" if table is usage_minutes else "hour"]
+    statement = insert(table)
+    new = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=key,
+        set_={
+            "count": _added(postgres, table.c.count, new.count, COUNT_CAP, signed=False),
+            "total": _added(postgres, table.c.total, new.total, SUM_CAP, signed=True),
+            "total_squares": _added(
+                postgres, table.c.total_squares, new.total_squares, SUM_CAP, signed=True
+            ),
+        },
+    )
+
+
+_H = usage_hours.c
+# (parameters named apart from the columns: an UPDATE reserves the columns' names for SET)
+_HOUR_ROW = sa.and_(
+    _H.project_id == sa.bindparam("row_project"),
+    _H.environment == sa.bindparam("row_environment"),
+    _H.key_kind == sa.bindparam("row_kind"),
+    _H.hour == sa.bindparam("row_hour"),
+    _H.metric == EVALUATIONS,
+)
+
+
+@functools.cache
+def _stored_sketches_statement(postgres: bool) -> sa.Executable:
+    """The sketches of one hour's evaluation rows for a list of (flag, variant) pairs (an
+    expanding parameter: one cached statement whatever the list's length)."""
+    query = sa.select(_H.flag, _H.variant, _H.contexts).where(
+        _HOUR_ROW, sa.tuple_(_H.flag, _H.variant).in_(sa.bindparam("pairs", expanding=True))
+    )
+    # On PostgreSQL the rows are locked already, since the upsert: said plainly
+    return query.with_for_update() if postgres else query
+
+
+_UPDATE_SKETCH = (
+    sa.update(usage_hours)
+    .where(_HOUR_ROW, _H.flag == sa.bindparam("f"), _H.variant == sa.bindparam("v"))
+    .values(contexts=sa.bindparam("sketch"))
+)
+
+
+@functools.cache
+def _claim_statement(postgres: bool) -> sa.Executable:
+    insert = (postgresql if postgres else sqlite).insert(summary_receipts)
+    # RETURNING, not rowcount: psycopg reports no row count for this statement
+    claim: sa.Executable = insert.on_conflict_do_nothing().returning(summary_receipts.c.token_id)
+    return claim
+
+
 class UsageRowQueries:
     connection: sa.Connection
 
     @property
     def _postgres(self) -> bool:
         return self.connection.dialect.name == "postgresql"
-
-    def _least(self, *values: Any) -> Any:
-        return sa.func.least(*values) if self._postgres else sa.func.min(*values)
-
-    def _greatest(self, *values: Any) -> Any:
-        return sa.func.greatest(*values) if self._postgres else sa.func.max(*values)
-
-    def _added(self, column: sa.ColumnElement[Any], new: Any, cap: float, signed: bool) -> Any:
-        """``column + new`` saturating at ±`cap`, without ever computing a value beyond it:
-        the stored value is clamped to leave room for `new` before adding it."""
-        kind = sa.BigInteger() if isinstance(cap, int) else sa.Float()
-        room = self._least(column, sa.literal(cap, kind) - new)
-        if signed:
-            room = self._greatest(room, sa.literal(-cap, kind) - new)
-        return room + new
 
     # ---------------------------------------------------------------- rollups
     def add_usage(
@@ -180,9 +250,13 @@ class UsageRowQueries:
             }
             for (flag, metric, variant), sums in merged.items()
         ]
-        self._upsert(usage_minutes, [{**row, "minute": minute} for row in rows])
-        self._upsert(
-            usage_hours,
+        postgres = self._postgres
+        # an item that only brings contexts (count 0) has nothing for the minute
+        minute_rows = [{**row, "minute": minute} for row in rows if row["count"]]
+        if minute_rows:
+            self.connection.execute(_upsert_statement(postgres, usage_minutes), minute_rows)
+        self.connection.execute(
+            _upsert_statement(postgres, usage_hours),
             [
                 {**row, "hour": hour, "contexts": sums.contexts()}
                 for row, sums in zip(rows, merged.values(), strict=True)
@@ -194,62 +268,30 @@ class UsageRowQueries:
             if metric == EVALUATIONS and sums.sketch is not None
         }
         if sketches:
-            self._merge_sketches(project_id, environment, key_kind, hour, sketches)
-
-    def _upsert(self, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-        """One statement, executed for every row in key order (``executemany``: compiled once
-        per process, sent as one batch by the driver)."""
-        insert = postgresql.insert if self._postgres else sqlite.insert
-        key = [*_KEY, "minute" if table is usage_minutes else "hour"]
-        statement = insert(table)
-        new = statement.excluded
-        upsert = statement.on_conflict_do_update(
-            index_elements=key,
-            set_={
-                "count": self._added(table.c.count, new.count, COUNT_CAP, signed=False),
-                "total": self._added(table.c.total, new.total, SUM_CAP, signed=True),
-                "total_squares": self._added(
-                    table.c.total_squares, new.total_squares, SUM_CAP, signed=True
-                ),
-            },
-        )
-        self.connection.execute(upsert, rows)
+            hour_row = {
+                "row_project": project_id,
+                "row_environment": environment,
+                "row_kind": key_kind,
+                "row_hour": hour,
+            }
+            self._merge_sketches(hour_row, sketches)
 
     def _merge_sketches(
-        self,
-        project_id: int,
-        environment: str,
-        key_kind: str,
-        hour: datetime,
-        sketches: dict[tuple[str, str], _Sums],
+        self, hour_row: dict[str, Any], sketches: dict[tuple[str, str], _Sums]
     ) -> None:
-        t = usage_hours.c
-        row = sa.and_(
-            t.project_id == project_id,
-            t.environment == environment,
-            t.key_kind == key_kind,
-            t.hour == hour,
-            t.metric == EVALUATIONS,
-        )
-        pairs = list(sketches)
+        """Merge `sketches` into the stored sketches of the rows `hour_row` names (see the
+        module's docstring: read back and written under the row locks the upsert holds)."""
+        query = _stored_sketches_statement(self._postgres)
         changed: list[dict[str, Any]] = []
-        for chunk in _chunks(pairs, ROWS_PER_STATEMENT):
-            query = sa.select(t.flag, t.variant, t.contexts).where(
-                row, sa.tuple_(t.flag, t.variant).in_(list(chunk))
-            )
-            if self._postgres:
-                query = query.with_for_update()  # held already, since the upsert: said plainly
-            for flag, variant, stored in self.connection.execute(query):
+        for chunk in _chunks(list(sketches), ROWS_PER_STATEMENT):
+            for flag, variant, stored in self.connection.execute(
+                query, {**hour_row, "pairs": list(chunk)}
+            ):
                 merged = _merge_stored(stored, sketches[(flag, variant)])
                 if merged is not None:
-                    changed.append({"f": flag, "v": variant, "sketch": merged})
+                    changed.append({**hour_row, "f": flag, "v": variant, "sketch": merged})
         if changed:
-            self.connection.execute(
-                sa.update(usage_hours)
-                .where(row, t.flag == sa.bindparam("f"), t.variant == sa.bindparam("v"))
-                .values(contexts=sa.bindparam("sketch")),
-                changed,
-            )
+            self.connection.execute(_UPDATE_SKETCH, changed)
 
     # ------------------------------------------------------- summary receipts
     def claim_summary(self, token_id: int, summary_id: str, at: datetime) -> bool:
@@ -257,10 +299,7 @@ class UsageRowQueries:
         id waits for the first transaction, then inserts nothing; SQLite runs writers one at
         a time. Either way exactly one transaction sees a row inserted."""
         row = {"token_id": token_id, "summary_id": summary_id, "received_at": _utc(at)}
-        insert = (postgresql if self._postgres else sqlite).insert(summary_receipts).values(row)
-        # RETURNING, not rowcount: psycopg reports no row count for this statement
-        claimed = insert.on_conflict_do_nothing().returning(summary_receipts.c.token_id)
-        return self.connection.execute(claimed).first() is not None
+        return self.connection.execute(_claim_statement(self._postgres), row).first() is not None
 
     # ----------------------------------------------------------- debug events
     def add_debug_events(
