@@ -34,3 +34,25 @@ def test_migrations_match_declared_tables(
         assert [d for d in differences if not _full_text(d)] == []
     finally:
         engine.dispose()
+
+
+def test_postgresql_rollup_tables_leave_room_for_updated_rows(postgres_url: str) -> None:
+    """Migration 0007: rollup rows are updated by every summary; half-empty pages let
+    PostgreSQL keep each row's new version in its page (no table growth between vacuums)."""
+    engine = sa.create_engine(postgres_url)
+    try:
+        migrate.upgrade(engine)
+        with engine.connect() as connection:
+            options = dict(
+                connection.execute(
+                    sa.text(
+                        "SELECT relname, reloptions FROM pg_class "
+                        "WHERE relname IN ('usage_minutes', 'usage_hours')"
+                    )
+                ).all()
+            )
+    finally:
+        engine.dispose()
+    assert set(options) == {"usage_minutes", "usage_hours"}
+    for table, reloptions in options.items():
+        assert "fillfactor=50" in reloptions, (table, reloptions)
