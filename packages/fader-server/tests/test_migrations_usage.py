@@ -196,7 +196,7 @@ def test_events_are_folded_into_exact_rollups_and_the_table_dropped(engine: sa.E
     assert totals["on"].exposures == 7
     assert (totals["on"].events["error"].count, totals["on"].events["error"].total) == (3, 4.0)
     assert client["on"].exposures == 1
-    assert contexts["on"] == 5  # u1-u4 and the client key's c1
+    assert contexts.variants["on"] == 5  # u1-u4 and the client key's c1
 
 
 def test_the_migration_goes_back_to_0005_and_forward_again(engine: sa.Engine) -> None:

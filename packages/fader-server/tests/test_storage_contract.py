@@ -489,7 +489,7 @@ def test_usage_adds_up_per_minute_and_hour_and_sketches_merge(
     assert late["on"].exposures == 1
     # ...nor the previous window's when the next one started inside it: it counts nowhere
     assert [w.get("on", VariantTotals(0, {})).exposures for w in split] == [0, 1]
-    assert contexts["on"] == 5  # a, b, c, d, e: the sketches of three items merged
+    assert contexts.variants["on"] == 5  # a, b, c, d, e: the sketches of three items merged
 
 
 def test_usage_counts_and_sums_saturate_instead_of_overflowing(

@@ -31,7 +31,7 @@ from fader_server.storage.ports import PROJECT_SCOPE, Project, ResourceType
 from fader_server.storage.ports.projects import ProjectAccess
 from fader_server.storage.ports.resources import ResourceReads
 from fader_server.storage.ports.store import Store
-from fader_server.storage.ports.usage import ALL_VARIANTS, DebugEvent, Step, UsageReads, step_start
+from fader_server.storage.ports.usage import DebugEvent, Step, UsageReads, step_start
 
 
 class UsageTx(ProjectAccess, ResourceReads, UsageReads, Protocol):
@@ -183,8 +183,8 @@ class UsageService:
             variants=shown,
             no_variant=no_variant,
             variants_left_out=len(ranked) - len(shown),
-            distinct_contexts=contexts.get(ALL_VARIANTS, 0),
-            distinct_by_variant={v: contexts[v] for v in shown if v in contexts},
+            distinct_contexts=contexts.all,
+            distinct_by_variant={v: contexts.variants[v] for v in shown if v in contexts.variants},
             last_evaluated=last,
         )
 

@@ -6,15 +6,14 @@ same steps, the same merged sketches, the same orderings, over the dictionaries 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from fader_server.storage.memory.state import TransactionState, fresh
 from fader_server.storage.memory.tables import UsageKey, UsageRow
 from fader_server.storage.ports.usage import (
-    ALL_VARIANTS,
     EVALUATIONS,
     DebugEvent,
+    DistinctContexts,
     Step,
     UsagePoint,
     step_start,
@@ -56,7 +55,7 @@ class UsageReadQueries(TransactionState):
 
     def distinct_contexts(
         self, project_id: int, environment: str, flag: str, since: datetime, until: datetime
-    ) -> Mapping[str, int]:
+    ) -> DistinctContexts:
         low, high = step_start(since, "hour"), _utc(until)
         merged: dict[str, SketchUnion] = defaultdict(SketchUnion)
         for key, row in self._evaluations(self.tables.usage_hours, project_id, environment, flag):
@@ -65,9 +64,9 @@ class UsageReadQueries(TransactionState):
         every = SketchUnion()
         for union in merged.values():
             every.update(union)
-        found = {variant: union.estimate() for variant, union in merged.items()}
-        found[ALL_VARIANTS] = every.estimate()
-        return found
+        return DistinctContexts(
+            every.estimate(), {variant: union.estimate() for variant, union in merged.items()}
+        )
 
     def last_evaluated(
         self,

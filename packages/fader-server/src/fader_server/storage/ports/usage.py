@@ -16,8 +16,14 @@ EVALUATIONS = ""
 
 Step = Literal["minute", "hour", "day"]
 
-ALL_VARIANTS = "*"
-"""The key of :meth:`UsageReads.distinct_contexts` that counts across every variant."""
+
+@dataclass(frozen=True, slots=True)
+class DistinctContexts:
+    """Estimated distinct contexts: across every variant (`all`), and per variant (a union
+    of the variants' counts is not their sum: one context may have seen several)."""
+
+    all: int = 0
+    variants: Mapping[str, int] = field(default_factory=dict)
 
 
 def step_start(moment: datetime, step: Step) -> datetime:
@@ -149,9 +155,9 @@ class UsageReads(Protocol):
 
     def distinct_contexts(
         self, project_id: int, environment: str, flag: str, since: datetime, until: datetime
-    ) -> Mapping[str, int]:
-        """Estimated distinct contexts per variant (and ``"*"``: across all variants) that
-        evaluated `flag` in the hours from `since` to `until` (hour sketches merged)."""
+    ) -> DistinctContexts:
+        """Estimated distinct contexts, per variant and across all, that evaluated `flag` in
+        the hours from `since` to `until` (hour sketches merged)."""
         ...
 
     def last_evaluated(

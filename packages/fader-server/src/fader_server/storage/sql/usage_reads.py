@@ -15,16 +15,15 @@ bound is converted to UTC first, and every value read is given back its zone.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from fader_server.storage.ports.usage import (
-    ALL_VARIANTS,
     EVALUATIONS,
     DebugEvent,
+    DistinctContexts,
     Step,
     UsagePoint,
     step_start,
@@ -74,7 +73,7 @@ class UsageReadQueries:
 
     def distinct_contexts(
         self, project_id: int, environment: str, flag: str, since: datetime, until: datetime
-    ) -> Mapping[str, int]:
+    ) -> DistinctContexts:
         """Merges the hour sketches of each variant as they stream in (one union per variant
         in memory, :mod:`~fader_server.storage.sketch_union`), then the variants' unions into
         the one across all of them."""
@@ -95,9 +94,9 @@ class UsageReadQueries:
         every = SketchUnion()
         for union in merged.values():
             every.update(union)
-        found = {variant: union.estimate() for variant, union in merged.items()}
-        found[ALL_VARIANTS] = every.estimate()
-        return found
+        return DistinctContexts(
+            every.estimate(), {variant: union.estimate() for variant, union in merged.items()}
+        )
 
     def last_evaluated(
         self,
