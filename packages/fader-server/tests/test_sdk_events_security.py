@@ -449,6 +449,33 @@ def test_a_key_over_its_rate_gets_429_and_other_keys_do_not(limited: Deployment)
     assert sum(r["count"] for r in rows if r["metric"] == "") == 600_000_000
 
 
+@pytest.fixture(scope="module", params=["sqlite"])
+def client_limited(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, log_sink: LogSink
+) -> Iterator[Deployment]:
+    """Server keys unlimited, client keys one item per second."""
+    data_dir = tmp_path_factory.mktemp("client-limited")
+    yield from _deployment(
+        request, data_dir, log_sink, sdk_events_per_second=0, client_events_per_second=1.0
+    )
+
+
+def test_client_keys_have_their_own_lower_limit(client_limited: Deployment) -> None:
+    """A client key is public: a stranger who copies it meets FADER_CLIENT_EVENTS_PER_SECOND,
+    whatever server keys may send."""
+    keys = keys_for(client_limited)
+    now = time.time()
+    burst = summary(now, metrics=[metric(f"page.view.{i}") for i in range(1000)])
+    with client_limited.client(keys.client) as browser:
+        assert browser.post(SUMMARIES, json=burst).status_code == 202
+        over = browser.post(SUMMARIES, json=summary(now, metrics=[metric("page.view")]))
+    assert over.status_code == 429, over.text
+    assert "FADER_CLIENT_EVENTS_PER_SECOND" in over.json()["detail"]
+    with client_limited.client(keys.server) as backend:  # no limit on server keys here
+        for _ in range(3):
+            assert backend.post(SUMMARIES, json=burst).status_code == 202
+
+
 # ------------------------------------------------------------------------ the limiter
 class FakeClock:
     def __init__(self) -> None:

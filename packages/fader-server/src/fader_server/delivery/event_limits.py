@@ -32,6 +32,11 @@ DEFAULT_RATE = 10_000.0
 SDK instances usually shares one key, and each sends its (flag, variant) and metric items
 every 5 s: 100 instances evaluating 60 such pairs report 1,200 items a second. The default
 admits a fleet ten times that on each replica; raise it for larger ones."""
+DEFAULT_CLIENT_RATE = 1_000.0
+"""Items per second per client key per replica (``FADER_CLIENT_EVENTS_PER_SECOND``). A client
+key is public (it ships in every page of a web app), so its limit is what bounds a stranger
+who copies it; a browser sends a handful of items per flush, so a thousand a second per
+replica serves hundreds of pages flushing at once."""
 BURST_SECONDS = 10.0
 """The burst is this many seconds' worth of the rate..."""
 MIN_BURST = 1000
@@ -60,8 +65,10 @@ class EventRateLimiter:
         burst: float | None = None,
         max_keys: int = MAX_KEYS,
         monotonic: Callable[[], float] = time.monotonic,
+        setting: str = "FADER_SDK_EVENTS_PER_SECOND",
     ) -> None:
         self.rate = rate
+        self.setting = setting
         self.burst = burst if burst is not None else max(MIN_BURST, rate * BURST_SECONDS)
         self.max_keys = max_keys
         self._monotonic = monotonic
@@ -102,6 +109,6 @@ class EventRateLimiter:
         raise EventRateLimitedError(
             f"this key reported more than {self.rate:g} items per second (bursts up to "
             f"{self.burst:g}) to this server; retry after {wait} s, or ask the operator to "
-            "raise FADER_SDK_EVENTS_PER_SECOND",
+            f"raise {self.setting}",
             retry_after=wait,
         )

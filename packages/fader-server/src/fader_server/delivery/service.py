@@ -7,7 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from fader_server.delivery import sdk_events
-from fader_server.delivery.event_limits import DEFAULT_RATE, EventRateLimiter
+from fader_server.delivery.event_limits import (
+    DEFAULT_CLIENT_RATE,
+    DEFAULT_RATE,
+    EventRateLimiter,
+)
 from fader_server.delivery.hub import ChangeHub
 from fader_server.delivery.keys import SdkCaller, SdkKeys
 from fader_server.delivery.sdk_events import LegacyEvent, Recorded, Refusal, Summary
@@ -28,6 +32,11 @@ class Delivery:
     hub: ChangeHub
     keys: SdkKeys
     event_limits: EventRateLimiter = field(default_factory=EventRateLimiter)
+    """Server keys' limit on summary items."""
+    client_event_limits: EventRateLimiter = field(
+        default_factory=lambda: EventRateLimiter(DEFAULT_CLIENT_RATE)
+    )
+    """Client keys' own, lower limit: they are public."""
 
     @classmethod
     def over(
@@ -36,6 +45,7 @@ class Delivery:
         *,
         heartbeat: float = DEFAULT_HEARTBEAT,
         events_per_second: float = DEFAULT_RATE,
+        client_events_per_second: float = DEFAULT_CLIENT_RATE,
     ) -> Delivery:
         """Build it and connect the hub to the store's change and revocation feeds: this
         process's commits directly, other replicas' through the database (LISTEN/NOTIFY on
@@ -63,7 +73,12 @@ class Delivery:
         services.store.subscribe(changed)
         services.store.subscribe_revocations(revoked)
         services.store.listen(changed, resync, revoked)
-        return cls(services, snapshots, hub, keys, EventRateLimiter(events_per_second))
+        client_limits = EventRateLimiter(
+            client_events_per_second, setting="FADER_CLIENT_EVENTS_PER_SECOND"
+        )
+        return cls(
+            services, snapshots, hub, keys, EventRateLimiter(events_per_second), client_limits
+        )
 
     def record_summary(
         self, caller: SdkCaller, summary: Summary, summary_id: str | None = None
@@ -79,7 +94,7 @@ class Delivery:
         With a `summary_id`, a summary is counted once however often it is sent: an SDK that
         lost the answer sends it again unchanged, and the receipt the first delivery left in
         the same transaction makes the second one a no-op (``duplicate``)."""
-        self.event_limits.take(caller.token_id, summary.items)
+        self._limits(caller).take(caller.token_id, summary.items)
         refused: list[Refusal] = []
         if caller.kind is TokenKind.CLIENT:
             refused = sdk_events.client_refusals(self._document(caller), summary)
@@ -88,7 +103,7 @@ class Delivery:
     def record_events(self, caller: SdkCaller, events: Sequence[LegacyEvent]) -> Recorded:
         """The deprecated ``POST /api/v1/sdk/events``: the same limits and refusals per item,
         then the events folded into the rollups a summary adds to (:func:`.sdk_events.fold`)."""
-        self.event_limits.take(caller.token_id, len(events))
+        self._limits(caller).take(caller.token_id, len(events))
         refused: list[Refusal] = []
         if caller.kind is TokenKind.CLIENT and any(e.flag for e in events):
             flags = [e.flag for e in events]
@@ -97,6 +112,9 @@ class Delivery:
         kept = [e for i, e in enumerate(events) if i not in skipped]
         recorded = self._store(caller, sdk_events.fold(kept), refused)
         return Recorded(len(kept), recorded.refused)
+
+    def _limits(self, caller: SdkCaller) -> EventRateLimiter:
+        return self.client_event_limits if caller.kind is TokenKind.CLIENT else self.event_limits
 
     def _document(self, caller: SdkCaller) -> JSON:
         snapshot = self.snapshots.current(caller.ref)
