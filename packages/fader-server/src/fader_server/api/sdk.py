@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, ConfigDict, Field, ValidationInfo, field_validator
+from starlette.concurrency import run_in_threadpool
 
 from fader_engine.flagd.export import ExportError
 from fader_engine.sketches import DistinctSketch, SketchError
@@ -330,13 +331,16 @@ RATE_LIMITED: dict[int | str, dict[str, Any]] = {
     status_code=status.HTTP_202_ACCEPTED,
     responses=RATE_LIMITED,
 )
-def summaries(body: SummaryIn, caller: AnySdkKey, dlv: Dlv) -> SummaryAccepted:
+async def summaries(body: SummaryIn, caller: AnySdkKey, dlv: Dlv) -> SummaryAccepted:
     """Evaluations per flag and variant (with a distinct-context sketch), custom metrics
     (count, sum, sum of squares) and debug events, added to the rollups of the minute and hour
     the server received them in, in one transaction (docs/events.md, section 2). Refused whole
     with 429 when over the key's rate limit; a client key's items about flags that are not
     `client_side` are refused one by one (`refused`), the rest is stored."""
-    recorded = dlv.record_summary(caller, _summary(body), body.id)
+    # Checks (rate limit, a client key's flags) in a worker thread; then the wait for the
+    # batch's commit holds no thread (docs/events.md: summaries are written in groups).
+    queued = await run_in_threadpool(dlv.submit_summary, caller, _summary(body), body.id)
+    recorded = await asyncio.wrap_future(queued)
     refused = [RefusedItem(list=r.list, index=r.index, reason=r.reason) for r in recorded.refused]
     return SummaryAccepted(
         accepted=recorded.accepted, refused=refused, duplicate=recorded.duplicate

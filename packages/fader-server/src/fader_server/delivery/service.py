@@ -4,6 +4,7 @@ report (summaries, stored as rollups)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from fader_server.delivery import sdk_events
@@ -16,13 +17,17 @@ from fader_server.delivery.hub import ChangeHub
 from fader_server.delivery.keys import SdkCaller, SdkKeys
 from fader_server.delivery.sdk_events import LegacyEvent, Recorded, Refusal, Summary
 from fader_server.delivery.snapshots import SnapshotService
+from fader_server.delivery.summary_writer import (
+    DEBUG_EVENTS_PER_FLAG,
+    DEFAULT_WINDOW,
+    SummaryWriter,
+    Target,
+)
 from fader_server.errors import NotFoundError
 from fader_server.services import Services
 from fader_server.storage.ports import JSON, EnvironmentChange, TokenKind
 
 DEFAULT_HEARTBEAT = 15.0
-DEBUG_EVENTS_PER_FLAG = 1000
-"""Debug events kept per flag and environment (the newest; docs/events.md)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +42,9 @@ class Delivery:
         default_factory=lambda: EventRateLimiter(DEFAULT_CLIENT_RATE)
     )
     """Client keys' own, lower limit: they are public."""
+    writer: SummaryWriter | None = None
+    """Writes summaries in batches (:mod:`.summary_writer`); None: each in its own
+    transaction, from the calling thread."""
 
     @classmethod
     def over(
@@ -46,6 +54,7 @@ class Delivery:
         heartbeat: float = DEFAULT_HEARTBEAT,
         events_per_second: float = DEFAULT_RATE,
         client_events_per_second: float = DEFAULT_CLIENT_RATE,
+        summary_window: float = DEFAULT_WINDOW,
     ) -> Delivery:
         """Build it and connect the hub to the store's change and revocation feeds: this
         process's commits directly, other replicas' through the database (LISTEN/NOTIFY on
@@ -76,16 +85,35 @@ class Delivery:
         client_limits = EventRateLimiter(
             client_events_per_second, setting="FADER_CLIENT_EVENTS_PER_SECOND"
         )
+        writer = SummaryWriter(services.store, services.identity.clock, window=summary_window)
         return cls(
-            services, snapshots, hub, keys, EventRateLimiter(events_per_second), client_limits
+            services,
+            snapshots,
+            hub,
+            keys,
+            EventRateLimiter(events_per_second),
+            client_limits,
+            writer,
         )
+
+    def close(self) -> None:
+        """Write the summaries still queued (after the HTTP server stopped taking requests)."""
+        if self.writer is not None:
+            self.writer.close()
 
     def record_summary(
         self, caller: SdkCaller, summary: Summary, summary_id: str | None = None
     ) -> Recorded:
-        """Store a summary in one transaction, marked with the kind of key that reported it
+        """:meth:`submit_summary`, waiting for the commit."""
+        return self.submit_summary(caller, summary, summary_id).result()
+
+    def submit_summary(
+        self, caller: SdkCaller, summary: Summary, summary_id: str | None = None
+    ) -> Future[Recorded]:
+        """Queue a summary for the writer, which stores it with the others of its window in
+        one transaction (:mod:`.summary_writer`), marked with the kind of key that reported it
         (the server's word, never the request's) and counted in the minute of the server's
-        receive time (docs/events.md); acknowledged only once committed.
+        receive time (docs/events.md); the future completes only once that is committed.
 
         A summary over the key's rate limit is refused whole (:mod:`.event_limits`: items
         count, not the evaluations they stand for); a client key's items about flags it may
@@ -98,7 +126,15 @@ class Delivery:
         refused: list[Refusal] = []
         if caller.kind is TokenKind.CLIENT:
             refused = sdk_events.client_refusals(self._document(caller), summary)
-        return self._store(caller, sdk_events.without(summary, refused), refused, summary_id)
+        kept = sdk_events.without(summary, refused)
+        if self.writer is None or not kept.items:
+            done: Future[Recorded] = Future()
+            done.set_result(self._store(caller, kept, refused, summary_id))
+            return done
+        target = Target(
+            caller.ref.project_id, caller.ref.environment, caller.kind.value, caller.token_id
+        )
+        return self.writer.submit(target, kept, summary_id, refused)
 
     def record_events(self, caller: SdkCaller, events: Sequence[LegacyEvent]) -> Recorded:
         """The deprecated ``POST /api/v1/sdk/events``: the same limits and refusals per item,
