@@ -20,9 +20,10 @@ bootstrap:
 sync: bootstrap
 	@$(UV) sync --frozen --all-packages --quiet
 
-## Run Fader: the server on SQLite in ./data, with the demo project seeded once.
+## Run Fader: the server on SQLite in ./data, with the demo project seeded once
+## (`make run PORT=8500` for another port).
 run: sync
-	$(UV) run --frozen fader serve --demo --data-dir data
+	$(UV) run --frozen fader serve --demo --data-dir data $(if $(PORT),--port $(PORT))
 
 ## Evaluate the bundled demo document for the sample users, without a server.
 demo-eval: sync
@@ -32,15 +33,16 @@ demo-eval: sync
 test: sync system-packages lint typecheck test-engine-alone pytest
 
 # Browser tests drive Debian's Chromium (Playwright's own browser download cannot work here);
-# rollout gate tests query a real Prometheus. Both come from Debian's packages.
-SYSTEM_BINARIES := /usr/bin/chromium /usr/bin/prometheus
+# rollout gate tests query a real Prometheus; the reverse-proxy test runs nginx in front of two
+# replicas (deploy/nginx). All come from Debian's packages.
+SYSTEM_BINARIES := /usr/bin/chromium /usr/bin/prometheus /usr/sbin/nginx
 system-packages:
 	@for binary in $(SYSTEM_BINARIES); do test -x $$binary || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 		SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
-			chromium prometheus >/dev/null; \
+			chromium prometheus nginx >/dev/null; \
 	fi
 
 lint:

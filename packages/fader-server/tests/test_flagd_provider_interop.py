@@ -9,13 +9,12 @@ in other buckets under that provider, which is why bucketing is an environment s
 from __future__ import annotations
 
 import json
-import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from flagd_sync_support import FLAGS, SEGMENT, contexts
 from openfeature import api
 from openfeature.contrib.provider.flagd import FlagdProvider
 from openfeature.contrib.provider.flagd.config import ResolverType
@@ -24,117 +23,7 @@ from openfeature.evaluation_context import EvaluationContext
 from fader_engine.formats import load
 
 CONTEXTS = 3000
-SEGMENT = {
-    "key": "internal",
-    "name": "Internal users",
-    "included": ["qa-bot"],
-    "excluded": ["contractor-7"],
-    "rules": [{"clauses": [{"attribute": "email", "op": "ends_with", "values": ["@example.com"]}]}],
-}
-FLAGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    "new-checkout": (
-        {"type": "boolean", "variants": {"on": True, "off": False}},
-        {
-            "enabled": True,
-            "offVariant": "off",
-            "rules": [
-                {"clauses": [{"op": "in_segment", "values": ["internal"]}], "variant": "on"},
-                {
-                    "clauses": [
-                        {"attribute": "country", "op": "in", "values": ["NL", "DE"]},
-                        {"attribute": "plan", "op": "in", "values": ["pro"], "negate": True},
-                    ],
-                    "split": {
-                        "weights": [
-                            {"variant": "on", "weight": 50},
-                            {"variant": "off", "weight": 50},
-                        ]
-                    },
-                },
-            ],
-            "default": {
-                "split": {
-                    "weights": [
-                        {"variant": "on", "weight": 12.5},
-                        {"variant": "off", "weight": 87.5},
-                    ]
-                }
-            },
-        },
-    ),
-    "search-ranking": (
-        {
-            "type": "string",
-            "variants": {"classic": "classic", "bm25": "bm25", "learned": "learned"},
-        },
-        {
-            "enabled": True,
-            "offVariant": "classic",
-            "rules": [
-                {
-                    "clauses": [
-                        {"attribute": "appVersion", "op": "semver_lt", "values": ["2.0.0"]}
-                    ],
-                    "variant": "classic",
-                },
-                {
-                    "clauses": [{"attribute": "email", "op": "starts_with", "values": ["beta-"]}],
-                    "variant": "learned",
-                },
-            ],
-            "default": {
-                "split": {
-                    "by": "orgId",
-                    "weights": [
-                        {"variant": "classic", "weight": 20},
-                        {"variant": "bm25", "weight": 30},
-                        {"variant": "learned", "weight": 50},
-                    ],
-                }
-            },
-        },
-    ),
-    "page-size": (
-        {"type": "number", "variants": {"small": 10, "large": 50}},
-        {
-            "enabled": True,
-            "offVariant": "small",
-            "rules": [
-                {
-                    "clauses": [{"attribute": "screen", "op": "gte", "values": [1200]}],
-                    "variant": "large",
-                }
-            ],
-            "default": {"variant": "small"},
-        },
-    ),
-    "legacy-banner": (
-        {"type": "boolean", "variants": {"on": True, "off": False}},
-        {"enabled": False, "offVariant": "off", "default": {"variant": "on"}},
-    ),
-}
-
-
-def contexts(seed: int) -> Iterator[dict[str, Any]]:
-    rng = random.Random(seed)
-    for i in range(CONTEXTS):
-        context: dict[str, Any] = {"targetingKey": f"user-{rng.randrange(10**9)}"}
-        if i % 97 == 0:
-            context["targetingKey"] = rng.choice(["qa-bot", "contractor-7"])
-        if rng.random() < 0.9:
-            prefix = rng.choice(["", "", "beta-"])
-            domain = rng.choice(["example.com", "mail.test", "example.org"])
-            context["email"] = f"{prefix}u{i}@{domain}"
-        if rng.random() < 0.8:
-            context["country"] = rng.choice(["NL", "DE", "FR", "US", "BR"])
-        if rng.random() < 0.7:
-            context["plan"] = rng.choice(["free", "pro", "enterprise"])
-        context["orgId"] = f"org-{rng.randrange(400)}"
-        if rng.random() < 0.85:
-            context["appVersion"] = rng.choice(["1.9.3", "2.0.0", "2.1.0-beta.1", "3.4.1"])
-        if rng.random() < 0.8:
-            context["screen"] = rng.choice([800, 1199, 1200, 1920])
-        yield context
+"""Generated contexts per flag (the flags and the segment: the same as the flag-sync tests')."""
 
 
 @pytest.fixture
@@ -196,7 +85,7 @@ def test_the_flagd_provider_agrees_with_fader_on_every_context(
         defaults = {"boolean": False, "string": "", "number": -1}
         mismatches: list[str] = []
         served: dict[str, set[Any]] = {key: set() for key in FLAGS}
-        for context in contexts(seed=20261129):
+        for context in contexts(seed=20261129, count=CONTEXTS):
             attributes = {k: v for k, v in context.items() if k != "targetingKey"}
             evaluation = EvaluationContext(context["targetingKey"], attributes)
             for key, (definition, _) in FLAGS.items():
@@ -218,4 +107,4 @@ def test_the_flagd_provider_agrees_with_fader_on_every_context(
     # The contexts reach every variant, so agreement is not agreement on a constant.
     assert served["new-checkout"] == {True, False}
     assert served["search-ranking"] == {"classic", "bm25", "learned"}
-    assert served["page-size"] == {10, 50}
+    assert served["page-size"] == {10, 25, 50}

@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 
 from fader_engine import ErrorCode, Reason, Resolution
+from fader_sdk import __about__ as about
 from fader_sdk.backoff import Backoff
 from fader_sdk.breaker import CircuitBreaker
 from fader_sdk.events import SummarySender
@@ -45,7 +46,7 @@ from fader_sdk.summary import DEFAULT_MAX_KEYS, Dropped
 
 log = logging.getLogger("fader_sdk")
 
-__version__ = "0.1.0"
+__version__ = about.__version__
 
 NOT_READY_MESSAGE = "the Fader client has no configuration yet (server not reached, no cache)"
 

@@ -29,17 +29,15 @@ class FlagSetHolder:
     """Holds the current :class:`FlagSet` and tells listeners when it changes."""
 
     def __init__(self) -> None:
-        self._current: FlagSet | None = None
+        self.current: FlagSet | None = None
+        """The current flag set; `None` until one is known. A plain attribute, read without a
+        lock on every evaluation (a property would cost a call there); only :meth:`replace`
+        writes it, under the lock."""
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
         self._fresh = threading.Event()
         self._settled = threading.Event()
         self._fatal: str | None = None
-
-    @property
-    def current(self) -> FlagSet | None:
-        """The current flag set; `None` until one is known. A plain read: no lock."""
-        return self._current
 
     @property
     def fatal_error(self) -> str | None:
@@ -58,7 +56,7 @@ class FlagSetHolder:
         a lower one (a restored database). A cached or file flag set never replaces a server one.
         """
         with self._lock:
-            old = self._current
+            old = self.current
             if old is not None:
                 if flag_set.origin is Origin.CACHE and old.origin is not Origin.CACHE:
                     return False
@@ -66,7 +64,7 @@ class FlagSetHolder:
                     if flag_set.origin is Origin.SERVER:
                         self._mark_fresh()
                     return False
-            self._current = flag_set
+            self.current = flag_set
             if flag_set.origin is not Origin.CACHE:
                 self._mark_fresh()
             listeners = list(self._listeners)
@@ -79,7 +77,7 @@ class FlagSetHolder:
 
     def confirm(self) -> None:
         """The server says our flag set is current (304, resumed stream): we are fresh."""
-        if self._current is not None:
+        if self.current is not None:
             self._mark_fresh()
 
     def fail(self, message: str) -> None:

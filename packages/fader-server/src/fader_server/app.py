@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from fastapi import FastAPI
 
@@ -34,6 +34,10 @@ from fader_server.services.bootstrap import FirstRun
 from fader_server.services.outbound_policy import OutboundPolicy
 from fader_server.settings import Settings
 from fader_server.storage.sql.store import SqlStore
+from fader_server.web import api_docs
+
+if TYPE_CHECKING:
+    from fader_server.delivery.flagd_sync.server import FlagSyncServer
 
 API_DESCRIPTION = """Fader's admin API. Authenticate with `Authorization: Bearer <token>`.
 Errors are RFC 9457 problem details with a `category`. Updates need `If-Match` with the
@@ -51,6 +55,21 @@ def open_services(
     return services, first_run
 
 
+async def _start_flagd_sync(settings: Settings, delivery: Delivery) -> FlagSyncServer | None:
+    """flagd's gRPC flag-sync service on its own port, when one is configured, on the running
+    (the HTTP server's) loop. Imported only then: its generated protobuf module claims the
+    ``flagd.sync.v1`` names in the process-wide descriptor pool (see the package docstring)."""
+    if settings.flagd_sync_port is None:
+        return None
+    from fader_server.delivery.flagd_sync.server import FlagSyncServer  # noqa: PLC0415
+
+    server = FlagSyncServer(
+        delivery, settings.flagd_sync_host or settings.host, settings.flagd_sync_port
+    )
+    await server.start()
+    return server
+
+
 def create_app(
     settings: Settings, services: Services | None = None, *, log_stream: TextIO | None = None
 ) -> FastAPI:
@@ -62,6 +81,8 @@ def create_app(
         services,
         heartbeat=settings.sse_heartbeat_seconds,
         events_per_second=settings.sdk_events_per_second,
+        client_events_per_second=settings.client_events_per_second,
+        summary_window=settings.summary_window_seconds,
     )
     clock = services.identity.clock
     scheduler = Scheduler(
@@ -80,20 +101,24 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        flagd_sync = await _start_flagd_sync(settings, delivery)  # first: it may fail to bind
         if settings.rollout_tick_seconds > 0:
             scheduler.start(settings.rollout_tick_seconds)
         retention.start()
         yield
+        if flagd_sync is not None:
+            await flagd_sync.stop()
         retention.close()
         scheduler.close()
         services.identity.token_use.close()  # write the last "last used" times
+        delivery.close()  # write the summaries still queued
         await delivery.hub.aclose()
 
     app = FastAPI(
         title="Fader",
         version="1",
         description=API_DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,  # /docs and /redoc: web.api_docs, with assets served by Fader
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -112,6 +137,7 @@ def create_app(
     app.include_router(rollout_api.router)
     app.include_router(usage_api.router)
     web.install(app)
+    api_docs.install(app)
     app.add_middleware(InputGuard)  # reads JSON bodies through the cap below
     cap_request_bodies(app, settings.max_body_bytes)
     app.add_middleware(ofrep.CrossOrigin)

@@ -55,11 +55,22 @@ class Settings:
     """Summary items (or deprecated events) each SDK or client key may report per second to one
     replica, with bursts of ten seconds' worth (at least one full list); over it, 429
     (``FADER_SDK_EVENTS_PER_SECOND``; 0: no limit). See docs/delivery-protocol.md."""
+    client_events_per_second: float = 1_000.0
+    """The same for each client key (``FADER_CLIENT_EVENTS_PER_SECOND``; 0: no limit): lower,
+    since client keys are public."""
+    summary_window_seconds: float = 0.2
+    """How long summaries are gathered into one transaction (``FADER_SUMMARY_WINDOW_SECONDS``;
+    0: only those that queued while the previous one was written). docs/events.md."""
     usage_minutes_days: int = 14
     """Days per-minute usage rollups are kept (``FADER_USAGE_MINUTES_DAYS``); those a running
     release plan reads are kept until it ends (docs/events.md)."""
     usage_hours_days: int = 400
     """Days per-hour usage rollups are kept (``FADER_USAGE_HOURS_DAYS``)."""
+    flagd_sync_port: int | None = None
+    """Where flagd's gRPC flag-sync service listens, for flagd in-process providers
+    (``--flagd-sync-port``, ``FADER_FLAGD_SYNC_PORT``); None: not served (docs/sdks.md)."""
+    flagd_sync_host: str | None = None
+    """The address flag sync binds (``FADER_FLAGD_SYNC_HOST``); None: the same as `host`."""
 
     @property
     def effective_database_url(self) -> str:
@@ -81,6 +92,7 @@ class Settings:
         data_dir: Path | None = None,
         database_url: str | None = None,
         demo: bool | None = None,
+        flagd_sync_port: int | None = None,
     ) -> Settings:
         """Build settings from CLI values (when given) over ``FADER_*`` variables."""
         source = os.environ if env is None else env
@@ -99,9 +111,21 @@ class Settings:
             metrics_token=source.get("FADER_METRICS_TOKEN") or None,
             listen_url=source.get("FADER_LISTEN_URL") or None,
             sdk_events_per_second=float(source.get("FADER_SDK_EVENTS_PER_SECOND", "10000")),
+            client_events_per_second=float(source.get("FADER_CLIENT_EVENTS_PER_SECOND", "1000")),
+            summary_window_seconds=float(source.get("FADER_SUMMARY_WINDOW_SECONDS", "0.2")),
             usage_minutes_days=int(source.get("FADER_USAGE_MINUTES_DAYS", "14")),
             usage_hours_days=int(source.get("FADER_USAGE_HOURS_DAYS", "400")),
+            flagd_sync_port=_port(flagd_sync_port, source.get("FADER_FLAGD_SYNC_PORT")),
+            flagd_sync_host=source.get("FADER_FLAGD_SYNC_HOST") or None,
         )
+
+
+def _port(given: int | None, variable: str | None) -> int | None:
+    """An optional port: the CLI's, else the variable's (unset or empty: None)."""
+    port = given if given is not None else int(variable) if variable else None
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"flagd sync port must be between 1 and 65535, not {port}")
+    return port
 
 
 def _split(value: str) -> tuple[str, ...]:

@@ -75,8 +75,11 @@ class _Exporter:
     def test(self, clause: Clause, var: dict[str, str], path: str) -> Any:
         op, values = clause.op, list(clause.values)
         if op is Operator.IN:
-            # Scalars by membership; a list attribute matches when any element does.
-            return {"or": [{"in": [var, values]}, {"some": [var, {"in": [{"var": ""}, values]}]}]}
+            # Scalars by membership; a list attribute matches when any element does. `merge`
+            # makes a scalar a one-element list: the JavaScript evaluators (json-logic-engine)
+            # throw on `some` over a string, which failed the whole flag.
+            listed = {"some": [{"merge": [var]}, {"in": [{"var": ""}, values]}]}
+            return {"or": [{"in": [var, values]}, listed]}
         if op is Operator.STARTS_WITH:
             return _any([{"starts_with": [var, v]} for v in values])
         if op is Operator.ENDS_WITH:

@@ -72,7 +72,9 @@ def _membership_idiom(args: Any) -> dict[str, Any] | None:
     if not (isinstance(first, list) and len(first) == 2 and isinstance(some, list)):
         return None
     attribute, values = _var(first[0]), first[1]
-    if attribute and some == [first[0], {"in": [{"var": ""}, values]}]:
+    element_in = {"in": [{"var": ""}, values]}
+    # Over `merge` of the attribute (exports since flag sync), or over the attribute itself.
+    if attribute and some in ([{"merge": [first[0]]}, element_in], [first[0], element_in]):
         return {"attribute": attribute, "op": "in", "values": list(values)}
     return None
 

@@ -24,8 +24,10 @@ Reconnect policy (after LaunchDarkly's streaming source):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -284,17 +286,36 @@ class StreamingSource:
         self._thread.start()
 
     def close(self) -> None:
-        """Stop the loop; closing the open response interrupts a blocked read."""
+        """Stop the loop, interrupting a read blocked on the open stream, and wait for it.
+
+        An idle stream's reader sits in a socket read until the next heartbeat or the read
+        timeout (2.5 heartbeats: 37.5 s by default). Closing the response from this thread
+        does not wake it: closing a socket's descriptor leaves another thread's blocked
+        ``recv`` blocked on Linux. Shutting the socket down does: the read returns at once and
+        the reader, seeing `_stop`, ends the connection itself. The join's timeout is only a
+        safety net for a transport without a socket (then the response is closed instead).
+        """
         self._stop.set()
         response = self._response
         if response is not None:
-            try:
-                response.close()
-            except Exception:  # closing from another thread may race the reader; harmless
-                log.debug("fader: error while closing the stream", exc_info=True)
+            _interrupt(response)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
 
     @property
     def stopped(self) -> bool:
         return self._stop.is_set()
+
+
+def _interrupt(response: httpx.Response) -> None:
+    """Wake a thread blocked reading `response` (see :meth:`StreamingSource.close`)."""
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):  # already closed or reset: the reader wakes anyway
+            sock.shutdown(socket.SHUT_RDWR)
+        return
+    try:
+        response.close()
+    except Exception:  # closing from another thread may race the reader; harmless
+        log.debug("fader: error while closing the stream", exc_info=True)

@@ -2,8 +2,9 @@
 
 The connection options are declared on each command rather than on a group callback, so they
 can go anywhere on the line (`fader flags list -p web --url ...`) and come from the environment
-(`FADER_URL`, `FADER_TOKEN`, `FADER_PROJECT`) as in other flag-service CLIs. The token's value
-is never shown: not in `--help`, not in messages.
+(`FADER_URL`, `FADER_TOKEN`, `FADER_PROJECT`) as in other flag-service CLIs, or, for the server
+and token, from `fader login` (:mod:`fader_server.cli.logins`). The token's value is never
+shown: not in `--help`, not in messages.
 
 Exit status: 0 on success; 1 when the server refuses the request or cannot be reached (the
 problem's detail is printed); 2 for usage errors, which typer reports, and for local input that
@@ -21,22 +22,29 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
-from fader_server.cli.client import DEFAULT_URL, AdminApi, AdminApiError
+from fader_server.cli import logins
+from fader_server.cli.client import AdminApi, AdminApiError
 from fader_server.cli.eval import EXIT_INVALID, InputError
 from fader_server.cli.output import describe_error
 
 EXIT_FAILED = 1
 
 Url = Annotated[
-    str,
-    typer.Option("--url", envvar="FADER_URL", help="Fader server.", rich_help_panel="Connection"),
+    str | None,
+    typer.Option(
+        "--url",
+        envvar="FADER_URL",
+        help="Fader server (default: the last `fader login`'s, else http://127.0.0.1:8400).",
+        show_default=False,
+        rich_help_panel="Connection",
+    ),
 ]
 Token = Annotated[
     str | None,
     typer.Option(
         "--token",
         envvar="FADER_TOKEN",
-        help="Admin or user API token.",
+        help="Admin or user API token (default: the one `fader login` kept for the server).",
         show_default=False,
         rich_help_panel="Connection",
     ),
@@ -61,8 +69,10 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def connect(url: str, token: str | None) -> AdminApi:
-    return AdminApi(url or DEFAULT_URL, token)
+def connect(url: str | None, token: str | None) -> AdminApi:
+    """A client of the server the flags, the environment or `fader login` name (in that order,
+    :mod:`fader_server.cli.logins`), with the token given or kept for that server."""
+    return AdminApi(*logins.resolve(url, token))
 
 
 def reported(function: Callable[P, R]) -> Callable[P, R]:

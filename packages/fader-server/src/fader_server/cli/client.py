@@ -3,7 +3,8 @@
 It speaks HTTP and nothing else: paths, bearer authentication, ETags, cursor pagination, and
 RFC 9457 problem details (https://www.rfc-editor.org/rfc/rfc9457) turned into exceptions. It
 knows nothing of tables or exit codes (that is :mod:`fader_server.cli.output`), and it never
-puts the token into a message, an exception or a log line.
+puts the token into a message, an exception or a log line. httpx is imported by the first
+client rather than with this module, so that a command's ``--help`` does not pay for it.
 
 The exceptions, and when to catch them::
 
@@ -19,10 +20,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8400"
 API_PREFIX = "/api/v1"
@@ -162,6 +164,9 @@ class AdminApi:
         headers = {"User-Agent": f"fader-cli/{_client_version()}", "Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        # httpx is imported by the first client, not with this module: `--help` needs no HTTP.
+        import httpx  # noqa: PLC0415
+
         self._http = httpx.Client(
             base_url=self.url, headers=headers, timeout=timeout, transport=transport
         )
@@ -187,6 +192,8 @@ class AdminApi:
         if_match: int | None = None,
     ) -> Reply:
         """Send one request; raise :class:`ProblemError` for any status of 400 or more."""
+        import httpx  # noqa: PLC0415 - loaded by __init__ already; see there
+
         headers = {"If-Match": f'"{if_match}"'} if if_match is not None else {}
         try:
             response = self._http.request(

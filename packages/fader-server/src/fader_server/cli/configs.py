@@ -27,7 +27,7 @@ from fader_server.cli.admin import (
     read_body,
     without,
 )
-from fader_server.cli.client import DEFAULT_URL, AdminApi, ProblemError, Reply, api_path
+from fader_server.cli.client import AdminApi, ProblemError, Reply, api_path
 from fader_server.cli.output import print_fields, print_json, state
 
 app = typer.Typer(help="A flag's configuration in one environment.", no_args_is_help=True)
@@ -75,7 +75,7 @@ def get_config(
     project: Project,
     environment: Environment,
     as_json: Json = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Show a flag's configuration in one environment (`--json`: all of it, for `set`)."""
@@ -102,7 +102,7 @@ def set_config(
     ],
     comment: Comment = None,
     as_json: Json = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Replace a flag's configuration in one environment.
@@ -162,7 +162,7 @@ def toggle(
     ] = None,
     comment: Comment = None,
     as_json: Json = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """The kill switch: turn a flag ON or OFF in one environment, now.

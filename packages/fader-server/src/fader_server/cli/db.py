@@ -1,4 +1,5 @@
-"""`fader db upgrade`: apply schema migrations without starting the server."""
+"""`fader db upgrade`: apply schema migrations without starting the server. (`fader db backup`
+and `fader db restore`, for SQLite, live in :mod:`fader_server.cli.backup`.)"""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ from typing import Annotated
 
 import typer
 
+from fader_server.cli.backup import backup_command, restore_command
 from fader_server.settings import Settings
 from fader_server.storage.sql import migrate
 from fader_server.storage.sql.store import create_engine
 
 app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.command("backup")(backup_command)
+app.command("restore")(restore_command)
 
 
 @app.command("upgrade")

@@ -13,7 +13,7 @@ import typer
 
 from fader_server.cli import configs
 from fader_server.cli.admin import Comment, Json, Project, Token, Url, connect
-from fader_server.cli.client import DEFAULT_URL, MAX_PAGE, api_path
+from fader_server.cli.client import MAX_PAGE, api_path
 from fader_server.cli.output import note, print_fields, print_json, print_table
 
 Key = Annotated[str, typer.Argument(help="Flag key.", show_default=False)]
@@ -24,7 +24,7 @@ def history(
     project: Project,
     limit: Annotated[int, typer.Option(min=1, help="At most this many entries.")] = 20,
     as_json: Json = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Audit log of a flag, newest first.
@@ -65,7 +65,7 @@ def versions(
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=MAX_PAGE, help="At most this many.")] = 20,
     as_json: Json = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Stored versions of a flag, newest first: what `revert --to` can restore.
@@ -97,7 +97,7 @@ def revert(
     ] = None,
     comment: Comment = None,
     as_json: Json = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Restore an earlier version of a flag as a new version (history only grows).

@@ -29,7 +29,7 @@ from fader_server.cli.admin import (
     reported,
     without,
 )
-from fader_server.cli.client import DEFAULT_URL, api_path
+from fader_server.cli.client import api_path
 from fader_server.cli.eval import InputError
 from fader_server.cli.output import (
     note,
@@ -189,7 +189,7 @@ def list_flags(
     ] = None,
     limit: Limit = None,
     as_json: Json = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """List a project's flags, every page (or the first `--limit`)."""
@@ -204,7 +204,7 @@ def list_flags(
 
 @admin_command(app, "show")
 def show_flag(
-    key: Key, project: Project, as_json: Json = False, url: Url = DEFAULT_URL, token: Token = None
+    key: Key, project: Project, as_json: Json = False, url: Url = None, token: Token = None
 ) -> None:
     """Show a flag's definition and its state in every environment.
 
@@ -255,7 +255,7 @@ def create_flag(
     client_side: ClientSide = None,
     comment: Comment = None,
     as_json: Json = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Create a flag from options and/or a JSON `--file` (options win over the file).
@@ -299,7 +299,7 @@ def update_flag(
     client_side: ClientSide = None,
     comment: Comment = None,
     as_json: Json = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Change a flag's definition: the given fields replace the current ones."""
@@ -333,7 +333,7 @@ def delete_flag(
     project: Project,
     yes: Yes = False,
     comment: Comment = None,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Delete a flag from every environment (its history is kept)."""

@@ -118,12 +118,15 @@ def describe_error(exc: AdminApiError) -> list[str]:
         if exc.token_sent:
             lines.append(
                 f"  The server at {exc.url} refused the API token. Set FADER_TOKEN (or pass "
-                "--token) to a valid admin or user token."
+                "--token) to a valid admin or user token, or log in again with "
+                f"`fader login --url {exc.url}` (an expired or revoked login)."
             )
         else:
             lines.append(
                 "  No API token was given. Set FADER_TOKEN (or pass --token) to an admin or "
-                "user token; `fader serve` accepts FADER_ADMIN_TOKEN for the first one."
+                f"user token, or log in with `fader login --url {exc.url}` (it asks for a "
+                "username and password); `fader serve` accepts FADER_ADMIN_TOKEN for the "
+                "first one."
             )
     elif exc.category == "retryable":
         lines.append("  This is temporary; try again in a moment.")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from fader_server.cli.admin import Comment, Json, Limit, Token, Url, admin_command, connect
-from fader_server.cli.client import DEFAULT_URL, api_path
+from fader_server.cli.client import api_path
 from fader_server.cli.environments import ENVIRONMENT_COLUMNS, environment_row
 from fader_server.cli.output import note, print_fields, print_heading, print_json, print_table
 
@@ -24,7 +24,7 @@ def _row(project: dict[str, Any]) -> list[Any]:
 
 @admin_command(app, "list")
 def list_projects(
-    limit: Limit = None, as_json: Json = False, url: Url = DEFAULT_URL, token: Token = None
+    limit: Limit = None, as_json: Json = False, url: Url = None, token: Token = None
 ) -> None:
     """List the projects you can see."""
     with connect(url, token) as api:
@@ -41,7 +41,7 @@ def create_project(
     name: Annotated[str | None, typer.Option(help="Display name (default: the key).")] = None,
     comment: Comment = None,
     as_json: Json = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Create a project with development, staging and (protected) production environments."""
@@ -56,9 +56,7 @@ def create_project(
 
 
 @admin_command(app, "show")
-def show_project(
-    key: Key, as_json: Json = False, url: Url = DEFAULT_URL, token: Token = None
-) -> None:
+def show_project(key: Key, as_json: Json = False, url: Url = None, token: Token = None) -> None:
     """Show a project and its environments (`--json`: the project with an `environments` list)."""
     with connect(url, token) as api:
         project = api.get(api_path("projects", key)).body

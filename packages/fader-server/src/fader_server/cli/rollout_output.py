@@ -49,6 +49,12 @@ def plan_row(plan: dict[str, Any]) -> list[Any]:
     ]
 
 
+def approval(stage: dict[str, Any]) -> bool:
+    """Whether a stage waits for a person. A template keeps its stages as they were written,
+    so a stage that never asked for approval has no `approval` at all (the API's default)."""
+    return bool(stage.get("approval", False))
+
+
 def audience(stage: dict[str, Any], serves: float | None = None, before: float = 0) -> str:
     """A stage's audience; with what it serves once started, when the flag already served
     more than the stage's own percentage before the plan (stages never take it away)."""
@@ -104,7 +110,7 @@ def show_plan(plan: dict[str, Any]) -> None:
                 s["name"],
                 audience(s, serves[i], plan.get("served_before") or 0),
                 seconds(s["min_duration"]),
-                s["approval"],
+                approval(s),
             ]
             for i, s in enumerate(plan["stages"])
         ),
@@ -146,7 +152,7 @@ def print_template(template: dict[str, Any]) -> None:
     print_table(
         ["#", "NAME", "AUDIENCE", "MIN DURATION", "APPROVAL"],
         (
-            [i + 1, s["name"], audience(s), seconds(s["min_duration"]), s["approval"]]
+            [i + 1, s["name"], audience(s), seconds(s["min_duration"]), approval(s)]
             for i, s in enumerate(template["stages"])
         ),
     )

@@ -30,7 +30,7 @@ from fader_server.cli.admin import (
     connect,
     read_body,
 )
-from fader_server.cli.client import DEFAULT_URL, AdminApi, api_path
+from fader_server.cli.client import AdminApi, api_path
 from fader_server.cli.eval import InputError
 from fader_server.cli.output import note, print_json, print_table
 from fader_server.cli.rollout_output import (
@@ -64,7 +64,7 @@ def _rollouts(project: str, *rest: str | int) -> str:
 # ---------------------------------------------------------------- templates
 @admin_command(templates, "list")
 def list_templates(
-    project: Project, as_json: Json = False, url: Url = DEFAULT_URL, token: Token = None
+    project: Project, as_json: Json = False, url: Url = None, token: Token = None
 ) -> None:
     """List a project's release-plan templates."""
     with connect(url, token) as api:
@@ -92,7 +92,7 @@ def show_template(
     key: TemplateKey,
     project: Project,
     as_json: Json = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Show a template's stages and gates."""
@@ -112,7 +112,7 @@ def create_template(
     name: Annotated[str | None, typer.Option(help="Display name (default: the key).")] = None,
     comment: Comment = None,
     as_json: Json = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Save stages and gates from a JSON file as a template."""
@@ -133,7 +133,7 @@ def delete_template(
     project: Project,
     yes: Yes = False,
     comment: Comment = None,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Delete a template (plans created from it keep their stages)."""
@@ -169,7 +169,7 @@ def create_plan(
     ] = False,
     comment: Comment = None,
     as_json: Json = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Create a release plan for a flag in one environment."""
@@ -200,7 +200,7 @@ def list_plans(
     ] = None,
     limit: Limit = None,
     as_json: Json = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """List release plans, newest first."""
@@ -218,7 +218,7 @@ def plan_status(
     plan_id: PlanId,
     project: Project,
     as_json: Json = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Where a plan is: its stage and time in it, the latest gate results, its incident."""
@@ -259,7 +259,7 @@ def _plan_command(verb: str, done: str, help_text: str) -> None:
         project: Project,
         comment: Comment = None,
         as_json: Json = False,
-        url: Url = DEFAULT_URL,
+        url: Url = None,
         token: Token = None,
     ) -> None:
         with connect(url, token) as api:
@@ -279,7 +279,7 @@ def start_plan(
     ] = False,
     comment: Comment = None,
     as_json: Json = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Start a pending plan: its flag serves the first stage now (a flag that is off needs
@@ -308,7 +308,7 @@ def abort_plan(
     yes: Yes = False,
     comment: Comment = None,
     as_json: Json = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Stop a plan for good; its flag gets back the configuration it had before the plan."""
@@ -325,7 +325,7 @@ def list_incidents(
     plan_id: Annotated[int | None, typer.Option("--rollout", help="Only this plan's.")] = None,
     limit: Limit = None,
     as_json: Json = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Incidents opened by rollbacks, newest first."""
@@ -346,7 +346,7 @@ def show_incident(
     incident_id: Annotated[int, typer.Argument(help="Incident id.", min=1, show_default=False)],
     project: Project,
     as_json: Json = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """An incident: the stage, the metric and its values, and the timeline of who did what."""
@@ -361,7 +361,7 @@ def show_incident(
 # ----------------------------------------------------------------- webhooks
 @admin_command(webhooks, "list")
 def list_webhooks(
-    project: Project, as_json: Json = False, url: Url = DEFAULT_URL, token: Token = None
+    project: Project, as_json: Json = False, url: Url = None, token: Token = None
 ) -> None:
     """List the project's webhooks (admin role; their secrets are never shown again)."""
     with connect(url, token) as api:
@@ -384,7 +384,7 @@ def add_webhook(
     hook_url: Annotated[str, typer.Argument(metavar="URL", help="Where to POST notifications.")],
     description: Annotated[str, typer.Option(help="What it is for.")] = "",
     as_json: Json = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Register a webhook; prints its signing secret, which is shown only this once."""
@@ -402,7 +402,7 @@ def add_webhook(
 def delete_webhook(
     webhook_id: Annotated[int, typer.Argument(help="Webhook id.", min=1, show_default=False)],
     project: Project,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Stop notifying a webhook."""

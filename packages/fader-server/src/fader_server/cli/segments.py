@@ -19,7 +19,7 @@ from fader_server.cli.admin import (
     read_body,
     without,
 )
-from fader_server.cli.client import DEFAULT_URL, api_path
+from fader_server.cli.client import api_path
 from fader_server.cli.output import note, print_fields, print_json, print_table
 
 app = typer.Typer(
@@ -47,7 +47,7 @@ def list_segments(
     project: Project,
     limit: Limit = None,
     as_json: Json = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """List a project's segments."""
@@ -61,7 +61,7 @@ def list_segments(
 
 @admin_command(app, "show")
 def show_segment(
-    key: Key, project: Project, as_json: Json = False, url: Url = DEFAULT_URL, token: Token = None
+    key: Key, project: Project, as_json: Json = False, url: Url = None, token: Token = None
 ) -> None:
     """Show a segment: who is included or excluded by targeting key, and its rules."""
     with connect(url, token) as api:
@@ -98,7 +98,7 @@ def create_segment(
     ] = None,
     comment: Comment = None,
     as_json: Json = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Create a segment from options and/or a JSON `--file` (rules go in the file)."""
@@ -121,7 +121,7 @@ def delete_segment(
     project: Project,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     comment: Comment = None,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Delete a segment (refused while a flag's rule uses it)."""

@@ -1,33 +1,59 @@
-"""`fader serve`: run the server (uvicorn) over SQLite or PostgreSQL."""
+"""`fader serve`: run the server (uvicorn) over SQLite or PostgreSQL.
+
+The server's modules (FastAPI, SQLAlchemy, uvicorn...) are imported when the server starts, not
+when this module is, so `fader serve --help` answers at once. The port is checked before the
+database is touched: a `fader serve` that cannot listen stops without creating the first user
+or seeding the demo project (whose password it would print for a server that never ran).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 
-from fader_server.app import create_app, open_services
-from fader_server.services import demo
-from fader_server.settings import Settings
+from fader_server.settings import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, Settings
+
+EXIT_FAILED = 1
 
 
 def serve_command(
-    host: Annotated[str | None, typer.Option(help="address to bind [env FADER_HOST]")] = None,
-    port: Annotated[int | None, typer.Option(help="port [env FADER_PORT]")] = None,
+    host: Annotated[str, typer.Option(envvar="FADER_HOST", help="Address to bind.")] = DEFAULT_HOST,
+    port: Annotated[
+        int, typer.Option(envvar="FADER_PORT", min=1, max=65535, help="Port to listen on.")
+    ] = DEFAULT_PORT,
     data_dir: Annotated[
-        Path | None, typer.Option(help="SQLite data directory [env FADER_DATA_DIR]")
-    ] = None,
+        Path,
+        typer.Option(
+            envvar="FADER_DATA_DIR", help="SQLite data directory (without --database-url)."
+        ),
+    ] = Path(DEFAULT_DATA_DIR),
     database_url: Annotated[
         str | None,
-        typer.Option(help="e.g. postgresql://user@host/db [env FADER_DATABASE_URL]"),
+        typer.Option(
+            envvar="FADER_DATABASE_URL",
+            help="PostgreSQL instead of SQLite, e.g. postgresql://user@host/db.",
+            show_default=False,
+        ),
     ] = None,
     demo_data: Annotated[
-        bool, typer.Option("--demo", help="seed a demo project once [env FADER_DEMO=1]")
+        bool,
+        typer.Option(
+            "--demo", envvar="FADER_DEMO", help="Seed a demo project once (FADER_DEMO=1)."
+        ),
     ] = False,
+    flagd_sync_port: Annotated[
+        int | None,
+        typer.Option(
+            help="serve flagd's gRPC flag sync for flagd in-process providers on this port "
+            "(off by default) [env FADER_FLAGD_SYNC_PORT; bind address FADER_FLAGD_SYNC_HOST]"
+        ),
+    ] = None,
 ) -> None:
     """Run the Fader server: admin API on /api/v1, docs on /docs."""
     settings = Settings.load(
@@ -36,7 +62,14 @@ def serve_command(
         data_dir=data_dir,
         database_url=database_url,
         demo=demo_data or None,
+        flagd_sync_port=flagd_sync_port,
     )
+    _check_port_free(settings.host, settings.port)
+    import uvicorn  # noqa: PLC0415 - the server's imports, only when it runs (module docstring)
+
+    from fader_server.app import create_app, open_services  # noqa: PLC0415 - as above
+    from fader_server.services import demo  # noqa: PLC0415 - as above
+
     services, first_run = open_services(settings)
     url = f"http://{settings.host}:{settings.port}"
     if first_run is not None:
@@ -72,6 +105,30 @@ def serve_command(
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         http=_http_protocol(),
     )
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Stop (exit status 1) when `host:port` cannot be listened on, before anything is created.
+
+    It binds a socket the way uvicorn will (same family, SO_REUSEADDR) and closes it at once;
+    another process could still take the port in between, and then uvicorn's own error shows."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        reason = (
+            f"port {port} is already in use"
+            if exc.errno == errno.EADDRINUSE
+            else exc.strerror or str(exc)
+        )
+        typer.echo(
+            f"error: cannot listen on {host}:{port}: {reason}. Nothing was started; choose "
+            "another port with --port (or FADER_PORT).",
+            err=True,
+        )
+        raise typer.Exit(EXIT_FAILED) from exc
 
 
 KEEP_ALIVE_SECONDS = 75

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from fader_server.cli.admin import Json, Token, Url, admin_command, connect
-from fader_server.cli.client import DEFAULT_URL, api_path
+from fader_server.cli.client import api_path
 from fader_server.cli.output import cell, note, print_json, print_table
 
 app = typer.Typer(help="API tokens, SDK (server) keys and client keys.", no_args_is_help=True)
@@ -84,7 +84,7 @@ def _default_name(kind: TokenKind, project: str | None, environment: str | None)
 def list_tokens(
     project: ProjectScope = None,
     as_json: Json = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """List a project's tokens, or (instance administrators) the instance-wide ones."""
@@ -112,7 +112,7 @@ def create_token(
         ),
     ] = None,
     as_json: Json = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Create a token and print its secret, once (`--json`: an object with a `token` field)."""
@@ -143,7 +143,7 @@ def create_token(
 @admin_command(app, "revoke")
 def revoke_token(
     token_id: Annotated[int, typer.Argument(metavar="ID", help="Token id (see `tokens list`).")],
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Revoke a token: it stops working at once."""

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from fader_server.cli.admin import Environment, Json, Project, Token, Url, connect
-from fader_server.cli.client import DEFAULT_URL, api_path
+from fader_server.cli.client import api_path
 from fader_server.cli.output import note, print_fields, print_heading, print_json, print_table
 
 Key = Annotated[str, typer.Argument(help="Flag key.", show_default=False)]
@@ -39,7 +39,7 @@ def usage(
         Period, typer.Option(help="1h per minute, 24h and 7d per hour, 30d and 90d per day.")
     ] = Period.WEEK,
     as_json: Json = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Evaluations of a flag in one environment over a period, per variant and per step."""
@@ -103,7 +103,7 @@ def debug_events(
     environment: Environment,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many events.")] = 100,
     as_json: Json = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Evaluations SDKs reported one by one for a flag in their `debug_flags`, newest first."""
@@ -138,7 +138,7 @@ def stale(
         ),
     ] = 30,
     as_json: Json = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Release and experiment flags to remove: overdue, fully rolled out, or unused."""
