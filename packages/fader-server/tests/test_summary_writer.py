@@ -79,7 +79,7 @@ def test_concurrent_summaries_share_transactions_and_count_exactly(store: SqlSto
 
 def test_a_summary_sent_twice_within_one_batch_counts_once(store: SqlStore) -> None:
     target = project_target(store)
-    writer = SummaryWriter(store, lambda: NOW, window=2.0)
+    writer = SummaryWriter(store, lambda: NOW, window=2.0, gathering=True)
     first = writer.submit(target, summary(5), "same-id-000000000")
     again = writer.submit(target, summary(5), "same-id-000000000")
     other_key = writer.submit(
@@ -98,7 +98,7 @@ def test_a_summary_that_cannot_be_stored_fails_alone(store: SqlStore) -> None:
     """A batch whose transaction fails is written again one summary at a time: the one that
     cannot be stored (its project is gone) fails, the others of its batch are stored."""
     target = project_target(store)
-    writer = SummaryWriter(store, lambda: NOW, window=1.0)
+    writer = SummaryWriter(store, lambda: NOW, window=1.0, gathering=True)
     no_project = Target(target.project_id + 1000, "production", "server", token_id=9)
     good = writer.submit(target, summary(3), "good-0000000000000")
     bad = writer.submit(no_project, summary(4), "bad-00000000000000")  # foreign key: refused
@@ -116,7 +116,7 @@ def test_a_summary_that_cannot_be_stored_fails_alone(store: SqlStore) -> None:
 
 def test_close_writes_what_is_queued(store: SqlStore) -> None:
     target = project_target(store)
-    writer = SummaryWriter(store, lambda: NOW, window=30.0)  # would wait long for company
+    writer = SummaryWriter(store, lambda: NOW, window=30.0, gathering=True)  # waits for company
     queued = writer.submit(target, summary(2), None)
     writer.close()
     assert queued.result(timeout=0).accepted == 1
@@ -124,3 +124,14 @@ def test_close_writes_what_is_queued(store: SqlStore) -> None:
     late = writer.submit(target, summary(1), None)  # after close: written on its own
     assert late.result(timeout=60).accepted == 1
     assert minute_counts(store, target) == {"on": 3}
+
+
+def test_a_lone_sequential_sender_is_not_kept_waiting_for_company(store: SqlStore) -> None:
+    """Batches of one: the writer writes each summary as it comes (no 30 s window waited)."""
+    target = project_target(store)
+    writer = SummaryWriter(store, lambda: NOW, window=30.0)
+    for n in range(5):
+        assert writer.submit(target, summary(1), f"alone-{n:012d}").result(timeout=10).accepted
+    writer.close()
+    assert writer.batches == 5
+    assert minute_counts(store, target) == {"on": 5}

@@ -24,9 +24,11 @@ What does not change (docs/events.md):
   writers on several replicas lock rows in the same order.
 
 One daemon thread per process writes; requests wait on a future without holding a worker
-thread. The window (``FADER_SUMMARY_WINDOW_SECONDS``, default 0.2 s) is how long the writer
-gathers after the first summary of a batch; a batch also closes at :data:`MAX_BATCH_ITEMS`.
-With a window of 0 the writer still takes whatever queued while the previous transaction ran.
+thread. The writer always takes whatever queued while the previous transaction ran; while
+summaries arrive concurrently (the previous batch held more than one), it also gathers for a
+window (``FADER_SUMMARY_WINDOW_SECONDS``, default 0.2 s) after a batch's first summary, so a
+fleet's summaries share transactions while a lone, sequential sender waits for nobody. A batch
+also closes at :data:`MAX_BATCH_ITEMS`.
 """
 
 from __future__ import annotations
@@ -90,8 +92,10 @@ class SummaryWriter:
         *,
         window: float = DEFAULT_WINDOW,
         max_items: int = MAX_BATCH_ITEMS,
+        gathering: bool = False,
     ) -> None:
-        """`clock`: the receive time, read once per transaction."""
+        """`clock`: the receive time, read once per transaction. `gathering`: whether the first
+        batch already waits for the window (later ones do while summaries come concurrently)."""
         self._store = store
         self._clock = clock
         self.window = window
@@ -99,6 +103,7 @@ class SummaryWriter:
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closed = False
         self._lock = threading.Lock()
+        self._concurrent = gathering  # then: whether the last batch held several (see _run)
         self.batches = 0
         """Transactions written (with :attr:`summaries`: how much batching there was)."""
         self.summaries = 0
@@ -139,7 +144,10 @@ class SummaryWriter:
             if first is None:
                 return
             batch, items = [first], first.summary.items
-            deadline = time.monotonic() + self.window
+            # Gather only while summaries arrive concurrently (the last batch held several): a
+            # fleet's summaries then share a transaction, while a lone client posting one
+            # summary after another is never kept waiting for company that does not come.
+            deadline = time.monotonic() + (self.window if self._concurrent else 0.0)
             while items < self.max_items:
                 try:
                     remaining = deadline - time.monotonic()
@@ -153,6 +161,7 @@ class SummaryWriter:
                     break
                 batch.append(job)
                 items += job.summary.items
+            self._concurrent = len(batch) > 1
             self._write_batch(batch)
 
     def _write_batch(self, batch: list[_Job]) -> None:
