@@ -135,3 +135,19 @@ def test_a_lone_sequential_sender_is_not_kept_waiting_for_company(store: SqlStor
     writer.close()
     assert writer.batches == 5
     assert minute_counts(store, target) == {"on": 5}
+
+
+def test_a_request_that_went_away_is_not_written_and_the_writer_goes_on(
+    store: SqlStore,
+) -> None:
+    """A client that disconnects while waiting cancels its future: that summary was never
+    acknowledged, so it is not written (its SDK sends it again), and the writer keeps going."""
+    target = project_target(store)
+    writer = SummaryWriter(store, lambda: NOW, window=2.0, gathering=True)
+    kept = writer.submit(target, summary(3), "kept-000000000000")
+    gone = writer.submit(target, summary(5), "gone-000000000000")
+    assert gone.cancel()  # what asyncio.wrap_future does when the awaiting request is cancelled
+    assert kept.result(timeout=60).accepted == 1
+    assert writer.submit(target, summary(1, "off"), None).result(timeout=60).accepted == 1
+    writer.close()
+    assert minute_counts(store, target) == {"on": 3, "off": 1}

@@ -124,8 +124,8 @@ class SummaryWriter:
             closed = self._closed
             if not closed:
                 self._queue.put(job)
-        if closed:  # after close (a request finishing during shutdown): written on its own
-            self._write_batch([job])
+        if closed and job.future.set_running_or_notify_cancel():
+            self._write_batch([job])  # after close (a request finishing during shutdown)
         return job.future
 
     def close(self, timeout: float = 30.0) -> None:
@@ -138,11 +138,16 @@ class SummaryWriter:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        """Take batches and write them until :meth:`close`. A job whose request has gone
+        (its future cancelled: the client disconnected while waiting) is not written: it was
+        never acknowledged, and its SDK sends it again."""
         stopping = False
         while not stopping:
             first = self._queue.get()
             if first is None:
                 return
+            if not first.future.set_running_or_notify_cancel():
+                continue
             batch, items = [first], first.summary.items
             # Gather only while summaries arrive concurrently (the last batch held several): a
             # fleet's summaries then share a transaction, while a lone client posting one
@@ -159,8 +164,9 @@ class SummaryWriter:
                 if job is None:
                     stopping = True
                     break
-                batch.append(job)
-                items += job.summary.items
+                if job.future.set_running_or_notify_cancel():
+                    batch.append(job)
+                    items += job.summary.items
             self._concurrent = len(batch) > 1
             self._write_batch(batch)
 
