@@ -15,8 +15,11 @@ Both stores' reads use it (:mod:`fader_server.storage.sql.usage_reads` and
 from __future__ import annotations
 
 import zlib
+from collections import defaultdict
+from collections.abc import Iterable
 
 from fader_engine.sketches import PRECISION, REGISTERS, DistinctSketch
+from fader_server.storage.ports.usage import DistinctContexts
 
 MAX_RANK = 64 - PRECISION + 1
 """The largest rank a register holds (the leading zeros of 54 bits, plus one)."""
@@ -83,3 +86,18 @@ class SketchUnion:
     def estimate(self) -> int:
         """The estimated number of distinct keys, exactly as the engine's sketch computes it."""
         return self.sketch().estimate()
+
+
+def distinct_by_variant(rows: Iterable[tuple[str, bytes]]) -> DistinctContexts:
+    """Distinct contexts per variant and across all, from (variant, stored sketch) rows: one
+    union per variant as the rows stream in, then the variants' unions into one (what both
+    stores' ``distinct_contexts`` return)."""
+    merged: dict[str, SketchUnion] = defaultdict(SketchUnion)
+    for variant, contexts in rows:
+        merged[variant].add(contexts)  # a row that holds no sketch adds nothing
+    every = SketchUnion()
+    for union in merged.values():
+        every.update(union)
+    return DistinctContexts(
+        every.estimate(), {variant: union.estimate() for variant, union in merged.items()}
+    )

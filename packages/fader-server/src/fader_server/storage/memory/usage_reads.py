@@ -18,7 +18,7 @@ from fader_server.storage.ports.usage import (
     UsagePoint,
     step_start,
 )
-from fader_server.storage.sketch_union import SketchUnion
+from fader_server.storage.sketch_union import distinct_by_variant
 
 
 def _utc(value: datetime) -> datetime:
@@ -57,15 +57,11 @@ class UsageReadQueries(TransactionState):
         self, project_id: int, environment: str, flag: str, since: datetime, until: datetime
     ) -> DistinctContexts:
         low, high = step_start(since, "hour"), _utc(until)
-        merged: dict[str, SketchUnion] = defaultdict(SketchUnion)
-        for key, row in self._evaluations(self.tables.usage_hours, project_id, environment, flag):
-            if row.contexts is not None and low <= key.at < high:
-                merged[key.variant].add(row.contexts)
-        every = SketchUnion()
-        for union in merged.values():
-            every.update(union)
-        return DistinctContexts(
-            every.estimate(), {variant: union.estimate() for variant, union in merged.items()}
+        rows = self._evaluations(self.tables.usage_hours, project_id, environment, flag)
+        return distinct_by_variant(
+            (key.variant, row.contexts)
+            for key, row in rows
+            if row.contexts is not None and low <= key.at < high
         )
 
     def last_evaluated(

@@ -28,7 +28,7 @@ from fader_server.storage.ports.usage import (
     UsagePoint,
     step_start,
 )
-from fader_server.storage.sketch_union import SketchUnion
+from fader_server.storage.sketch_union import distinct_by_variant
 from fader_server.storage.sql.tables import debug_events, usage_hours, usage_minutes
 
 HOUR = timedelta(hours=1)
@@ -88,15 +88,7 @@ class UsageReadQueries:
                 usage_hours.c.contexts.is_not(None),
             )
         )
-        merged: dict[str, SketchUnion] = defaultdict(SketchUnion)
-        for variant, contexts in rows:
-            merged[variant].add(contexts)  # a row that holds no sketch adds nothing
-        every = SketchUnion()
-        for union in merged.values():
-            every.update(union)
-        return DistinctContexts(
-            every.estimate(), {variant: union.estimate() for variant, union in merged.items()}
-        )
+        return distinct_by_variant((variant, contexts) for variant, contexts in rows)
 
     def last_evaluated(
         self,
