@@ -73,8 +73,15 @@ test-engine-alone: bootstrap
 	cd packages/fader-engine && ../../$(ENGINE_VENV)/bin/python -m pytest -q -p no:cacheprovider \
 		-W error --strict-markers tests
 
+# The suite starts hundreds of Python processes (`fader serve`, CLI calls, xdist workers); with
+# PYTHONDONTWRITEBYTECODE set (some machines set it) each one would compile the server, FastAPI
+# and SQLAlchemy from source again, seconds of CPU per process. Tests let Python cache bytecode.
+# Under `make test` the engine's tests are left out: `test-engine-alone` has just run them all.
+# worksteal: a worker that runs out of tests takes half of the other's queue, so both stay busy
+# to the end (tests/conftest.py puts the longest modules first).
 pytest:
-	$(UV) run --frozen pytest -q -n auto
+	env -u PYTHONDONTWRITEBYTECODE $(UV) run --frozen pytest -q -n auto --dist worksteal \
+		$(if $(filter test,$(MAKECMDGOALS)),--ignore=packages/fader-engine)
 
 bench-engine:
 	$(PYTHON) bench/engine/run.py

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import secrets
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -30,6 +32,12 @@ from server_api import unique
 from fader_server.app import create_app
 from fader_server.services import Services
 from fader_server.settings import Settings
+
+# The tests start hundreds of Python processes (`fader serve`, CLI calls) that inherit this
+# environment; with PYTHONDONTWRITEBYTECODE (some machines set it) every one of them compiles the
+# server, FastAPI and SQLAlchemy from source again: seconds of CPU each. Let them cache bytecode.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 OUTBOUND_ALLOW = ("127.0.0.1/32", "hooks.example", "h.example", "prometheus.example")
@@ -69,6 +77,30 @@ class Server:
 
     def admin(self) -> httpx.Client:
         return self.client(self.admin_token)
+
+
+LONGEST_FIRST = (
+    "test_api_fuzz.py",
+    "test_packaging.py",
+    "test_readme.py",
+    "test_sdk_faults.py",
+    "test_deploy_nginx.py",
+    "test_db_backup.py",
+    "test_flagd_sync_replicas.py",
+    "test_flagd_sync_node.py",
+    "test_credentials_replicas.py",
+)
+"""Modules of minutes of work (each test of them tens of seconds), run first.
+
+`make test` runs the suite on two xdist workers with ``--dist worksteal``: each starts on its
+half of the collection, and one that runs out takes half of what the other has queued, from the
+end. A long test that starts last leaves the other worker idle until it ends; so these start
+first, whole modules at a time (their module fixtures are set up once)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest in order
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -175,17 +207,29 @@ def server(
 
 
 @contextmanager
-def running_server(backend: str, settings: Settings, log_sink: LogSink) -> Iterator[Server]:
-    """A real server over `settings` for the block; then stopped and its store closed."""
-    assert settings.admin_token is not None
-    assert settings.admin_password is not None
-    uv_server, thread, url, app = _serve(settings, log_sink)
+def serving(
+    settings: Settings, log_sink: LogSink, *, services: Services | None = None
+) -> Iterator[str]:
+    """A real server over `settings` for the block (its URL); then stopped and its store closed.
+    `services`: built by the test (see :func:`_serve`), else opened from `settings`."""
+    uv_server, thread, url, app = _serve(settings, log_sink, services=services)
     try:
-        yield Server(backend, url, settings.admin_token, settings.admin_password)
+        yield url
     finally:
         uv_server.should_exit = True
         thread.join(timeout=10)
         app.state.services.store.close()
+
+
+@contextmanager
+def running_server(
+    backend: str, settings: Settings, log_sink: LogSink, *, services: Services | None = None
+) -> Iterator[Server]:
+    """:func:`serving`, as a :class:`Server` with the admin token and password of `settings`."""
+    assert settings.admin_token is not None
+    assert settings.admin_password is not None
+    with serving(settings, log_sink, services=services) as url:
+        yield Server(backend, url, settings.admin_token, settings.admin_password)
 
 
 @pytest.fixture

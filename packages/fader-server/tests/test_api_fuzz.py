@@ -22,6 +22,7 @@ exercised, so the test cannot pass by generating nothing. The delivery endpoints
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import time
@@ -29,6 +30,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -48,7 +50,8 @@ from fader_server.settings import Settings
 ADMIN_PATHS = r"^/api/v1/(?!sdk/)|^/(healthz|readyz)$"
 # Hypothesis examples per operation in the fuzzing phase; the coverage phase adds its own cases.
 # Tuned for about 30 s of CPU per backend (3,168 cases over 58 operations when written).
-MAX_EXAMPLES = 10
+# FADER_FUZZ_EXAMPLES=200 (say) fuzzes deeper locally; the default is what `make test` runs.
+MAX_EXAMPLES = int(os.environ.get("FADER_FUZZ_EXAMPLES", "10"))
 PROJECT = "fuzz"
 
 
@@ -111,6 +114,16 @@ def _seed(server: Server) -> tuple[dict[str, Any], dict[str, Any], int]:
         _created(admin.post("/api/v1/users", json=user))
         _created(admin.put(f"{base}/members/fuzz-user", json={"role": "editor"}))
         spare = _created(admin.post("/api/v1/tokens", json={"kind": "admin", "name": "spare"}))
+        off: dict[str, object] = {"kind": "flag_config", "environment": "development"}
+        off |= {"flag": "fuzz-flag", "enabled": False}
+        proposal = {"problem": "p", "change": "c"}
+        request = {"title": "Fuzz", "proposal": proposal, "operations": [off]}
+        change_request = _created(admin.post(f"{base}/change-requests", json=request))
+        incident = _created(admin.post(f"{base}/incidents", json={"title": "Fuzz"}))
+        due = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
+        item = {"title": "Fix", "owner": "fuzz-user", "due_on": due}
+        items = f"{base}/incidents/{incident['id']}/action-items"
+        action_item = _created(admin.post(items, json=item))
         tokens = _created(admin.get("/api/v1/tokens"))
     own = next(t["id"] for t in tokens if t["name"] == "FADER_ADMIN_TOKEN")
     existing = {
@@ -120,6 +133,9 @@ def _seed(server: Server) -> tuple[dict[str, Any], dict[str, Any], int]:
         "segment": "fuzz-segment",
         "username": "fuzz-user",
         "token_id": spare["id"],
+        "request_id": change_request["id"],
+        "incident": incident["id"],
+        "item": action_item["id"],
     }
     disposable = {**existing, "environment": "doomed", "flag": "doomed", "segment": "doomed"}
     return existing, disposable, own

@@ -311,6 +311,10 @@ def test_a_regression_opens_an_incident_listed_by_plan(
     assert incident["stage_name"] == "5%"
     assert incident["evidence"][0]["evidence"]["treatment"] == pytest.approx(0.3)
     assert [i["action"] for i in incident["timeline"]][-2:] == ["rollback", "rollback"]
+    assert (incident["state"], incident["severity"]) == ("open", "major")
+    assert incident["title"] == "Automatic rollback of new-checkout in development"
+    opened = incident["events"][-1]
+    assert (opened["action"], opened["actor"]) == ("opened", f"rollout:{started['id']}")
     assert project.get("/incidents/999999").status_code == 404
 
 

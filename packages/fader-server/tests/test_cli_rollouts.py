@@ -124,13 +124,41 @@ def test_commands_that_do_not_apply_fail_with_the_servers_reason(
 
 
 def test_a_webhook_secret_is_printed_once(server: Server, project: str) -> None:
-    added = ok(run(server, "rollouts", "webhooks", "add", "-p", project, "https://h.example/x"))
+    added = ok(run(server, "webhooks", "add", "-p", project, "https://h.example/x"))
     secret = added.stdout.strip()
     assert secret.startswith("whsec_")
-    listed = ok(run(server, "rollouts", "webhooks", "list", "-p", project))
+    assert "(rollout)" in added.stderr  # without --event: rollout decisions, as always
+    listed = ok(run(server, "webhooks", "list", "-p", project))
     assert "https://h.example/x" in listed.stdout
     assert secret not in listed.stdout
-    hook = parsed(run(server, "rollouts", "webhooks", "list", "-p", project, "--json"))[0]["id"]
-    ok(run(server, "rollouts", "webhooks", "delete", str(hook), "-p", project))
-    assert parsed(run(server, "rollouts", "webhooks", "list", "-p", project, "--json")) == []
+    hook = parsed(run(server, "webhooks", "list", "-p", project, "--json"))[0]["id"]
+    ok(run(server, "webhooks", "remove", str(hook), "-p", project))
+    assert parsed(run(server, "webhooks", "list", "-p", project, "--json")) == []
     assert "(none)" in ok(run(server, "rollouts", "incidents", "-p", project)).stderr
+
+
+def test_webhook_subscriptions_and_their_delivery_log(server: Server, project: str) -> None:
+    added = ok(
+        run(server, "webhooks", "add", "-p", project, "https://h.example/f", "--event", "flag",
+            "--event", "incident", "--json")
+    ).stdout  # fmt: skip
+    hook = json.loads(added)
+    assert hook["events"] == ["flag", "incident"]
+    disabled = ok(run(server, "webhooks", "update", str(hook["id"]), "-p", project, "--disable"))
+    assert "disabled" in disabled.stdout
+    ok(run(server, "webhooks", "update", str(hook["id"]), "-p", project, "--enable"))
+    with server.admin() as client:
+        create_flag(client, project, "hooked")  # a flag event: queued for the webhook
+    log = parsed(run(server, "webhooks", "deliveries", str(hook["id"]), "-p", project, "--json"))
+    assert [(d["event"], d["entity_key"], d["status"]) for d in log] == [
+        ("flag", "hooked", "pending")
+    ]
+    shown = ok(run(server, "webhooks", "deliveries", str(hook["id"]), "-p", project))
+    assert "pending" in shown.stdout
+    queued = ok(
+        run(server, "webhooks", "redeliver", str(hook["id"]), str(log[0]["id"]), "-p", project)
+    )
+    assert log[0]["delivery_id"] in queued.stderr
+    bad = run(server, "webhooks", "add", "-p", project, "https://h.example/g", "--event", "nope")
+    assert bad.exit_code != 0
+    ok(run(server, "webhooks", "remove", str(hook["id"]), "-p", project))

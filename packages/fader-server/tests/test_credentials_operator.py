@@ -1,6 +1,12 @@
-"""What the operator does on the server's host, against real `fader serve` processes (SQLite and
-PostgreSQL): rotate FADER_ADMIN_TOKEN (the old value stops working), and reset a lost password
-with `fader users reset-password` (the old sessions stop working)."""
+"""What the operator does on the server's host, against real servers (SQLite and PostgreSQL):
+rotate FADER_ADMIN_TOKEN (the old value stops working), and reset a lost password with
+`fader users reset-password` (the old sessions stop working).
+
+The servers run in this process (a thread each), built from ``FADER_*`` variables by
+:meth:`Settings.load`, as `fader serve` builds its own: what a restart does with the variables
+is the same, and each restart costs a fraction of a new Python process. The CLI runs as the
+operator runs it, a process of its own beside the server.
+"""
 
 from __future__ import annotations
 
@@ -16,39 +22,32 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import dedicated_postgres_database
-from processes import FaderProcess, free_port
+from conftest import ADMIN_PASSWORD, LogSink, Server, dedicated_postgres_database, serving
 from server_api import unique
+
+from fader_server.settings import Settings
 
 LOGIN = "/api/v1/auth/login"
 
 
 @dataclass
 class Deployment:
-    """Where one Fader installation keeps its data; processes come and go over it."""
+    """Where one Fader installation keeps its data; servers come and go over it."""
 
+    backend: str
     data_dir: Path
     database_url: str | None
-    logs: Path
-
-    def process(self, admin_token: str) -> FaderProcess:
-        """`fader serve` with FADER_ADMIN_TOKEN set to `admin_token` ("" leaves it unset)."""
-        return FaderProcess(
-            port=free_port(),
-            admin_token=admin_token,
-            log_path=self.logs,
-            data_dir=self.data_dir,
-            database_url=self.database_url,
-        )
+    logs: LogSink
 
     @contextmanager
-    def running(self, admin_token: str) -> Iterator[FaderProcess]:
-        process = self.process(admin_token)
-        process.start()
-        try:
-            yield process
-        finally:
-            process.kill()
+    def running(self, admin_token: str) -> Iterator[Server]:
+        """A server started with FADER_ADMIN_TOKEN set to `admin_token` ("" leaves it unset)."""
+        environment = {"FADER_ADMIN_TOKEN": admin_token, "FADER_ADMIN_PASSWORD": ADMIN_PASSWORD}
+        settings = Settings.load(
+            environment, data_dir=self.data_dir, database_url=self.database_url
+        )
+        with serving(settings, self.logs) as url:
+            yield Server(self.backend, url, admin_token, ADMIN_PASSWORD)
 
     def storage_options(self) -> list[str]:
         options = ["--data-dir", str(self.data_dir)]
@@ -61,17 +60,19 @@ class Deployment:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
+def deployment(
+    request: pytest.FixtureRequest, tmp_path: Path, log_sink: LogSink
+) -> Iterator[Deployment]:
     with ExitStack() as stack:
         url = None
         if request.param == "postgresql":
             url = stack.enter_context(dedicated_postgres_database())
-        yield Deployment(tmp_path / "data", url, tmp_path / "fader.log")
+        yield Deployment(request.param, tmp_path / "data", url, log_sink)
 
 
-def _status(process: FaderProcess, token: str) -> int:
+def _status(server: Server, token: str) -> int:
     response = httpx.get(
-        process.url + "/api/v1/projects", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        server.url + "/api/v1/projects", headers={"Authorization": f"Bearer {token}"}, timeout=30
     )
     return response.status_code
 
@@ -121,9 +122,9 @@ def test_changing_fader_admin_token_revokes_the_previous_one(deployment: Deploym
         assert _status(server, second) == 200
 
 
-def _login(process: FaderProcess, username: str, password: str, address: str) -> httpx.Response:
+def _login(server: Server, username: str, password: str, address: str) -> httpx.Response:
     return httpx.post(
-        process.url + LOGIN,
+        server.url + LOGIN,
         json={"username": username, "password": password},
         headers={"X-Forwarded-For": address},
         timeout=30,
@@ -205,4 +206,4 @@ def test_the_operator_resets_a_lost_password_and_the_old_sessions_end(
         (True, username),
         (True, username),
     ]
-    assert new_password not in deployment.logs.read_text()
+    assert new_password not in deployment.logs.text()

@@ -24,6 +24,7 @@ import httpx
 import psycopg
 import pytest
 from conftest import PG_ADMIN_URL
+from processes import wait_ready
 
 WRITERS = 4
 WRITES_PER_WRITER = 6
@@ -61,17 +62,9 @@ def fader_serve(
     )
     url = f"http://127.0.0.1:{port}"
     # Generous: importing the server takes seconds, and far longer on a busy two-core machine.
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            raise RuntimeError("fader serve did not become ready: " + (process.communicate()[0]))
-        time.sleep(0.05)
+    if not wait_ready(url, process, 90):
+        process.kill()
+        raise RuntimeError("fader serve did not become ready: " + (process.communicate()[0]))
     output: list[str] = []
     try:
         yield url, process, output

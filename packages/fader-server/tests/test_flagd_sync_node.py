@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import node_packages
 import pytest
 from flagd_sync_support import (
     BANNER_ON,
@@ -48,20 +49,7 @@ CONTEXTS = 3000
 
 def _node_packages() -> Path:
     """``node_flagd`` with its pinned packages installed (``npm ci`` once)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("node and npm are needed to run the npm flagd provider (install Node 20)")
-    if not (NODE_DIR / "node_modules" / ".package-lock.json").is_file():
-        installed = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=NODE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        assert installed.returncode == 0, f"npm ci failed:\n{installed.stdout}\n{installed.stderr}"
-    return NODE_DIR
+    return node_packages.installed(NODE_DIR, "the npm flagd provider")
 
 
 class NodeProvider:

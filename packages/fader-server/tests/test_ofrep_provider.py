@@ -15,7 +15,6 @@ import secrets
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from openfeature.contrib.provider.ofrep import OFREPProvider
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import Reason
+from processes import wait_ready
 from server_api import unique
 
 NL = EvaluationContext("user-1", {"country": "NL"})
@@ -69,17 +69,9 @@ def fader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fader]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90  # generous: a loaded CI machine starts slowly
-        while True:
-            try:
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError("fader serve did not start: " + process.communicate()[0])
-            time.sleep(0.05)
+        if not wait_ready(url, process, 90):  # generous: a loaded CI machine starts slowly
+            process.kill()
+            raise RuntimeError("fader serve did not start: " + process.communicate()[0])
         with httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30
         ) as admin:

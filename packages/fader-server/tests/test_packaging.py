@@ -20,16 +20,14 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import zipfile
 from collections.abc import Iterator
 from email.message import Message
 from pathlib import Path
 
-import httpx
 import pytest
 from packaging.requirements import Requirement
-from processes import free_port
+from processes import free_port, wait_ready
 
 import fader_engine.__about__
 import fader_sdk
@@ -167,16 +165,8 @@ def demo_server(installed: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180  # generous: first start compiles every module
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+        # generous: first start compiles every module
+        assert wait_ready(url, process, 180, interval=0.2), log.read_text()
         yield url, token
     finally:
         process.terminate()

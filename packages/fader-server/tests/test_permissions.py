@@ -37,7 +37,7 @@ RANK = {"viewer": 1, "editor": 2, "admin": 3}
 class Endpoint:
     method: str
     path: str
-    need: str  # viewer | editor | admin | instance (instance administrators) | any
+    need: str  # viewer | editor | admin | instance (instance administrators) | any | public
     body: Any = None
     headers: dict[str, str] | None = None
     project_scoped: bool = True
@@ -51,6 +51,25 @@ F = P + "/environments/development/flags/gate"
 STAGES = {"stages": [{"name": "all", "min_duration": 1, "percent": 100}]}
 BAD_PLAN = {"flag": "gate", "environment": "development", "control": "off", "treatment": "nope"}
 HOOK = "https://hooks.example/matrix"
+CR_PROPOSAL = {"problem": "matrix", "change": "matrix"}
+CR_OP = {"kind": "flag_config", "environment": "development", "flag": "gate", "enabled": False}
+STALE_PROPOSAL = {
+    "title": "Matrix",
+    "proposal": CR_PROPOSAL,
+    "operations": [{**CR_OP, "base_version": 999}],
+}
+PROMOTION = {
+    "from": "staging",
+    "to": "production",
+    "flags": ["gate"],
+    "title": "Matrix promotion",
+    "proposal": {"problem": "matrix"},
+}
+DUE = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
+ITEM = {"title": "Matrix", "owner": "nobody-{p}", "due_on": DUE}
+SSO = "/api/v1/auth/sso/corp"
+LOOPBACK = "http://127.0.0.1:50000/callback"
+PKCE = "p" * 43
 ENDPOINTS = [
     Endpoint("GET", "/api/v1/projects", "any", project_scoped=False),
     Endpoint("POST", "/api/v1/projects", "instance", {"key": "{p}", "name": "dup"}, None, False),
@@ -62,6 +81,9 @@ ENDPOINTS = [
     Endpoint("PUT", P + "/environments/development", "admin", {"name": "Dev"}, STALE),
     Endpoint("DELETE", P + "/environments/development", "admin", None, STALE),
     Endpoint("GET", P + "/environments/development/document", "viewer"),
+    Endpoint("GET", P + "/environments/staging/compare/production", "viewer"),
+    # gate is the same in staging and production: an allowed promotion is a 422, nothing made
+    Endpoint("POST", P + "/promotions", "editor", PROMOTION),
     Endpoint("GET", P + "/flags", "viewer"),
     Endpoint("POST", P + "/flags", "editor", {"key": "gate", **BOOLEAN_FLAG}),
     Endpoint("GET", P + "/flags/gate", "viewer"),
@@ -119,9 +141,58 @@ ENDPOINTS = [
     ),
     Endpoint("GET", P + "/incidents", "viewer"),
     Endpoint("GET", P + "/incidents/999999", "viewer"),
+    # Incident writes are refused once allowed: an unknown flag (422), a stale If-Match (412),
+    # an owner who is not a member (422).
+    Endpoint("POST", P + "/incidents", "editor", {"title": "Matrix", "flag": "nope"}),
+    Endpoint("GET", P + "/incidents/{incident}", "viewer"),
+    *(
+        Endpoint("POST", P + "/incidents/{incident}/" + step, "editor", body, STALE)
+        for step, body in (("acknowledge", {}), ("resolve", {"resolution": "r"}), ("reopen", {}))
+    ),
+    Endpoint("PUT", P + "/incidents/{incident}/postmortem", "editor", {"summary": "s"}, STALE),
+    Endpoint("POST", P + "/incidents/{incident}/action-items", "editor", ITEM),
+    Endpoint("PATCH", P + "/incidents/{incident}/action-items/{item}", "editor", {}, STALE),
+    Endpoint("POST", P + "/incidents/{incident}/action-items/{item}/done", "editor", {}, STALE),
+    Endpoint("GET", P + "/action-items?status=overdue", "viewer"),
     Endpoint("GET", P + "/webhooks", "admin"),
     Endpoint("POST", P + "/webhooks", "admin", {"url": HOOK}),
+    # Signing in takes no credentials (like /auth/login): every caller gets the same answer,
+    # here 404 or 422 since the matrix server has no single sign-on provider.
+    Endpoint("GET", "/api/v1/auth/sso/providers", "public", None, None, False),
+    Endpoint(
+        "POST",
+        SSO + "/start",
+        "public",
+        {"redirect_uri": LOOPBACK, "code_challenge": PKCE},
+        None,
+        False,
+    ),
+    Endpoint(
+        "POST",
+        SSO + "/token",
+        "public",
+        {"flow": "f", "state": "s", "code": "c", "code_verifier": PKCE},
+        None,
+        False,
+    ),
     Endpoint("DELETE", P + "/webhooks/999999", "admin"),
+    # Change requests: the fixture request is cancelled, so allowed writes end in 409 (or 412
+    # with a stale If-Match, or 412 for a proposal against a base that is not current).
+    Endpoint("GET", P + "/change-requests", "viewer"),
+    Endpoint("POST", P + "/change-requests", "editor", STALE_PROPOSAL),
+    Endpoint("GET", P + "/change-requests/{cr}", "viewer"),
+    Endpoint("PUT", P + "/change-requests/{cr}", "editor", {"title": "Matrix"}, STALE),
+    Endpoint("POST", P + "/change-requests/{cr}/comments", "viewer", {"body": "matrix"}),
+    *(
+        Endpoint("POST", P + "/change-requests/{cr}/" + verb, "editor")
+        for verb in ("approve", "reject", "apply", "cancel")
+    ),
+    Endpoint("GET", P + "/scheduled-changes", "viewer"),
+    Endpoint("GET", P + "/flags/gate/scheduled-changes", "viewer"),
+    Endpoint("GET", P + "/webhooks/999999", "admin"),
+    Endpoint("PATCH", P + "/webhooks/999999", "admin", {"enabled": False}),
+    Endpoint("GET", P + "/webhooks/999999/deliveries", "admin"),
+    Endpoint("POST", P + "/webhooks/999999/deliveries/999999/redeliver", "admin"),
 ]
 
 
@@ -172,6 +243,28 @@ def _rollout_fixtures(admin: httpx.Client, project: str) -> str:
     return str(plan_id)
 
 
+def _incident_fixtures(admin: httpx.Client, project: str) -> tuple[str, str]:
+    """An incident opened by hand with one action item; their ids."""
+    base = f"/api/v1/projects/{project}/incidents"
+    incident = admin.post(base, json={"title": "Matrix incident"})
+    assert incident.status_code == 201, incident.text
+    incident_id = incident.json()["id"]
+    item = admin.post(f"{base}/{incident_id}/action-items", json={**ITEM, "owner": "admin"})
+    assert item.status_code == 201, item.text
+    return str(incident_id), str(item.json()["id"])
+
+
+def _change_request_fixture(admin: httpx.Client, project: str) -> str:
+    """A change request, cancelled (so every allowed write to it is refused); its id."""
+    base = f"/api/v1/projects/{project}/change-requests"
+    body = {"title": "Matrix", "proposal": CR_PROPOSAL, "operations": [CR_OP]}
+    created = admin.post(base, json=body)
+    assert created.status_code == 201, created.text
+    request_id = created.json()["id"]
+    assert admin.post(f"{base}/{request_id}/cancel").status_code == 200
+    return str(request_id)
+
+
 @pytest.fixture(scope="module")
 def world(server: Server) -> Iterator[World]:
     project, other = unique("matrix"), unique("other")
@@ -216,7 +309,17 @@ def world(server: Server) -> Iterator[World]:
             "other_admin": _user_token(server, admin, unique("oadmin"), other, "admin"),
         }
         rollout = _rollout_fixtures(admin, project)
-    values = {"p": project, "viewer": viewer, "spare_token": str(spare["id"]), "rollout": rollout}
+        incident, item = _incident_fixtures(admin, project)
+        change_request = _change_request_fixture(admin, project)
+    values = {
+        "p": project,
+        "viewer": viewer,
+        "spare_token": str(spare["id"]),
+        "rollout": rollout,
+        "incident": incident,
+        "item": item,
+        "cr": change_request,
+    }
     clients = {caller: server.client(token) for caller, token in tokens.items()}
     yield World(server, values, clients)
     for client in clients.values():
@@ -233,6 +336,8 @@ def _fill(value: Any, values: dict[str, str]) -> Any:
 
 def expected(endpoint: Endpoint, caller: str) -> set[int] | None:
     """The allowed statuses for a denied call, or None when the call is allowed."""
+    if endpoint.need == "public":
+        return None
     if caller in ("none", "expired", "revoked"):
         return {401}
     if caller in ("sdk", "client"):
@@ -320,13 +425,17 @@ def test_matrix_covers_every_admin_route(server: Server) -> None:
             .replace("{viewer}", "{username}")
             .replace("nobody-{project}", "{username}")
             .replace("{spare_token}", "{token_id}")
+            .replace("/environments/staging/compare/production", "/environments/{a}/compare/{b}")
             .replace("/environments/development", "/environments/{environment}")
             .replace("/flags/gate", "/flags/{flag}")
             .replace("/segments/staff", "/segments/{segment}")
             .replace("/rollout-templates/tpl-gone", "/rollout-templates/{template}")
             .replace("/rollout-templates/tpl", "/rollout-templates/{template}")
             .replace("/incidents/999999", "/incidents/{incident}")
-            .replace("/webhooks/999999", "/webhooks/{webhook}"),
+            .replace("/webhooks/999999", "/webhooks/{webhook}")
+            .replace("{cr}", "{request_id}")
+            .replace("/deliveries/999999", "/deliveries/{delivery}")
+            .replace("/auth/sso/corp/", "/auth/sso/{provider_id}/"),
         )
         for e in [*ENDPOINTS, *DELIVERY]
     }

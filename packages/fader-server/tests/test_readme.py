@@ -30,13 +30,12 @@ import secrets
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from processes import wait_ready
 
 ROOT = Path(__file__).resolve().parents[3]
 README = ROOT / "README.md"
@@ -101,19 +100,11 @@ def fader_serve_demo(root: Path, token: str) -> Iterator[str]:
         process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            try:
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(
-                    f"fader serve did not become ready (exit code {process.poll()}):\n"
-                    + log_path.read_text(errors="replace")
-                )
-            time.sleep(0.05)
+        if not wait_ready(url, process, STARTUP_SECONDS):
+            raise RuntimeError(
+                f"fader serve did not become ready (exit code {process.poll()}):\n"
+                + log_path.read_text(errors="replace")
+            )
         yield url
     finally:
         process.terminate()

@@ -167,11 +167,13 @@ def clocked_fader(backend: str, data_dir: Path, token: str) -> Iterator[Clocked]
             settings, sink, http=TransportExposingProtocol, services=services
         )
         app.state.scheduler.start(float(TICK))
+        app.state.webhooks.start(poll=0.1)
         try:
             yield Clocked(url, clock, sink)
         finally:
             uv_server.should_exit = True
             thread.join(timeout=10)
+            app.state.webhooks.close()
             app.state.scheduler.close()
             services.store.close()
 
@@ -444,7 +446,7 @@ def test_a_rising_error_rate_rolls_back_with_incident_audit_and_signed_webhook(
 
         def delivered() -> tuple[dict[str, str], bytes] | None:
             for _, headers, body in receiver.received:
-                if json.loads(body)["fader"]["event"] == "rolled_back":
+                if json.loads(body)["fader"]["rollout"]["status"] == "rolled_back":
                     return headers, body
             return None
 
@@ -453,9 +455,10 @@ def test_a_rising_error_rate_rolls_back_with_incident_audit_and_signed_webhook(
         digest = hmac.new(hook["secret"].encode(), signed, hashlib.sha256).hexdigest()
         assert hmac.compare_digest(headers["X-Fader-Signature"], "sha256=" + digest)
         message = json.loads(body)
-        assert FLAG in message["text"]
+        assert f"Release plan #{plan['id']}" in message["text"]
         assert message["blocks"][0]["type"] == "section"
-        assert message["fader"]["incident"] == incident["id"]
+        assert message["fader"]["rollout"]["plan"] == plan["id"]
+        assert message["fader"]["url"].endswith(f"/projects/{api.project}/rollouts/{plan['id']}")
         shown = CliRunner().invoke(
             cli,
             ["rollouts", "incident", str(incident["id"]), "-p", api.project],

@@ -90,12 +90,14 @@ def deployment(
         clock = ServerClock()
         services = clocked_services(settings, clock)
         uv_server, thread, url, app = _serve(settings, LogSink(), services=services)
+        app.state.webhooks.start(poll=0.1)  # as `fader serve` starts it
         try:
             demo.seed(app.state.services)
             yield Deployment(url, token, app, clock)
         finally:
             uv_server.should_exit = True
             thread.join(timeout=10)
+            app.state.webhooks.close()
             app.state.scheduler.close()
             app.state.services.store.close()
 
@@ -300,24 +302,24 @@ def test_peoples_commands_are_announced_to_the_webhooks(
         for verb in ("pause", "resume", "advance", "abort"):
             project.call("POST", f"/rollouts/{plan_id}/{verb}", {"comment": f"{verb} now"})
 
-        def all_five() -> list[dict[str, Any]] | None:
-            if len(hooks.received) < 5:
+        def all_six() -> list[dict[str, Any]] | None:
+            if len(hooks.received) < 6:
                 return None
             return [json.loads(body) for _, body in hooks.received]
 
-        messages = wait_for("five deliveries", all_five)
-    events = [m["fader"]["event"] for m in messages]
-    assert sorted(events) == sorted(["started", "paused", "resumed", "advanced", "aborted"])
-    by_event = {m["fader"]["event"]: m for m in messages}
+        messages = wait_for("six deliveries", all_six)
+    actions = [m["fader"]["action"] for m in messages]
+    assert sorted(actions) == sorted(["create", "start", "pause", "resume", "advance", "abort"])
+    by_action = {m["fader"]["action"]: m for m in messages}
     audit = project.call("GET", f"/audit?entity_type=rollout&entity_key={plan_id}")["items"]
     person = audit[0]["actor"]
     assert all(m["fader"]["actor"] == person for m in messages)
-    assert all(m["fader"]["plan"] == plan_id for m in messages)
-    assert by_event["started"]["fader"]["reason"].endswith("(ship it)")
-    assert by_event["advanced"]["fader"]["stage"] == "50%"
-    aborted = by_event["aborted"]["fader"]["reason"]
-    assert "back to its configuration from before the plan, for everyone" in aborted
-    assert "aborted" in by_event["aborted"]["text"]
+    assert all(m["fader"]["event"] == "rollout" for m in messages)
+    assert all(m["fader"]["rollout"]["plan"] == plan_id for m in messages)
+    assert by_action["start"]["fader"]["comment"] == "ship it"
+    assert by_action["advance"]["fader"]["rollout"]["stage"] == "50%"
+    assert by_action["abort"]["fader"]["rollout"]["status"] == "aborted"
+    assert "abort" in by_action["abort"]["text"]
     for headers, raw in hooks.received:
         assert verify(secret, headers[TIMESTAMP_HEADER], raw, headers[SIGNATURE_HEADER])
 

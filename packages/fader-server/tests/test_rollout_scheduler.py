@@ -28,8 +28,8 @@ from fader_server.errors import AlreadyExistsError, InvalidInputError, InvalidSt
 from fader_server.rollout_logic.decide import Action
 from fader_server.rollout_logic.notifications import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from fader_server.runtime.gate_reader import GateReader
-from fader_server.runtime.notifier import Notifier
 from fader_server.runtime.scheduler import Scheduler
+from fader_server.runtime.webhook_delivery import DeliveryWorker
 from fader_server.services import Services
 from fader_server.services.access import Principal
 from fader_server.services.outbound_policy import OutboundPolicy
@@ -101,12 +101,23 @@ class World:
             services.rollouts,
             clock=self.clock,
             reader=GateReader(httpx.Client(transport=httpx.MockTransport(route))),
-            notifier=Notifier(
-                httpx.Client(transport=httpx.MockTransport(self.hooks.handler)), first_backoff=0.01
-            ),
         )
         self.schedulers.append(scheduler)
         return scheduler
+
+    def deliver(self) -> int:
+        """Post the webhook deliveries the outbox holds now (what the delivery worker of
+        `fader serve` does by itself)."""
+        worker = DeliveryWorker(
+            self.services.deliveries,
+            public_url="https://fader.example",
+            clock=self.clock.datetime,
+            http=httpx.Client(transport=httpx.MockTransport(self.hooks.handler)),
+        )
+        try:
+            return worker.run_once()
+        finally:
+            worker.close()
 
     def traffic(
         self,
@@ -365,7 +376,7 @@ def test_a_regression_rolls_back_with_an_incident_an_audit_entry_and_a_signed_we
     assert evidence[0]["status"] == "regression"
     assert evidence[0]["evidence"]["treatment"] > evidence[0]["evidence"]["control"]
 
-    wait_for(lambda: any(b"rolled_back" in r.content for r in world.hooks.requests))
+    world.deliver()
     sent = next(r for r in world.hooks.requests if b"rolled_back" in r.content)
     assert verify(
         secret, sent.headers[TIMESTAMP_HEADER], sent.content, sent.headers[SIGNATURE_HEADER]
@@ -374,9 +385,13 @@ def test_a_regression_rolls_back_with_an_incident_an_audit_entry_and_a_signed_we
     assert not verify("wrong-secret-0123456789", stamp, sent.content, signature)
     assert not verify(secret, str(int(stamp) + 1), sent.content, signature)
     body = json.loads(sent.content)
-    assert "rolled back" in body["blocks"][0]["text"]["text"]
-    assert body["fader"]["incident"] == incident.id
-    assert "new-checkout" in body["text"]
+    assert f"Release plan #{plan_id} in development: rollback" in body["blocks"][0]["text"]["text"]
+    assert body["fader"]["rollout"]["status"] == "rolled_back"
+    assert body["fader"]["rollout"]["gates"][0]["status"] == "regression"
+    assert (
+        body["fader"]["url"] == f"https://fader.example/projects/{world.project}/rollouts/{plan_id}"
+    )
+    assert f"<{body['fader']['url']}|Open in Fader>" in body["text"]
 
 
 def test_a_latency_regression_rolls_back(world: World) -> None:

@@ -10,6 +10,7 @@ transactions, and change notifications after a commit only. Every test here runs
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,6 +37,9 @@ from fader_server.storage.ports import (
     VariantTotals,
     Version,
 )
+from fader_server.storage.ports.change_requests import NewChangeRequest
+from fader_server.storage.ports.incidents import ItemCursor, NewActionItem, NewIncident
+from fader_server.storage.ports.outbox import DeliveryAttempt
 from fader_server.storage.ports.store import Database, Transaction
 from fader_server.storage.ports.usage import EVALUATIONS, DebugEvent, Pruned, UsageCount
 from fader_server.storage.sql.store import SqlStore
@@ -265,7 +269,20 @@ def test_incidents_are_read_newest_first_per_project_and_plan(
     with store.transaction() as tx:
         plan = tx.insert_plan(_plan(project, unique("f")), NOW)
         made = [
-            tx.insert_incident(project.id, plan.id, NOW, 0, "1%", f"m{i}", [{"i": i}], [])
+            tx.insert_incident(
+                NewIncident(
+                    project.id,
+                    "Rollback",
+                    "major",
+                    "rollout:1",
+                    plan_id=plan.id,
+                    stage=0,
+                    stage_name="1%",
+                    metric=f"m{i}",
+                    evidence=({"i": i},),
+                ),
+                NOW,
+            )
             for i in range(3)
         ]
     with store.read() as tx:
@@ -277,6 +294,80 @@ def test_incidents_are_read_newest_first_per_project_and_plan(
         assert found is not None
         assert found.evidence == [{"i": 0}]
         assert tx.get_incident(project.id + 1000, made[0].id) is None
+
+
+def test_incidents_are_written_by_compare_and_swap_and_filtered_by_state(
+    store: Database, project: Project
+) -> None:
+    later = NOW + timedelta(minutes=5)
+    with store.transaction() as tx:
+        opened = tx.insert_incident(
+            NewIncident(project.id, "By hand", "minor", "user:a", "why", "f", "production"), NOW
+        )
+    assert (opened.state, opened.version, opened.plan_id, opened.stage) == ("open", 1, None, None)
+    assert (opened.opened_at, opened.updated_at, opened.summary) == (NOW, NOW, "")
+    acked = replace(opened, state="acknowledged", acknowledged_by="user:b", acknowledged_at=later)
+    with store.transaction() as tx:
+        written = tx.update_incident(acked, later)
+        assert tx.update_incident(replace(opened, summary="lost"), later) is None
+    assert written is not None
+    assert (written.version, written.state, written.acknowledged_at) == (2, "acknowledged", later)
+    assert (written.updated_at, written.title, written.flag) == (later, "By hand", "f")
+    with store.read() as tx:
+        assert [
+            i.id
+            for i in tx.list_incidents(project.id, limit=9, before_id=None, state="acknowledged")
+        ] == [opened.id]
+        assert tx.list_incidents(project.id, limit=9, before_id=None, state="open") == []
+
+
+def test_action_items_are_listed_by_due_day_and_escalated_by_compare_and_swap(
+    store: Database, project: Project
+) -> None:
+    day = NOW.date()
+    with store.transaction() as tx:
+        incident = tx.insert_incident(NewIncident(project.id, "I", "major", "user:a"), NOW)
+        items = [
+            tx.insert_action_item(
+                NewActionItem(
+                    project.id, incident.id, f"t{n}", "alice", day + timedelta(days=d), "u"
+                ),
+                NOW,
+            )
+            for n, d in enumerate((3, -2, -1))
+        ]
+    assert [(i.status, i.version, i.overdue_at) for i in items] == [("open", 1, None)] * 3
+    with store.read() as tx:
+        assert [i.title for i in tx.incident_action_items(project.id, incident.id)] == [
+            "t0",
+            "t1",
+            "t2",
+        ]
+        by_due = tx.list_action_items(project.id, limit=2, after=None)
+        assert [i.title for i in by_due] == ["t1", "t2"]
+        after = ItemCursor(by_due[-1].due_on, by_due[-1].id)
+        assert [i.title for i in tx.list_action_items(project.id, limit=5, after=after)] == ["t0"]
+        overdue = tx.list_action_items(
+            project.id, limit=5, after=None, status="open", due_before=day
+        )
+        assert [i.title for i in overdue] == ["t1", "t2"]
+        mine = [i for i in tx.items_to_escalate(day, 1000) if i.project_id == project.id]
+        assert [i.title for i in mine] == ["t1", "t2"]
+        assert tx.get_action_item(project.id + 1000, items[0].id) is None
+    with store.transaction() as tx:
+        marked = tx.update_action_item(replace(items[1], overdue_at=NOW), NOW)
+        assert tx.update_action_item(replace(items[1], overdue_at=NOW), NOW) is None
+        done = tx.update_action_item(
+            replace(items[2], status="done", done_by="u", done_at=NOW), NOW
+        )
+    assert marked is not None
+    assert done is not None
+    assert (marked.version, marked.overdue_at, done.status, done.done_at) == (2, NOW, "done", NOW)
+    with store.read() as tx:
+        assert [i for i in tx.items_to_escalate(day, 1000) if i.project_id == project.id] == []
+        assert [
+            i.title for i in tx.list_action_items(project.id, limit=5, after=None, status="done")
+        ] == ["t2"]
 
 
 # ---------------------------------------------------------------------- unique names
@@ -339,6 +430,39 @@ def test_members_and_roles(store: Database, project: Project) -> None:
         found = tx.get_user_by_id(amy.id)
         assert found is not None
         assert found.password_hash == "new"
+
+
+def test_sso_identities_link_once_and_grants_are_kept_per_membership(
+    store: Database, project: Project
+) -> None:
+    issuer, subject = "https://id.example/" + unique("realm"), unique("sub")
+    with store.transaction() as tx:
+        user = tx.insert_user(unique("sso"), "h", False, NOW)
+        assert tx.find_sso_user(issuer, subject) is None
+        tx.link_sso_user(user.id, issuer, subject, NOW)
+        tx.set_member(project.id, user.id, "editor")
+        tx.set_sso_grant(project.id, user.id, "viewer")
+        tx.set_sso_grant(project.id, user.id, "editor")  # granting again replaces the role
+        tx.set_instance_admin(user.id, True)
+        other = tx.insert_user(unique("sso"), "h", False, NOW)
+    with pytest.raises(AlreadyExistsError), store.transaction() as tx:
+        tx.link_sso_user(other.id, issuer, subject, NOW)  # one identity, one user
+    with store.read() as tx:
+        assert tx.find_sso_user(issuer, subject) == user.id
+        assert tx.find_sso_user(issuer + "/other", subject) is None
+        assert tx.sso_grants(user.id) == {project.id: "editor"}
+        found = tx.get_user_by_id(user.id)
+        assert found is not None
+        assert found.instance_admin
+    with store.transaction() as tx:
+        tx.set_sso_grant(project.id, user.id, None)
+        tx.set_instance_admin(user.id, False)
+    with store.read() as tx:
+        assert tx.sso_grants(user.id) == {}
+        assert tx.roles_of(user.id) == {project.id: "editor"}  # the membership is apart
+        found = tx.get_user_by_id(user.id)
+        assert found is not None
+        assert not found.instance_admin
 
 
 def test_tokens_revocation_and_last_use(store: Database, project: Project) -> None:
@@ -561,3 +685,232 @@ def test_prune_usage_deletes_old_rows_in_batches(store: Database, project: Proje
             minutes_before=old, hours_before=old + timedelta(hours=1), debug_before=old, limit=9
         )
     assert gone.hours == 1
+
+
+# ----------------------------------------------------------------------------- change requests
+def _change_request(project: Project, apply_at: datetime | None = None) -> NewChangeRequest:
+    op = {"kind": "flag_delete", "flag": "f", "base_version": 1, "before": {}, "after": None}
+    return NewChangeRequest(
+        project.id, "t", {"problem": "p"}, "user:a", 7, "open", [op], [{"k": 1}], apply_at
+    )
+
+
+def test_change_requests_are_compare_and_swap_listed_and_due_in_order(
+    store: Database, project: Project
+) -> None:
+    later = NOW + timedelta(minutes=5)
+    with store.transaction() as tx:
+        first = tx.insert_change_request(_change_request(project), NOW)
+        second = tx.insert_change_request(_change_request(project, later), NOW)
+        third = tx.insert_change_request(_change_request(project, NOW), NOW)
+        assert (first.version, first.reviews, first.failure, first.apply_at) == (1, [], None, None)
+        reviewed = replace(first, reviews=[{"kind": "approve"}], status="approved")
+        written = tx.update_change_request(reviewed, later)
+        assert written is not None
+        assert tx.update_change_request(replace(first, status="cancelled"), later) is None
+        for due in (second, third):
+            assert tx.update_change_request(replace(due, status="approved"), later) is not None
+    assert (written.version, written.status, written.reviews) == (
+        2,
+        "approved",
+        [{"kind": "approve"}],
+    )
+    assert (written.created_at, written.updated_at, written.author_user_id) == (NOW, later, 7)
+    with store.read() as tx:
+        assert tx.get_change_request(project.id + 10_000, first.id) is None
+        listed = tx.list_change_requests(project.id, limit=2, before_id=None)
+        assert [r.id for r in listed] == [third.id, second.id]
+        rest = tx.list_change_requests(project.id, limit=5, before_id=second.id)
+        assert [r.id for r in rest] == [first.id]
+        scheduled = tx.list_change_requests(
+            project.id, limit=5, before_id=None, statuses=("approved",), scheduled=True
+        )
+        assert [r.id for r in scheduled] == [third.id, second.id]
+        due = [r.id for r in tx.due_change_requests(NOW, 10) if r.project_id == project.id]
+        assert due == [third.id]
+        due = [r.id for r in tx.due_change_requests(later, 10) if r.project_id == project.id]
+        assert due == [third.id, second.id]
+        stored = tx.get_change_request(project.id, second.id)
+        assert stored is not None
+        assert (stored.apply_at, stored.contexts) == (later, [{"k": 1}])
+
+
+# ------------------------------------------------------------ notification outbox (0010)
+def _audit(project: Project, entity_type: str, key: str, action: str = "update") -> NewAuditEntry:
+    return NewAuditEntry(project.id, "user:a", action, entity_type, key, None, None, [], None)
+
+
+def test_webhook_subscriptions_are_stored_updated_and_unique(
+    store: Database, project: Project
+) -> None:
+    with store.transaction() as tx:
+        hook = tx.insert_webhook(
+            project.id, "https://h.example/s", "", "s", "t", NOW, events=["flag", "incident"]
+        )
+        tx.insert_webhook(project.id, "https://h.example/t", "", "s", "t", NOW)
+    assert (hook.events, hook.enabled) == (("flag", "incident"), True)
+    with store.transaction() as tx:
+        with pytest.raises(AlreadyExistsError):
+            tx.update_webhook(
+                project.id, hook.id, url="https://h.example/t", description="",
+                enabled=True, events=["flag"],
+            )  # fmt: skip
+        updated = tx.update_webhook(
+            project.id, hook.id, url="https://h.example/u", description="d",
+            enabled=False, events=["rollout", "schedule"],
+        )  # fmt: skip
+        assert (
+            tx.update_webhook(
+                project.id + 1000, hook.id, url="x", description="", enabled=True, events=[]
+            )
+            is None
+        )
+    assert updated is not None
+    assert (updated.url, updated.enabled, updated.events) == (
+        "https://h.example/u",
+        False,
+        ("rollout", "schedule"),
+    )
+    with store.read() as tx:
+        assert tx.get_webhook(project.id, hook.id) == updated
+        assert tx.get_webhook(project.id + 1000, hook.id) is None
+
+
+def test_the_outbox_is_written_with_the_audit_entry_and_only_for_subscribers(
+    store: Database, project: Project
+) -> None:
+    with store.transaction() as tx:
+        flags = tx.insert_webhook(
+            project.id, "https://h.example/f", "", "s", "t", NOW, events=["flag"]
+        )
+        off = tx.insert_webhook(
+            project.id, "https://h.example/o", "", "s", "t", NOW, events=["flag"], enabled=False
+        )
+        incidents = tx.insert_webhook(
+            project.id, "https://h.example/i", "", "s", "t", NOW, events=["incident", "schedule"]
+        )
+    with store.transaction() as tx:
+        tx.append_audit(_audit(project, "config", "checkout"), NOW)
+        tx.append_audit(_audit(project, "member", "ann"), NOW)  # never announced
+        tx.append_audit(_audit(project, "action_item", "4/1", "overdue"), NOW)
+        tx.append_audit(_audit(project, "change_request", "7", "schedule"), NOW)
+        tx.append_audit(_audit(project, "change_request", "7", "approve"), NOW)
+
+    def fail_after_the_audit_entry() -> None:
+        with store.transaction() as tx:
+            tx.append_audit(_audit(project, "flag", "rolled-back"), NOW)
+            raise RuntimeError("the change fails after its audit entry: all rolls back")
+
+    with pytest.raises(RuntimeError):
+        fail_after_the_audit_entry()
+    with store.read() as tx:
+        logged = tx.list_deliveries(project.id, flags.id, limit=10, before_id=None)
+        assert [(d.event, d.entity_key, d.status) for d in logged] == [
+            ("flag", "checkout", "pending")
+        ]
+        assert tx.list_deliveries(project.id, off.id, limit=10, before_id=None) == []
+        heard = tx.list_deliveries(project.id, incidents.id, limit=10, before_id=None)
+        assert [(d.event, d.action) for d in heard] == [
+            ("schedule", "schedule"),
+            ("incident", "overdue"),
+        ]
+        assert tx.list_deliveries(project.id + 1000, flags.id, limit=10, before_id=None) == []
+        assert tx.any_due(NOW)
+
+
+def test_claims_lease_deliveries_and_attempts_are_recorded_by_claim(
+    store: Database, project: Project
+) -> None:
+    with store.transaction() as tx:
+        hook = tx.insert_webhook(
+            project.id, "https://h.example/c", "", "sec", "t", NOW, events=["flag"]
+        )
+        tx.append_audit(_audit(project, "segment", "staff"), NOW)
+    lease = NOW + timedelta(minutes=1)
+    with store.transaction() as tx:
+        mine = [
+            c for c in tx.claim_deliveries(NOW, lease, 1000) if c.delivery.webhook_id == hook.id
+        ]
+    (claimed,) = mine
+    assert (claimed.url, claimed.secret, claimed.project_key) == (
+        "https://h.example/c",
+        "sec",
+        project.key,
+    )
+    assert (claimed.entry.entity_type, claimed.entry.entity_key) == ("segment", "staff")
+    assert (claimed.delivery.attempts, claimed.round_attempt) == (1, 1)
+    with store.transaction() as tx:  # leased: nobody claims it again before the lease ends
+        again = tx.claim_deliveries(NOW + timedelta(seconds=30), lease, 1000)
+        assert hook.id not in {c.delivery.webhook_id for c in again}
+    retry_at = NOW + timedelta(minutes=5)
+    failed = DeliveryAttempt(NOW, 503, None, 12.5, retry_at)
+    with store.transaction() as tx:
+        assert not tx.finish_delivery(claimed.delivery.id, 0, failed, "pending")  # stale claim
+        assert tx.finish_delivery(claimed.delivery.id, 1, failed, "pending")
+    with store.transaction() as tx:
+        (second,) = [
+            c
+            for c in tx.claim_deliveries(retry_at, retry_at + timedelta(minutes=1), 1000)
+            if c.delivery.webhook_id == hook.id
+        ]
+        assert second.delivery.delivery_id == claimed.delivery.delivery_id
+        assert tx.finish_delivery(
+            second.delivery.id, 2, DeliveryAttempt(retry_at, None, "timeout", 3.0, None), "failed"
+        )
+    with store.read() as tx:
+        (logged,) = tx.list_deliveries(project.id, hook.id, limit=5, before_id=None)
+    assert (logged.status, logged.attempts, logged.next_attempt_at) == ("failed", 2, None)
+    assert [(a.status_code, a.error, a.next_attempt_at) for a in logged.log] == [
+        (None, "timeout", None),
+        (503, None, retry_at),
+    ]
+    later = NOW + timedelta(hours=1)
+    with store.transaction() as tx:
+        assert tx.redeliver(project.id + 1000, hook.id, logged.id, later) is None
+        queued = tx.redeliver(project.id, hook.id, logged.id, later)
+    assert queued is not None
+    assert (queued.status, queued.round_start, queued.next_attempt_at) == ("pending", 2, later)
+    with store.transaction() as tx:
+        (third,) = [
+            c
+            for c in tx.claim_deliveries(later, later + timedelta(minutes=1), 1000)
+            if c.delivery.webhook_id == hook.id
+        ]
+        assert third.round_attempt == 1  # a fresh retry budget
+        assert tx.finish_delivery(
+            third.delivery.id, 3, DeliveryAttempt(later, 200, None, 1.0, None), "delivered"
+        )
+
+
+def test_pruning_keeps_pending_deliveries_and_the_newest_per_webhook(
+    store: Database, project: Project
+) -> None:
+    with store.transaction() as tx:
+        hook = tx.insert_webhook(
+            project.id, "https://h.example/p", "", "s", "t", NOW, events=["flag"]
+        )
+        for i in range(4):
+            tx.append_audit(_audit(project, "flag", f"f{i}"), NOW)
+    with store.transaction() as tx:
+        claimed = [
+            c for c in tx.claim_deliveries(NOW, NOW, 1000) if c.delivery.webhook_id == hook.id
+        ]
+        for c in claimed[:3]:  # the fourth stays pending
+            tx.finish_delivery(
+                c.delivery.id, 1, DeliveryAttempt(NOW, 200, None, 1.0, None), "delivered"
+            )
+    with store.transaction() as tx:
+        tx.prune_deliveries(NOW - timedelta(days=1), 1_000_000, 10_000)
+    with store.read() as tx:
+        assert len(tx.list_deliveries(project.id, hook.id, limit=10, before_id=None)) == 4
+    with store.transaction() as tx:
+        tx.prune_deliveries(NOW - timedelta(days=1), 2, 10_000)  # keep the newest two
+    with store.read() as tx:
+        kept = tx.list_deliveries(project.id, hook.id, limit=10, before_id=None)
+    assert [d.entity_key for d in kept] == ["f3", "f2"]
+    assert kept[0].status == "pending"
+    with store.transaction() as tx:
+        tx.prune_deliveries(NOW + timedelta(days=1), 1_000_000, 10_000)
+        assert tx.delete_webhook(project.id, hook.id)
+    with store.read() as tx:
+        assert tx.list_deliveries(project.id, hook.id, limit=10, before_id=None) == []

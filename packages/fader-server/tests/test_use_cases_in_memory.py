@@ -8,7 +8,6 @@ durability tests keep running on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -186,17 +185,27 @@ def test_a_flag_cannot_be_deleted_while_a_plan_moves_it(services: Services) -> N
     services.flags.delete(ADMIN, "shop", "new-checkout", version, None)
 
 
-def test_a_person_s_command_carries_the_signed_webhook_deliveries_announcing_it(
+def test_a_person_s_command_writes_its_webhook_deliveries_in_its_own_transaction(
     services: Services,
 ) -> None:
     hook = services.webhooks.create(ADMIN, "shop", "https://hooks.example/fader")
+    quiet = services.webhooks.create(
+        ADMIN, "shop", "https://hooks.example/flags-only", events=["flag"]
+    )
     started = services.rollouts.create(ADMIN, "shop", plan_body())
-    (delivery,) = started.deliveries
-    body = json.loads(delivery.body)
-    assert (delivery.webhook_id, delivery.url, delivery.secret) == (hook.id, hook.url, hook.secret)
-    assert (body["fader"]["event"], body["fader"]["actor"]) == ("started", "user:admin")
-    paused = services.rollouts.pause(ADMIN, "shop", started.stored.id)
-    assert [json.loads(d.body)["fader"]["event"] for d in paused.deliveries] == ["paused"]
+    services.rollouts.pause(ADMIN, "shop", started.stored.id)
+    logged = services.webhooks.deliveries(ADMIN, "shop", hook.id, limit=10)
+    assert [(d.event, d.action, d.status) for d in logged] == [
+        ("rollout", "pause", "pending"),
+        ("rollout", "start", "pending"),
+        ("rollout", "create", "pending"),
+    ]
+    assert len({d.delivery_id for d in logged}) == 3
+    # the flag-only webhook hears of the configuration the plan serves, not of the plan
+    flag_log = services.webhooks.deliveries(ADMIN, "shop", quiet.id, limit=10)
+    assert [(d.event, d.entity_type, d.action) for d in flag_log] == [
+        ("flag", "config", "rollout start")
+    ]
 
 
 def test_the_scheduler_advances_a_plan_once_its_stage_has_lasted(

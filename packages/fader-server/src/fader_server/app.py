@@ -1,5 +1,6 @@
 """The one place where the server is wired: settings → SQL store → services → runtime (the
-rollout scheduler, its gate reader and webhook notifier, usage retention, the delivery hub) →
+rollout scheduler and its gate reader, the webhook delivery worker, usage retention, the
+delivery hub) →
 FastAPI app.
 
 Only this module and ``cli`` construct :mod:`fader_server.storage.sql`; everything else gets
@@ -17,17 +18,25 @@ from typing import TYPE_CHECKING, TextIO
 from fastapi import FastAPI
 
 from fader_server import logs, web
+from fader_server.api import change_requests as change_request_api
 from fader_server.api import flags, health, identity, ofrep, problems, projects, sdk, segments
+from fader_server.api import incidents as incident_api
+from fader_server.api import promotion as promotion_api
 from fader_server.api import rollouts as rollout_api
+from fader_server.api import sso as sso_api
 from fader_server.api import usage as usage_api
+from fader_server.api import webhooks as webhook_api
 from fader_server.api.body_limit import cap_request_bodies
 from fader_server.api.middleware import HttpMetrics, RequestContext
 from fader_server.api.request_json import InputGuard
 from fader_server.delivery.service import Delivery
+from fader_server.runtime.escalation import Escalation
 from fader_server.runtime.gate_reader import GateReader
-from fader_server.runtime.notifier import Notifier
+from fader_server.runtime.oidc import single_sign_on
 from fader_server.runtime.retention import Retention
+from fader_server.runtime.scheduled_changes import ScheduledChanges
 from fader_server.runtime.scheduler import Scheduler
+from fader_server.runtime.webhook_delivery import DeliveryWorker
 from fader_server.services import Services
 from fader_server.services.access import Clock, system_clock
 from fader_server.services.bootstrap import FirstRun
@@ -50,7 +59,12 @@ def open_services(
     """Connect, migrate, and create the first admin if the database is new. `clock`: what
     every use case, the scheduler and the receive time of SDK summaries read (tests move it)."""
     store = SqlStore.open(settings.effective_database_url, listen_url=settings.listen_url)
-    services = Services.over(store, clock, OutboundPolicy.parse(settings.outbound_allow))
+    services = Services.over(
+        store,
+        clock,
+        OutboundPolicy.parse(settings.outbound_allow),
+        local_login=settings.local_login,
+    )
     first_run = services.identity.bootstrap(settings.admin_password, settings.admin_token)
     return services, first_run
 
@@ -90,8 +104,15 @@ def create_app(
         services.rollouts,
         clock=lambda: clock().timestamp(),  # the services' clock: plans and ticks agree
         reader=GateReader(policy=services.outbound),
-        notifier=Notifier(policy=services.outbound),
     )
+    webhooks = DeliveryWorker(
+        services.deliveries,
+        public_url=settings.effective_public_url,
+        clock=clock,
+        policy=services.outbound,
+    )
+    escalation = Escalation(services.incidents)  # reads the services' clock, as plans do
+    scheduled_changes = ScheduledChanges(services.change_requests, clock)
     retention = Retention(
         services.store,
         minutes=timedelta(days=settings.usage_minutes_days),
@@ -105,10 +126,18 @@ def create_app(
         if settings.rollout_tick_seconds > 0:
             scheduler.start(settings.rollout_tick_seconds)
         retention.start()
+        if settings.scheduled_changes_tick_seconds > 0:
+            scheduled_changes.start(settings.scheduled_changes_tick_seconds)
+        webhooks.start()
+        if settings.escalation_seconds > 0:
+            escalation.start(settings.escalation_seconds)
         yield
         if flagd_sync is not None:
             await flagd_sync.stop()
+        escalation.close()
         retention.close()
+        scheduled_changes.close()
+        webhooks.close()
         scheduler.close()
         services.identity.token_use.close()  # write the last "last used" times
         delivery.close()  # write the summaries still queued
@@ -126,6 +155,18 @@ def create_app(
     app.state.delivery = delivery
     app.state.scheduler = scheduler
     app.state.retention = retention
+    app.state.scheduled_changes = scheduled_changes
+    app.state.webhooks = webhooks
+    app.state.escalation = escalation
+    app.state.sso = single_sign_on(
+        settings.sso_config,
+        settings.sso_secrets,
+        services.outbound,
+        services.store,
+        services.identity,
+        local_login=settings.local_login,
+        public_url=settings.public_url,
+    )
     app.state.metrics = HttpMetrics(settings.metrics_token)
     scheduler.export_metrics(app.state.metrics.registry)
     app.state.metrics.watch_streams(
@@ -135,7 +176,12 @@ def create_app(
     for module in (projects, flags, segments, identity, sdk, ofrep, health):
         app.include_router(module.router)
     app.include_router(rollout_api.router)
+    app.include_router(incident_api.router)
     app.include_router(usage_api.router)
+    app.include_router(webhook_api.router)
+    app.include_router(change_request_api.router)
+    app.include_router(promotion_api.router)
+    app.include_router(sso_api.router)
     web.install(app)
     api_docs.install(app)
     app.add_middleware(InputGuard)  # reads JSON bodies through the cap below

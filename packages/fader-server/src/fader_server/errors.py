@@ -9,6 +9,7 @@ them into HTTP problem details (RFC 9457). The tree, with the status each maps t
     ├── NotFoundError               404    no such entity (or one of a project you cannot see)
     ├── AlreadyExistsError          409    a key is taken
     ├── InvalidStateError           409    the entity's state does not allow the action
+    │   └── ChangeRequestRequiredError 409  the environment takes changes as change requests
     ├── PreconditionRequiredError   428    a write to a versioned entity came without `If-Match`
     ├── VersionConflictError        412    `If-Match` names a version that is no longer current
     ├── InvalidInputError           422    well-formed but wrong; `.problems` lists why
@@ -61,6 +62,11 @@ class AlreadyExistsError(FaderServerError):
 class InvalidStateError(FaderServerError):
     """The action does not apply to the entity as it is now (e.g. resuming a release plan that
     is not paused); the message says what state it is in."""
+
+
+class ChangeRequestRequiredError(InvalidStateError):
+    """The environment requires change requests: a direct write that alters what it serves is
+    refused, and the message says how to propose it instead."""
 
 
 class PreconditionRequiredError(FaderServerError):

@@ -38,6 +38,9 @@ class Settings:
     rollout_tick_seconds: float = 5.0
     """How often the rollout scheduler looks at active release plans; 0 turns it off (tests
     that drive :meth:`~fader_server.runtime.scheduler.Scheduler.tick` themselves)."""
+    escalation_seconds: float = 60.0
+    """How often overdue action items are looked for (``FADER_ESCALATION_SECONDS``); 0 turns
+    the escalation job off (docs/incidents.md)."""
     outbound_allow: tuple[str, ...] = ()
     """CIDRs and host names that rollout gates and webhooks may reach although they are
     loopback, private or otherwise internal (``FADER_OUTBOUND_ALLOW``, comma-separated);
@@ -61,6 +64,9 @@ class Settings:
     summary_window_seconds: float = 0.2
     """How long summaries are gathered into one transaction (``FADER_SUMMARY_WINDOW_SECONDS``;
     0: only those that queued while the previous one was written). docs/events.md."""
+    scheduled_changes_tick_seconds: float = 5.0
+    """How often approved change requests whose ``apply_at`` has come are applied
+    (``FADER_SCHEDULED_CHANGES_TICK_SECONDS``); 0 turns it off (docs/change-control.md)."""
     usage_minutes_days: int = 14
     """Days per-minute usage rollups are kept (``FADER_USAGE_MINUTES_DAYS``); those a running
     release plan reads are kept until it ends (docs/events.md)."""
@@ -71,6 +77,21 @@ class Settings:
     (``--flagd-sync-port``, ``FADER_FLAGD_SYNC_PORT``); None: not served (docs/sdks.md)."""
     flagd_sync_host: str | None = None
     """The address flag sync binds (``FADER_FLAGD_SYNC_HOST``); None: the same as `host`."""
+    public_url: str | None = None
+    """The console's address as people reach it (``FADER_PUBLIC_URL``, e.g.
+    ``https://fader.example.com``), for the links in webhook notifications; None:
+    ``http://<host>:<port>``."""
+    sso_config: Path | None = None
+    """The single sign-on providers' TOML file (``FADER_SSO_CONFIG``; docs/sso.md)."""
+    sso_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Client secrets by provider id, from ``FADER_SSO_SECRET_<ID>`` (``-`` written ``_``)."""
+    local_login: bool = True
+    """False (``FADER_LOCAL_LOGIN=false``): passwords are refused, single sign-on only."""
+
+    @property
+    def effective_public_url(self) -> str:
+        """The base of links back to the console."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def effective_database_url(self) -> str:
@@ -106,6 +127,7 @@ class Settings:
             demo=demo if demo is not None else source.get("FADER_DEMO", "") in {"1", "true"},
             sse_heartbeat_seconds=float(source.get("FADER_SSE_HEARTBEAT_SECONDS", "15")),
             rollout_tick_seconds=float(source.get("FADER_ROLLOUT_TICK_SECONDS", "5")),
+            escalation_seconds=float(source.get("FADER_ESCALATION_SECONDS", "60")),
             outbound_allow=_split(source.get("FADER_OUTBOUND_ALLOW", "")),
             max_body_bytes=int(source.get("FADER_MAX_BODY_BYTES", str(1024 * 1024))),
             metrics_token=source.get("FADER_METRICS_TOKEN") or None,
@@ -113,11 +135,34 @@ class Settings:
             sdk_events_per_second=float(source.get("FADER_SDK_EVENTS_PER_SECOND", "10000")),
             client_events_per_second=float(source.get("FADER_CLIENT_EVENTS_PER_SECOND", "1000")),
             summary_window_seconds=float(source.get("FADER_SUMMARY_WINDOW_SECONDS", "0.2")),
+            scheduled_changes_tick_seconds=float(
+                source.get("FADER_SCHEDULED_CHANGES_TICK_SECONDS", "5")
+            ),
             usage_minutes_days=int(source.get("FADER_USAGE_MINUTES_DAYS", "14")),
             usage_hours_days=int(source.get("FADER_USAGE_HOURS_DAYS", "400")),
             flagd_sync_port=_port(flagd_sync_port, source.get("FADER_FLAGD_SYNC_PORT")),
             flagd_sync_host=source.get("FADER_FLAGD_SYNC_HOST") or None,
+            public_url=source.get("FADER_PUBLIC_URL") or None,
+            sso_config=Path(source["FADER_SSO_CONFIG"]) if source.get("FADER_SSO_CONFIG") else None,
+            sso_secrets={
+                name.removeprefix(_SSO_SECRET).lower().replace("_", "-"): value
+                for name, value in source.items()
+                if name.startswith(_SSO_SECRET) and value
+            },
+            local_login=_flag(source.get("FADER_LOCAL_LOGIN", "true"), "FADER_LOCAL_LOGIN"),
         )
+
+
+_SSO_SECRET = "FADER_SSO_SECRET_"  # noqa: S105 - the variables' prefix, not a secret
+
+
+def _flag(value: str, name: str) -> bool:
+    """A boolean setting; anything but a clear yes or no is a mistake worth stopping for."""
+    if value.strip().lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.strip().lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{name} must be true or false, not '{value}'")
 
 
 def _port(given: int | None, variable: str | None) -> int | None:

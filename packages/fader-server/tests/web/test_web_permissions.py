@@ -52,6 +52,13 @@ def test_a_viewer_sees_no_edit_controls_and_gets_403_when_posting_anyway(
         assert created.status_code == 403
         assert viewer.get(f"/projects/{project}/flags/new-checkout/rules").status_code == 403
         assert viewer.get(f"/projects/{project}/tokens").status_code == 403
+        assert viewer.get(f"/projects/{project}/webhooks").status_code == 403
+        hook = viewer.post(
+            f"/projects/{project}/webhooks",
+            data={"csrf_token": token, "url": "http://127.0.0.1:9/x", "events": "flag"},
+        )
+        assert hook.status_code == 403
+        assert "Webhooks" not in viewer.get(f"/projects/{project}/flags").text
 
 
 def test_an_editor_can_switch_staging_but_not_protected_production(

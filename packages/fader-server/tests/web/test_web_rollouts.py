@@ -236,6 +236,17 @@ def test_a_rollback_shows_its_incident_evidence_and_timeline(
         plain_page.get_by_role("table", name="Timeline: who changed what, oldest first")
     ).to_be_visible()
     scan(plain_page, "plan rolled back, with its incident")
+    plain_page.locator("#incident a[href*='/incidents/']").click()
+    plain_page.wait_for_url("**/incidents/*")
+    expect(plain_page.locator("#incident-state")).to_have_text("Open")
+    expect(plain_page.locator("#evidence-title + p")).to_contain_text("At stage “internal”")
+    expect(
+        plain_page.get_by_role("table", name="Every gate's result when the plan rolled back")
+    ).to_contain_text("http_check failed 1 times in a row")
+    timeline = plain_page.locator(".timeline")
+    expect(timeline).to_contain_text("rollback: moved the release plan")
+    expect(timeline).to_contain_text(f"rollout:{plan_id} opened the incident")
+    scan(plain_page, "incident opened by a rollback")
 
 
 class _Hooks(BaseHTTPRequestHandler):
@@ -302,13 +313,18 @@ def test_the_console_asks_before_enabling_a_flag_and_announces_commands(
             )
             assert paused.status_code == 303
         deadline = time.monotonic() + 30
-        while not any(b'"paused"' in body for body in hooks.received):
+
+        def announced(action: str) -> list[dict[str, Any]]:
+            notes = [json.loads(body)["fader"] for body in hooks.received]
+            return [n for n in notes if n["action"] == action]
+
+        while not announced("pause"):
             assert time.monotonic() < deadline, "the pause was not announced"
             time.sleep(0.05)
-        note = next(json.loads(b) for b in hooks.received if b'"paused"' in b)["fader"]
-        assert note["plan"] == plan_id
+        (note,) = announced("pause")
+        assert note["rollout"]["plan"] == plan_id
         assert note["actor"] == f"user:{username}"
-        assert any(b'"started"' in body for body in hooks.received)  # the console's start
+        assert announced("start")  # the console's start
     finally:
         hooks.shutdown()
         hooks.server_close()

@@ -27,6 +27,7 @@ import psycopg
 import pytest
 from axe_playwright_python.base import AXE_SCRIPT
 from playwright.sync_api import Page
+from processes import terminate, wait_ready
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -90,12 +91,15 @@ def postgres_database() -> Iterator[str]:
 
 
 @contextmanager
-def fader_serve(data_dir: Path, database_url: str | None = None) -> Iterator[Console]:
+def fader_serve(
+    data_dir: Path, database_url: str | None = None, extra_env: dict[str, str] | None = None
+) -> Iterator[Console]:
     """`fader serve --demo` on a free port until the block ends: SQLite in `data_dir`, or the
-    PostgreSQL database at `database_url`."""
+    PostgreSQL database at `database_url`; `extra_env`: more ``FADER_*`` settings."""
     port = _free_port()
     token = "fdr_admin_" + secrets.token_urlsafe(32)
     env = {**os.environ, "FADER_ADMIN_PASSWORD": PASSWORD, "FADER_ADMIN_TOKEN": token}
+    env.update(extra_env or {})
     env["FADER_OUTBOUND_ALLOW"] = "127.0.0.1/32"  # rollout gates point at this very server
     log_path = data_dir / "server.log"
     command = [sys.executable, "-c", "from fader_server.cli.main import main; main()"]
@@ -107,27 +111,14 @@ def fader_serve(data_dir: Path, database_url: str | None = None) -> Iterator[Con
     url = f"http://127.0.0.1:{port}"
     try:
         # generous: on a loaded CI machine importing, migrating and seeding can take long
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            try:
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(
-                    f"fader serve did not answer /readyz within {STARTUP_SECONDS} s "
-                    f"(exit code {process.poll()}); its output:\n{log_path.read_text()}"
-                )
-            time.sleep(0.05)
+        if not wait_ready(url, process, STARTUP_SECONDS):
+            raise RuntimeError(
+                f"fader serve did not answer /readyz within {STARTUP_SECONDS} s "
+                f"(exit code {process.poll()}); its output:\n{log_path.read_text()}"
+            )
         yield Console(url, token, log_path)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process)
 
 
 # ------------------------------------------------------------------------------ accessibility
@@ -196,6 +187,8 @@ def page_pattern(url: str) -> str:
     path = re.sub(r"^/projects/[^/]+", "/projects/{project}", path)
     path = re.sub(r"/flags/(?!_new)[^/]+", "/flags/{flag}", path)
     path = re.sub(r"/segments/(?!_new)[^/]+", "/segments/{segment}", path)
+    path = re.sub(r"/environments/(?!_compare)[^/]+", "/environments/{environment}", path)
+    path = re.sub(r"/change-requests/\d+", "/change-requests/{id}", path)
     return re.sub(r"/(tokens|members)/[^/]+", r"/\1/{id}", path)
 
 
@@ -232,6 +225,14 @@ def http_login(
         data={"csrf_token": token, "username": username, "password": password},
         headers=headers,
     )
+
+
+@contextmanager
+def logged_in(console: Console, username: str, password: str) -> Iterator[httpx.Client]:
+    """A browser-like client (no JavaScript) logged in as `username` for the block."""
+    with console.browser_client() as client:
+        assert http_login(client, username, password).status_code == 303
+        yield client
 
 
 def log_in(page: Page, username: str, password: str) -> None:

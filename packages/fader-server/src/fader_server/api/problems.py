@@ -37,6 +37,12 @@ _MAPPING: dict[type[errors.FaderServerError], tuple[int, str, str, str]] = {
     errors.PermissionDeniedError: (403, "forbidden", "Permission denied", "user_fixable"),
     errors.NotFoundError: (404, "not-found", "Not found", "user_fixable"),
     errors.AlreadyExistsError: (409, "already-exists", "Already exists", "user_fixable"),
+    errors.ChangeRequestRequiredError: (
+        409,
+        "change-request-required",
+        "Change request required",
+        "user_fixable",
+    ),
     errors.InvalidStateError: (409, "invalid-state", "Invalid state", "user_fixable"),
     errors.VersionConflictError: (412, "version-conflict", "Version conflict", "user_fixable"),
     errors.PreconditionRequiredError: (

@@ -14,6 +14,7 @@ from fader_server.api.pagination import Cursor, Limit
 from fader_server.api.schemas import (
     AuditOut,
     AuditPage,
+    ChangeRequestPolicy,
     EnvironmentIn,
     EnvironmentOut,
     EnvironmentUpdate,
@@ -25,6 +26,7 @@ from fader_server.api.schemas import (
     ProjectPatch,
 )
 from fader_server.api.security import Caller, IfMatch, Svc
+from fader_server.services.change_requests import policy as change_policy
 from fader_server.services.versioning import etag
 from fader_server.storage.ports import AuditEntry, Project, Resource
 
@@ -41,6 +43,7 @@ def environment_out(env: Resource) -> EnvironmentOut:
         name=env.data["name"],
         protected=env.data.get("protected", False),
         bucketing=env.data.get("bucketing", "v2"),
+        change_requests=ChangeRequestPolicy(**change_policy.of(env.data).to_dict()),
         version=env.version,
         updated_at=env.updated_at,
     )
@@ -96,7 +99,13 @@ def list_environments(project: str, svc: Svc, caller: Caller) -> list[Environmen
 def create_environment(
     project: str, body: EnvironmentIn, svc: Svc, caller: Caller, response: Response
 ) -> EnvironmentOut:
-    data = {"name": body.name, "protected": body.protected, "bucketing": body.bucketing}
+    data: dict[str, object] = {
+        "name": body.name,
+        "protected": body.protected,
+        "bucketing": body.bucketing,
+    }
+    if body.change_requests is not None:
+        data["change_requests"] = body.change_requests.model_dump()
     env = svc.projects.create_environment(caller, project, body.key, data, body.comment)
     response.headers["ETag"] = etag(env.version)
     return environment_out(env)
@@ -124,6 +133,8 @@ def update_environment(
     data: dict[str, object] = {"name": body.name, "protected": body.protected}
     if body.bucketing is not None:
         data["bucketing"] = body.bucketing
+    if body.change_requests is not None:
+        data["change_requests"] = body.change_requests.model_dump()
     env = svc.projects.update_environment(
         caller, project, environment, data, expected, body.comment
     )

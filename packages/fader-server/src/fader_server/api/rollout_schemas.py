@@ -1,4 +1,5 @@
-"""Pydantic models of the rollout API (release plans, templates, incidents, webhooks).
+"""Pydantic models of the rollout API (release plans and templates; incidents are in
+:mod:`.incident_schemas`, webhooks in :mod:`.webhook_schemas`).
 
 Stage and gate fields carry the names of :mod:`fader_server.rollout_logic.plan`, so a plan reads the
 same in a request, in a response, in the audit log and in ``docs/rollouts.md``. Durations are
@@ -193,45 +194,3 @@ class PlanOut(Strict):
 
 class PlanPage(Page):
     items: list[PlanOut]
-
-
-class IncidentOut(Strict):
-    id: int
-    rollout: int
-    opened_at: datetime
-    stage: int
-    stage_name: str
-    metric: str = Field(description="the gates that found a regression, with their values")
-    evidence: list[dict[str, Any]] = Field(description="every gate's result at the rollback")
-    timeline: list[dict[str, Any]] = Field(
-        description="who changed what, oldest first: the plan's transitions and every change "
-        "to the flag's configuration in the environment since the plan was created"
-    )
-
-
-class IncidentPage(Page):
-    items: list[IncidentOut]
-
-
-class WebhookIn(Strict):
-    url: Url
-    description: Annotated[str, StringConstraints(max_length=200)] = ""
-    secret: Annotated[str, StringConstraints(min_length=16, max_length=200)] | None = Field(
-        default=None, description="the signing secret; omit to have one generated"
-    )
-
-
-class WebhookOut(Strict):
-    id: int
-    url: str
-    description: str
-    created_by: str
-    created_at: datetime
-
-
-class WebhookCreated(WebhookOut):
-    secret: str = Field(description="signs every delivery; shown only in this response")
-
-
-class WebhookList(Strict):
-    items: list[WebhookOut]

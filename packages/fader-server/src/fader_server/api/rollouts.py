@@ -1,26 +1,26 @@
-"""Guarded rollouts: release plans, their templates, incidents and notification webhooks.
+"""Guarded rollouts: release plans and their templates (the incidents rollbacks open are served
+by :mod:`.incidents`, webhooks by :mod:`.webhooks`).
 
 Plan actions need the editor role (admin in a protected environment, as any change to a flag
-there); webhooks need admin; reads need viewer. An action that does not apply to the plan's
+there); reads need viewer. An action that does not apply to the plan's
 status (resuming a plan that is not paused...) is a 409 ``invalid-state`` problem; a plan that
 makes no sense (unknown segment or variant, percentages that do not grow) is a 422 naming the
 field; a plan on a flag that is off (without ``enable``) or already serves the treatment to
-everyone is a 409 ``invalid-state``. Every command a person gives is announced to the project's
-webhooks, after its commit, by the notifier the scheduler uses. See ``docs/rollouts.md``.
+everyone is a 409 ``invalid-state``. Every command a person gives is audited, and so announced
+to the project's webhooks subscribed to ``rollout`` events (docs/notifications.md). See
+``docs/rollouts.md``.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Request, status
+from fastapi import APIRouter, Body, Path, Query, status
 
 from fader_server.api import pagination, problems
 from fader_server.api.pagination import Cursor, Limit
 from fader_server.api.rollout_schemas import (
     CommandIn,
-    IncidentOut,
-    IncidentPage,
     PlanIn,
     PlanOut,
     PlanPage,
@@ -28,14 +28,10 @@ from fader_server.api.rollout_schemas import (
     TemplateIn,
     TemplateList,
     TemplateOut,
-    WebhookCreated,
-    WebhookIn,
-    WebhookList,
-    WebhookOut,
 )
 from fader_server.api.security import Caller, Svc
 from fader_server.services.rollouts.records import PlanStatus, at
-from fader_server.storage.ports import Incident, RolloutTemplate, Webhook
+from fader_server.storage.ports import RolloutTemplate
 
 router = APIRouter(
     prefix="/api/v1/projects/{project}", tags=["rollouts"], responses=problems.API_ERRORS
@@ -49,14 +45,6 @@ Start = Annotated[StartIn | None, Body()]
 
 def _time(seconds: float | None) -> Any:
     return None if seconds is None else at(seconds)
-
-
-def announce(request: Request, view: PlanStatus) -> PlanStatus:
-    """Hand a command's webhook deliveries to the scheduler's notifier (the command has
-    committed: services return from their transaction)."""
-    if view.deliveries:
-        request.app.state.scheduler.notifier.submit(view.deliveries)
-    return view
 
 
 def plan_out(view: PlanStatus) -> PlanOut:
@@ -105,29 +93,6 @@ def template_out(template: RolloutTemplate) -> TemplateOut:
     )
 
 
-def incident_out(incident: Incident) -> IncidentOut:
-    return IncidentOut(
-        id=incident.id,
-        rollout=incident.plan_id,
-        opened_at=incident.opened_at,
-        stage=incident.stage,
-        stage_name=incident.stage_name,
-        metric=incident.metric,
-        evidence=incident.evidence,
-        timeline=incident.timeline,
-    )
-
-
-def webhook_out(webhook: Webhook) -> WebhookOut:
-    return WebhookOut(
-        id=webhook.id,
-        url=webhook.url,
-        description=webhook.description,
-        created_by=webhook.created_by,
-        created_at=webhook.created_at,
-    )
-
-
 def _comment(body: CommandIn | None) -> str | None:
     return None if body is None else body.comment
 
@@ -167,13 +132,11 @@ def delete_template(
 
 # -------------------------------------------------------------------- plans
 @router.post("/rollouts", status_code=status.HTTP_201_CREATED)
-def create_rollout(
-    request: Request, project: str, body: PlanIn, svc: Svc, caller: Caller
-) -> PlanOut:
+def create_rollout(project: str, body: PlanIn, svc: Svc, caller: Caller) -> PlanOut:
     """Create a release plan from stages and gates, or from a template (``start: true`` also
     starts it)."""
     data = body.model_dump(exclude={"comment"})
-    return plan_out(announce(request, svc.rollouts.create(caller, project, data, body.comment)))
+    return plan_out(svc.rollouts.create(caller, project, data, body.comment))
 
 
 @router.get("/rollouts")
@@ -209,18 +172,17 @@ def get_rollout(project: str, rollout: RolloutId, svc: Svc, caller: Caller) -> P
 
 @router.post("/rollouts/{rollout}/start")
 def start_rollout(
-    request: Request, project: str, rollout: RolloutId, svc: Svc, caller: Caller, body: Start = None
+    project: str, rollout: RolloutId, svc: Svc, caller: Caller, body: Start = None
 ) -> PlanOut:
     """Keep the flag's configuration as the base to restore, and serve the first stage
     (``enable: true`` turns the flag on if it is off)."""
     enable = body is not None and body.enable
     view = svc.rollouts.start(caller, project, rollout, _comment(body), enable=enable)
-    return plan_out(announce(request, view))
+    return plan_out(view)
 
 
 @router.post("/rollouts/{rollout}/pause")
 def pause_rollout(
-    request: Request,
     project: str,
     rollout: RolloutId,
     svc: Svc,
@@ -229,12 +191,11 @@ def pause_rollout(
 ) -> PlanOut:
     """Stop advancing; gates still roll a paused plan back on a regression."""
     view = svc.rollouts.pause(caller, project, rollout, _comment(body))
-    return plan_out(announce(request, view))
+    return plan_out(view)
 
 
 @router.post("/rollouts/{rollout}/resume")
 def resume_rollout(
-    request: Request,
     project: str,
     rollout: RolloutId,
     svc: Svc,
@@ -242,12 +203,11 @@ def resume_rollout(
     body: Command = None,
 ) -> PlanOut:
     view = svc.rollouts.resume(caller, project, rollout, _comment(body))
-    return plan_out(announce(request, view))
+    return plan_out(view)
 
 
 @router.post("/rollouts/{rollout}/advance")
 def advance_rollout(
-    request: Request,
     project: str,
     rollout: RolloutId,
     svc: Svc,
@@ -256,12 +216,11 @@ def advance_rollout(
 ) -> PlanOut:
     """Go to the next stage now (also approves a stage waiting for approval)."""
     view = svc.rollouts.advance(caller, project, rollout, _comment(body))
-    return plan_out(announce(request, view))
+    return plan_out(view)
 
 
 @router.post("/rollouts/{rollout}/abort")
 def abort_rollout(
-    request: Request,
     project: str,
     rollout: RolloutId,
     svc: Svc,
@@ -270,56 +229,4 @@ def abort_rollout(
 ) -> PlanOut:
     """Stop for good; a started plan's flag gets its base configuration back."""
     view = svc.rollouts.abort(caller, project, rollout, _comment(body))
-    return plan_out(announce(request, view))
-
-
-# ---------------------------------------------------------------- incidents
-@router.get("/incidents")
-def list_incidents(
-    project: str,
-    svc: Svc,
-    caller: Caller,
-    limit: Limit = 50,
-    cursor: Cursor = None,
-    rollout: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only this plan's")] = None,
-) -> IncidentPage:
-    found = svc.rollouts.incidents(
-        caller, project, limit=limit, before_id=pagination.decode_int(cursor), plan_id=rollout
-    )
-    return IncidentPage(
-        items=[incident_out(i) for i in found],
-        next_cursor=pagination.next_cursor([str(i.id) for i in found], limit),
-    )
-
-
-@router.get("/incidents/{incident}")
-def get_incident(
-    project: str,
-    incident: Annotated[int, Path(ge=1, le=MAX_ID)],
-    svc: Svc,
-    caller: Caller,
-) -> IncidentOut:
-    return incident_out(svc.rollouts.incident(caller, project, incident))
-
-
-# ----------------------------------------------------------------- webhooks
-@router.post("/webhooks", status_code=status.HTTP_201_CREATED)
-def create_webhook(project: str, body: WebhookIn, svc: Svc, caller: Caller) -> WebhookCreated:
-    """Register a URL for rollout notifications; the answer carries the signing secret, once."""
-    webhook = svc.webhooks.create(caller, project, body.url, body.description, body.secret)
-    return WebhookCreated(**webhook_out(webhook).model_dump(), secret=webhook.secret)
-
-
-@router.get("/webhooks")
-def list_webhooks(project: str, svc: Svc, caller: Caller) -> WebhookList:
-    return WebhookList(items=[webhook_out(w) for w in svc.webhooks.list_webhooks(caller, project)])
-
-
-@router.delete("/webhooks/{webhook}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_webhook(
-    project: str,
-    webhook: Annotated[int, Path(ge=1, le=MAX_ID)],
-    svc: Svc,
-    caller: Caller,
-) -> None:
-    svc.webhooks.delete(caller, project, webhook)
+    return plan_out(view)

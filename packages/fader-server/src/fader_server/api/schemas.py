@@ -97,11 +97,27 @@ Bucketing = Annotated[
 ]
 
 
+class ChangeRequestPolicy(Strict):
+    """Whether changes to what a (protected) environment serves must go through change
+    requests, and who approves them (docs/change-control.md)."""
+
+    required: bool = False
+    approvals: Annotated[int, Field(ge=1, le=5)] = 1
+    approver_roles: list[RoleName] = Field(default=["admin"], min_length=1, max_length=3)
+    emergency_roles: list[RoleName] = Field(
+        default=["admin"],
+        min_length=1,
+        max_length=3,
+        description="who may still turn a flag off directly (admins always may)",
+    )
+
+
 class EnvironmentIn(Strict):
     key: Key
     name: Name
     protected: bool = False
     bucketing: Bucketing = "v2"
+    change_requests: ChangeRequestPolicy | None = None
     comment: Comment = None
 
 
@@ -109,6 +125,9 @@ class EnvironmentUpdate(Strict):
     name: Name
     protected: bool = False
     bucketing: Bucketing | None = Field(default=None, description="omit to keep the current one")
+    change_requests: ChangeRequestPolicy | None = Field(
+        default=None, description="omit to keep the current policy"
+    )
     comment: Comment = None
 
 
@@ -117,6 +136,7 @@ class EnvironmentOut(Strict):
     name: str
     protected: bool
     bucketing: str
+    change_requests: ChangeRequestPolicy
     version: int
     updated_at: datetime
 

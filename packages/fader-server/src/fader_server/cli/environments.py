@@ -1,4 +1,6 @@
-"""`fader environments list|create|document`: the stages a project's flags are configured for.
+"""`fader environments list|create|policy|document|compare|promote`: the stages a project's
+flags are configured for (`policy`: who must approve changes there, docs/change-control.md;
+`compare` and `promote`: :mod:`fader_server.cli.promotion`).
 
 `document` prints an environment's whole flag document (docs/flag-format.md), the one its SDKs
 evaluate, which `fader eval` reads: ``fader environments document -p demo -e production >
@@ -14,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
+from fader_server.cli import promotion
 from fader_server.cli.admin import (
     Comment,
     Environment,
@@ -26,7 +29,7 @@ from fader_server.cli.admin import (
 )
 from fader_server.cli.client import api_path
 from fader_server.cli.eval import InputError
-from fader_server.cli.output import note, print_json, print_table
+from fader_server.cli.output import note, print_fields, print_json, print_table
 
 app = typer.Typer(
     help="Environments of a project (development, staging, production...).", no_args_is_help=True
@@ -76,6 +79,64 @@ def create_environment(
         print_table(ENVIRONMENT_COLUMNS, [environment_row(env)])
 
 
+@admin_command(app, "policy")
+def change_request_policy(
+    key: Annotated[str, typer.Argument(help="Environment key.", show_default=False)],
+    project: Project,
+    require: Annotated[
+        bool | None,
+        typer.Option(
+            "--require/--no-require",
+            help="Changes to what it serves must be approved change requests (protects it).",
+        ),
+    ] = None,
+    approvals: Annotated[
+        int | None, typer.Option("--approvals", min=1, max=5, help="Approvals needed (1-5).")
+    ] = None,
+    approver_roles: Annotated[
+        list[str] | None,
+        typer.Option("--approver-role", help="A role that may approve (repeat): admin, editor."),
+    ] = None,
+    emergency_roles: Annotated[
+        list[str] | None,
+        typer.Option("--emergency-role", help="A role that may still turn flags off directly."),
+    ] = None,
+    comment: Comment = None,
+    as_json: Json = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Show or set an environment's change-request policy (docs/change-control.md)."""
+    path = api_path("projects", project, "environments", key)
+    with connect(url, token) as api:
+        current = api.get(path)
+        env = current.body
+        policy = dict(env["change_requests"])
+        given = {
+            "required": require,
+            "approvals": approvals,
+            "approver_roles": approver_roles,
+            "emergency_roles": emergency_roles,
+        }
+        changes = {k: v for k, v in given.items() if v is not None}
+        if changes:
+            policy.update(changes)
+            body = {
+                "name": env["name"],
+                "protected": env["protected"] or bool(policy["required"]),
+                "change_requests": policy,
+                "comment": comment,
+            }
+            assert current.version is not None
+            env = api.put(path, body, if_match=current.version).body
+    if as_json:
+        print_json(env["change_requests"])
+    else:
+        if changes:
+            note(f"updated the change-request policy of {project}/{key}")
+        print_fields(env["change_requests"])
+
+
 @admin_command(app, "document")
 def environment_document(
     project: Project,
@@ -98,3 +159,6 @@ def environment_document(
     except OSError as exc:
         raise InputError(f"cannot write {str(output)!r}: {exc.strerror}") from exc
     note(f"wrote the document of {project}/{environment} to {output}")
+
+
+promotion.register(app)  # `compare` and `promote`

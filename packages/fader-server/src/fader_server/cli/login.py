@@ -1,12 +1,13 @@
 """`fader login` and `fader logout`: keep a token for a server so commands need no FADER_TOKEN.
 
 `fader login` asks the server for a personal token (username and password, as the console
-does; the token expires after 12 hours) or, with ``--token-stdin``, checks and keeps a token
-made elsewhere (``fader tokens create --kind user``). A secret is never an argument, so it never
-lands in shell history or in ``ps``: the password is asked for without echo, or read from
-standard input with ``--password-stdin`` (scripts). Where it is kept, with which file modes, and
-how commands choose between ``--token``, ``FADER_TOKEN`` and a kept login:
-:mod:`fader_server.cli.logins`.
+does; the token expires after 12 hours; or, with ``--sso <provider>``, through the browser and
+an OpenID provider, :mod:`fader_server.cli.sso_login`) or, with ``--token-stdin``, checks and
+keeps a token made elsewhere (``fader tokens create --kind user``). A secret is never an
+argument, so it never lands in shell history or in ``ps``: the password is asked for without
+echo, or read from standard input with ``--password-stdin`` (scripts). Where it is kept, with
+which file modes, and how commands choose between ``--token``, ``FADER_TOKEN`` and a kept
+login: :mod:`fader_server.cli.logins`.
 
 `fader logout` forgets the kept token and, when `fader login` created it, revokes it on the
 server first, so a copied file is worth nothing after logging out.
@@ -21,7 +22,7 @@ from typing import Annotated
 
 import typer
 
-from fader_server.cli import logins
+from fader_server.cli import logins, sso_login
 from fader_server.cli.admin import EXIT_FAILED, Url, reported
 from fader_server.cli.client import AdminApi, AdminApiError, ProblemError, api_path
 from fader_server.cli.eval import InputError
@@ -59,13 +60,33 @@ def login_command(
             help="Keep an existing admin or user token read from standard input instead.",
         ),
     ] = False,
+    sso: Annotated[
+        str | None,
+        typer.Option(
+            "--sso",
+            metavar="PROVIDER",
+            help="Sign in with this single sign-on provider, in the browser (docs/sso.md).",
+        ),
+    ] = None,
+    no_browser: Annotated[
+        bool,
+        typer.Option("--no-browser", help="With --sso: print the address instead of opening it."),
+    ] = False,
 ) -> None:
     """Log in to a Fader server and keep its token for the next commands."""
     if token_stdin and (username is not None or password_stdin):
         raise InputError("--token-stdin takes no --username or --password-stdin")
+    if sso is not None and (token_stdin or username is not None or password_stdin):
+        raise InputError("--sso takes no --username, --password-stdin or --token-stdin")
+    if no_browser and sso is None:
+        raise InputError("--no-browser goes with --sso")
     kept = logins.read_logins()
     server = logins.chosen_server(url, kept)
-    if token_stdin:
+    if sso is not None:
+        with _refusal_explained(server):
+            login = sso_login.sign_in(server, sso, open_browser=not no_browser)
+        who = f"with {sso}" + (f" (until {login.expires_at})" if login.expires_at else "")
+    elif token_stdin:
         secret = _read_secret_line("token")
         with AdminApi(server, secret) as api, _refusal_explained(server):
             api.get(api_path("projects"), {"limit": 1})  # refused (401) if it is no API token

@@ -73,6 +73,26 @@ class FaderGroup(LazyGroup):
             "Guarded rollouts: release plans that "
             "advance on healthy metrics and roll back on regressions.",
         ),
+        LazyCommand(
+            "change-requests",
+            _CLI + "change_requests:app",
+            "Change requests: propose, review and apply changes to protected environments.",
+        ),
+        LazyCommand(
+            "schedules",
+            _CLI + "change_requests:schedules_app",
+            "Scheduled changes: change requests applied at a set time.",
+        ),
+        LazyCommand(
+            "incidents",
+            _CLI + "incidents:app",
+            "Incidents: acknowledge, resolve, and a post-mortem with owned action items.",
+        ),
+        LazyCommand(
+            "webhooks",
+            _CLI + "webhooks:app",
+            "Webhooks: signed, Slack-compatible notifications of a project's changes.",
+        ),
     )
 
 

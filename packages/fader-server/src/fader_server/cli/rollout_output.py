@@ -158,29 +158,3 @@ def print_template(template: dict[str, Any]) -> None:
     )
     print_heading("Gates")
     print_table(["#", "KIND", "SETTINGS"], gate_rows(template["gates"]))
-
-
-def print_incident(incident: dict[str, Any]) -> None:
-    """An incident: the stage, the metric and its values, and the timeline."""
-    print_fields(
-        {
-            "id": incident["id"],
-            "rollout": incident["rollout"],
-            "opened": incident["opened_at"],
-            "stage": incident["stage_name"],
-            "metric": incident["metric"],
-        }
-    )
-    print_heading("Gates")
-    print_table(
-        GATE_COLUMNS,
-        ([g["gate"], g["kind"], g["status"], g["summary"]] for g in incident["evidence"]),
-    )
-    print_heading("Timeline")
-    print_table(
-        ["AT", "ACTOR", "ACTION", "ON", "COMMENT"],
-        (
-            [t["at"], t["actor"], t["action"], t["entity"], t.get("comment")]
-            for t in incident["timeline"]
-        ),
-    )

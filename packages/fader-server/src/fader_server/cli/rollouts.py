@@ -4,8 +4,10 @@
     fader rollouts create --flag F --env E ...            a plan, from --template or --file
     fader rollouts list | status ID                       where plans are, and why
     fader rollouts start|pause|resume|advance|abort ID    move a plan by hand
-    fader rollouts incidents | incident ID                what rollbacks recorded
-    fader rollouts webhooks list|add|delete               who hears about it
+    fader rollouts incidents | incident ID                what rollbacks recorded (all
+                                                          incidents: `fader incidents`)
+
+Who hears about plans: `fader webhooks` (rollout events).
 
 A plan file holds ``stages`` and ``gates`` as in ``docs/rollouts.md`` (and may hold the other
 fields of a plan too; options win). Durations are seconds.
@@ -32,11 +34,11 @@ from fader_server.cli.admin import (
 )
 from fader_server.cli.client import AdminApi, api_path
 from fader_server.cli.eval import InputError
+from fader_server.cli.incidents import show_incident
 from fader_server.cli.output import note, print_json, print_table
 from fader_server.cli.rollout_output import (
     PLAN_COLUMNS,
     plan_row,
-    print_incident,
     print_template,
     show_plan,
     stage_label,
@@ -48,9 +50,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 templates = typer.Typer(help="Release-plan templates: stages and gates saved per project.")
-webhooks = typer.Typer(help="Webhooks notified of rollout decisions (signed, Slack-compatible).")
 app.add_typer(templates, name="templates")
-app.add_typer(webhooks, name="webhooks")
 
 PlanId = Annotated[int, typer.Argument(help="Release plan id.", min=1, show_default=False)]
 TemplateKey = Annotated[str, typer.Argument(help="Template key.", show_default=False)]
@@ -341,71 +341,4 @@ def list_incidents(
     )
 
 
-@admin_command(app, "incident")
-def show_incident(
-    incident_id: Annotated[int, typer.Argument(help="Incident id.", min=1, show_default=False)],
-    project: Project,
-    as_json: Json = False,
-    url: Url = None,
-    token: Token = None,
-) -> None:
-    """An incident: the stage, the metric and its values, and the timeline of who did what."""
-    with connect(url, token) as api:
-        incident = api.get(api_path("projects", project, "incidents", incident_id)).body
-    if as_json:
-        print_json(incident)
-        return
-    print_incident(incident)
-
-
-# ----------------------------------------------------------------- webhooks
-@admin_command(webhooks, "list")
-def list_webhooks(
-    project: Project, as_json: Json = False, url: Url = None, token: Token = None
-) -> None:
-    """List the project's webhooks (admin role; their secrets are never shown again)."""
-    with connect(url, token) as api:
-        items = api.get(api_path("projects", project, "webhooks")).body["items"]
-    if as_json:
-        print_json(items)
-    else:
-        print_table(
-            ["ID", "URL", "DESCRIPTION", "CREATED BY", "CREATED"],
-            (
-                [w["id"], w["url"], w["description"], w["created_by"], w["created_at"]]
-                for w in items
-            ),
-        )
-
-
-@admin_command(webhooks, "add")
-def add_webhook(
-    project: Project,
-    hook_url: Annotated[str, typer.Argument(metavar="URL", help="Where to POST notifications.")],
-    description: Annotated[str, typer.Option(help="What it is for.")] = "",
-    as_json: Json = False,
-    url: Url = None,
-    token: Token = None,
-) -> None:
-    """Register a webhook; prints its signing secret, which is shown only this once."""
-    with connect(url, token) as api:
-        body = {"url": hook_url, "description": description}
-        created = api.post(api_path("projects", project, "webhooks"), body).body
-    if as_json:
-        print_json(created)
-        return
-    note(f"added webhook {created['id']}; its signing secret (shown only now):")
-    typer.echo(created["secret"])
-
-
-@admin_command(webhooks, "delete")
-def delete_webhook(
-    webhook_id: Annotated[int, typer.Argument(help="Webhook id.", min=1, show_default=False)],
-    project: Project,
-    url: Url = None,
-    token: Token = None,
-) -> None:
-    """Stop notifying a webhook."""
-    with connect(url, token) as api:
-        api.delete(api_path("projects", project, "webhooks", webhook_id))
-    note(f"deleted webhook {webhook_id} from {project}")
+admin_command(app, "incident")(show_incident)  # the same as `fader incidents show`

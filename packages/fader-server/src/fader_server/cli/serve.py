@@ -68,7 +68,15 @@ def serve_command(
     import uvicorn  # noqa: PLC0415 - the server's imports, only when it runs (module docstring)
 
     from fader_server.app import create_app, open_services  # noqa: PLC0415 - as above
+    from fader_server.runtime.oidc import load_config  # noqa: PLC0415 - as above
     from fader_server.services import demo  # noqa: PLC0415 - as above
+    from fader_server.services.sso_providers import SsoConfigError  # noqa: PLC0415 - as above
+
+    try:
+        load_config(settings.sso_config, settings.sso_secrets, local_login=settings.local_login)
+    except SsoConfigError as exc:
+        typer.echo(f"error: single sign-on: {exc}", err=True)
+        raise typer.Exit(EXIT_FAILED) from exc
 
     services, first_run = open_services(settings)
     url = f"http://{settings.host}:{settings.port}"
@@ -84,11 +92,13 @@ def serve_command(
             typer.echo(f"Created user '{first_run.username}' with FADER_ADMIN_PASSWORD.")
     if settings.demo and demo.seed(services):
         typer.echo("Seeded the demo project 'demo' (development, staging, production).")
-    typer.echo(
-        f"Fader is listening on {url}  (API docs: {url}/docs)\n"
+    log_in = (
         f"Log in: curl -X POST {url}/api/v1/auth/login -H 'content-type: application/json' "
         '-d \'{"username": "admin", "password": "..."}\''
+        if settings.local_login
+        else f"Password login is off: sign in at {url}/login or with `fader login --sso`"
     )
+    typer.echo(f"Fader is listening on {url}  (API docs: {url}/docs)\n{log_in}")
     app = create_app(settings, services)
     # Open SDK streams never end by themselves: give them a few seconds, then close them
     # (SDKs reconnect, to another replica if this one is going away).

@@ -13,5 +13,5 @@ simulation in simulated time) all run the very same logic.
 - :mod:`.minute_windows`: which stage window a minute of rollups counts in.
 - :mod:`.decide`: the state machine (start, advance, pause, resume, abort, roll back).
 - :mod:`.apply`: the flag configuration each stage serves, built from the flag's own.
-- :mod:`.notifications`: what webhooks are told, and how it is signed.
+- :mod:`.notifications`: how webhook deliveries are signed.
 """

@@ -2,7 +2,7 @@
 
 - :mod:`.scheduler`: the rollout scheduler (a ticking thread and a small worker pool).
 - :mod:`.gate_reader`: reads Prometheus and HTTP-check gates for it.
-- :mod:`.notifier`: posts rollout webhooks from a thread of its own.
+- :mod:`.webhook_delivery`: posts the notification outbox's webhook deliveries, with retries.
 - :mod:`.retention`: deletes old usage rollups and debug events, periodically.
 - :mod:`.outbound_http`: the guarded HTTP client both use (address policy, deadline, byte cap).
 

@@ -23,8 +23,8 @@ replica, and a replica whose observations are stale discards them. State lives o
 database, so a restarted server resumes every plan where it was: a stage's clock is the
 `stage_started_at` stored with the plan.
 
-Notifications are handed to the :class:`~fader_server.runtime.notifier.Notifier` after the
-commit, by the replica whose decision committed.
+A decision's audit entry carries its notifications (the outbox, written in the decision's
+transaction); :mod:`.webhook_delivery` posts them after the commit, once across replicas.
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ from fader_server.rollout_logic.decide import Action
 from fader_server.rollout_logic.gates import Reading, due_checks
 from fader_server.rollout_logic.plan import HttpCheckGate, Plan, PrometheusGate, State
 from fader_server.runtime.gate_reader import GateReader, timed_out
-from fader_server.runtime.notifier import Notifier
 from fader_server.services.rollouts.commands import RolloutService
 from fader_server.services.rollouts.step import Step
 from fader_server.storage.ports import StoredPlan
@@ -130,7 +129,6 @@ class Scheduler:
         *,
         clock: Callable[[], float] = time.time,
         reader: GateReader | None = None,
-        notifier: Notifier | None = None,
         workers: int = WORKERS,
         per_project: int = PER_PROJECT,
         plan_deadline: float = PLAN_DEADLINE,
@@ -139,7 +137,6 @@ class Scheduler:
         self._rollouts = rollouts
         self._clock = clock
         self._reader = reader or GateReader()
-        self.notifier = notifier or Notifier()
         self._log = get_logger()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -251,7 +248,6 @@ class Scheduler:
                 action=step.action.value,
                 reason=step.reason,
             )
-        self.notifier.submit(step.deliveries)
         return step
 
     def _record_failure(self, plan_id: int, detail: str, now: float | None) -> None:
@@ -291,5 +287,4 @@ class Scheduler:
         deadline = time.monotonic() + 5
         for worker in self._workers:
             worker.join(timeout=max(0.1, deadline - time.monotonic()))
-        self.notifier.close()
         self._reader.close()

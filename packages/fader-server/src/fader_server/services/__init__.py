@@ -6,15 +6,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fader_server.services.access import Clock, system_clock
+from fader_server.services.change_requests.operations import Writers
+from fader_server.services.change_requests.service import ChangeRequestService
+from fader_server.services.environment_compare import EnvironmentCompareService
 from fader_server.services.flags import FlagService
 from fader_server.services.identity import IdentityService
+from fader_server.services.incidents.service import IncidentService
 from fader_server.services.outbound_policy import DENY_INTERNAL, OutboundPolicy
 from fader_server.services.projects import ProjectService
+from fader_server.services.promotion import PromotionService
 from fader_server.services.reports import ReportService
 from fader_server.services.rollouts.commands import RolloutService
-from fader_server.services.rollouts.templates import RolloutTemplateService, WebhookService
+from fader_server.services.rollouts.templates import RolloutTemplateService
 from fader_server.services.segments import SegmentService
 from fader_server.services.usage import UsageService
+from fader_server.services.webhooks import DeliveryQueue, WebhookService
 from fader_server.storage.ports.store import Database
 
 
@@ -29,27 +35,49 @@ class Services:
     segments: SegmentService
     reports: ReportService
     rollouts: RolloutService
+    incidents: IncidentService
     rollout_templates: RolloutTemplateService
     webhooks: WebhookService
+    deliveries: DeliveryQueue
     usage: UsageService
+    change_requests: ChangeRequestService
     outbound: OutboundPolicy = DENY_INTERNAL
     """Where rollout gates and webhooks may connect (``FADER_OUTBOUND_ALLOW``)."""
 
+    @property
+    def environment_compare(self) -> EnvironmentCompareService:
+        return EnvironmentCompareService(self.store)
+
+    @property
+    def promotion(self) -> PromotionService:
+        """Promotion proposes through the change requests above (stateless: built on use)."""
+        return PromotionService(self.store, self.change_requests)
+
     @classmethod
     def over(
-        cls, store: Database, clock: Clock = system_clock, outbound: OutboundPolicy = DENY_INTERNAL
+        cls,
+        store: Database,
+        clock: Clock = system_clock,
+        outbound: OutboundPolicy = DENY_INTERNAL,
+        *,
+        local_login: bool = True,
     ) -> Services:
         flags = FlagService(store, clock)
+        segments = SegmentService(store, clock)
+        rollouts = RolloutService(store, clock, flags, outbound)
         return cls(
             store=store,
-            identity=IdentityService(store, clock),
+            identity=IdentityService(store, clock, local_login=local_login),
             projects=ProjectService(store, clock),
             flags=flags,
-            segments=SegmentService(store, clock),
+            segments=segments,
             reports=ReportService(store, clock),
-            rollouts=RolloutService(store, clock, flags, outbound),
+            rollouts=rollouts,
+            incidents=IncidentService(store, clock),
             rollout_templates=RolloutTemplateService(store, clock, outbound),
             webhooks=WebhookService(store, clock, outbound),
+            deliveries=DeliveryQueue(store),
             usage=UsageService(store, clock),
+            change_requests=ChangeRequestService(store, clock, Writers(flags, segments, rollouts)),
             outbound=outbound,
         )

@@ -16,6 +16,7 @@ from typing import Protocol
 from fader_server.errors import NotFoundError
 from fader_server.services import protected_environments, versioning
 from fader_server.services.access import Clock, Principal, Role, load_project
+from fader_server.services.change_requests import policy as change_policy
 from fader_server.services.protected_environments import Impact, ProtectedState
 from fader_server.services.versioning import Change, VersionedTx
 from fader_server.storage.ports import JSON, PROJECT_SCOPE, Project, Resource, ResourceType, Version
@@ -79,13 +80,16 @@ class DefinitionService:
         """A definition is project-wide, so an editor could change what production serves
         through it: refuse when the change alters what a protected environment serves and the
         caller lacks the role it requires (:mod:`~fader_server.services.protected_environments`).
-        Callers who hold that role skip the comparison."""
-        if protected_environments.holds_required_role(principal, project):
+        Callers who hold that role skip the comparison, unless an environment requires
+        change requests (:mod:`~fader_server.services.change_requests.policy`): then a change
+        that alters what it serves is refused to everyone, to be proposed instead."""
+        policies = change_policy.environment_policies(tx, project)
+        if not policies and protected_environments.holds_required_role(principal, project):
             return
         impacts = ProtectedState.read(tx, project).impacts(**self.pending(key, data))
-        protected_environments.require_role(
-            principal, project, f"{verb} {self.noun} '{key}'", impacts
-        )
+        what = f"{verb} {self.noun} '{key}'"
+        change_policy.refuse_direct(project, what, impacts, policies)
+        protected_environments.require_role(principal, project, what, impacts)
 
     def revert_impacts(
         self, principal: Principal, project_key: str, targets: Iterable[tuple[str, int]]

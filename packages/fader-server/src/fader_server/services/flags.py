@@ -20,6 +20,7 @@ from fader_engine.result import Resolution
 from fader_server.errors import NotFoundError, VersionConflictError
 from fader_server.services import documents, flag_removal, protected_environments, versioning
 from fader_server.services.access import Principal, Role, load_project
+from fader_server.services.change_requests import policy as change_policy
 from fader_server.services.definitions import DefinitionService, DefinitionTx, live
 from fader_server.services.versioning import Change
 from fader_server.storage.ports import JSON, PROJECT_SCOPE, Project, Resource, ResourceType, Version
@@ -117,7 +118,9 @@ class FlagService(DefinitionService):
         with self.store.transaction() as tx:
             project = load_project(tx, principal, project_key, Role.EDITOR)
             _, env = _flag_and_env(tx, project, key, environment)
-            _require_env_role(principal, project, env, f"changing the configuration of '{key}'")
+            what = f"changing the configuration of '{key}'"
+            _require_env_role(principal, project, env, what)
+            change_policy.refuse_direct_in(project, env, what)
             stored = tx.get_resource(project.id, ResourceType.CONFIG, environment, key)
             versioning.check_version(stored, expected, f"the configuration of '{key}'")
             return self._write_config(tx, project, environment, key, stored, data, change, action)
@@ -196,12 +199,23 @@ class FlagService(DefinitionService):
                 with self.store.transaction() as tx:
                     project = load_project(tx, principal, project_key, Role.EDITOR)
                     flag, env = _flag_and_env(tx, project, key, environment)
-                    _require_env_role(principal, project, env, f"turning '{key}' on or off")
+                    # The emergency path: where change requests are required, turning a flag
+                    # off stays one action for the roles the policy allows (admins always).
+                    maybe_emergency = enabled is not True and change_policy.may_use_emergency(
+                        principal, project, env
+                    )
+                    what = f"turning '{key}' on or off"
+                    if not maybe_emergency:
+                        _require_env_role(principal, project, env, what)
                     stored = tx.get_resource(project.id, ResourceType.CONFIG, environment, key)
                     if expected is not None:
                         versioning.check_version(stored, expected, f"the configuration of '{key}'")
                     current = documents.default_config(flag.data) if stored is None else stored.data
                     target = (not current.get("enabled", True)) if enabled is None else enabled
+                    emergency = maybe_emergency and not target
+                    if not emergency:
+                        _require_env_role(principal, project, env, what)
+                        change_policy.refuse_direct_in(project, env, f"turning '{key}' on")
                     if current.get("enabled", True) == target:
                         # Already so: an absolute toggle is idempotent (no empty version, no
                         # audit entry claiming a change that did not happen).
@@ -210,8 +224,13 @@ class FlagService(DefinitionService):
                         )
                     data = {**current, "enabled": target}
                     action = "enable" if target else "disable"
+                    written = change
+                    if emergency:
+                        action = "emergency disable"
+                        note = f"emergency: {comment or 'kill switch'}"
+                        written = Change(principal, self.clock, note)
                     return self._write_config(
-                        tx, project, environment, key, stored, data, change, action
+                        tx, project, environment, key, stored, data, written, action
                     )
             except VersionConflictError:
                 if expected is not None:
@@ -249,6 +268,7 @@ class FlagService(DefinitionService):
             _, env = _flag_and_env(tx, project, key, environment)
             what = f"restoring version {version} of the configuration of '{key}'"
             _require_env_role(principal, project, env, what)
+            change_policy.refuse_direct_in(project, env, what)
             stored = tx.get_resource(project.id, ResourceType.CONFIG, environment, key)
             if stored is None:
                 raise NotFoundError(

@@ -60,6 +60,10 @@ LOGIN_TOKEN_LIFETIME = timedelta(hours=12)
 PERSONAL_TOKEN_LIFETIME = timedelta(days=90)
 """The expiry of a personal (or user-made admin) token created without one."""
 MAX_PERSONAL_TOKEN_LIFETIME = timedelta(days=365)
+LOCAL_LOGIN_OFF = (
+    "password login is turned off on this server; sign in with single sign-on "
+    "(the console's sign-in buttons, or `fader login --sso <provider>`)"
+)
 _UNAUTHENTICATED = "send a valid API token as 'Authorization: Bearer <token>'"
 
 
@@ -92,10 +96,18 @@ def _refused(refusal: Refusal, now: datetime) -> TooManyAttemptsError:
 
 class IdentityService:
     def __init__(
-        self, store: Store[IdentityTx], clock: Clock, login_throttle: LoginThrottle | None = None
+        self,
+        store: Store[IdentityTx],
+        clock: Clock,
+        login_throttle: LoginThrottle | None = None,
+        *,
+        local_login: bool = True,
     ) -> None:
         self.store = store
         self.clock = clock
+        self.local_login = local_login
+        """False (``FADER_LOCAL_LOGIN=false``): passwords are refused, people sign in with
+        single sign-on only (docs/sso.md says why there is no password break-glass)."""
         self.login_throttle = login_throttle or LoginThrottle(store, clock)
         self.token_use = TokenUse(store, clock)
 
@@ -153,7 +165,10 @@ class IdentityService:
         `address` is the client's network address; it and the username are throttled by
         :mod:`~fader_server.services.login_throttle` before the password is even looked at
         (a refused attempt raises :class:`TooManyAttemptsError` with the seconds to wait).
+        With local login turned off, every password is refused before it is looked at.
         """
+        if not self.local_login:
+            raise PermissionDeniedError(LOCAL_LOGIN_OFF)
         refusal = self.login_throttle.admit(username, address)
         if refusal is not None:
             raise _refused(refusal, self.clock())

@@ -18,6 +18,7 @@ from fader_server.services.access import (
     load_project,
     require_instance_admin,
 )
+from fader_server.services.change_requests import policy as change_policy
 from fader_server.services.versioning import Change, VersionedTx, audit_entity
 from fader_server.storage.ports import (
     JSON,
@@ -43,6 +44,18 @@ DEFAULT_ENVIRONMENTS = (
     ("staging", "Staging", False),
     ("production", "Production", True),
 )
+
+
+def _with_policy(data: JSON, current: JSON | None) -> JSON:
+    """The environment's data with its change-request policy validated (kept from `current`
+    unless given): a policy that requires change requests needs a protected environment."""
+    raw = data.get("change_requests")
+    if raw is None and current is not None:
+        raw = current.get("change_requests")
+    if raw is None:
+        return data
+    stored = change_policy.parse(raw, protected=bool(data.get("protected")))
+    return {**data, "change_requests": stored}
 
 
 class ProjectService:
@@ -136,6 +149,7 @@ class ProjectService:
         change = Change(principal, self.clock, comment)
         with self.store.transaction() as tx:
             project = load_project(tx, principal, project_key, Role.ADMIN)
+            data = _with_policy(data, None)
             return versioning.create(
                 tx, project, ResourceType.ENVIRONMENT, PROJECT_SCOPE, key, data, "", change
             )
@@ -162,6 +176,8 @@ class ProjectService:
             versioning.check_version(env, expected, f"environment '{key}'")
             if not deleted and "bucketing" not in data and "bucketing" in env.data:
                 data = {**data, "bucketing": env.data["bucketing"]}  # kept unless given
+            if not deleted:
+                data = _with_policy(data, env.data)
             return versioning.update(
                 tx,
                 project,

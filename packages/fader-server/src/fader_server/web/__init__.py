@@ -13,16 +13,23 @@ from starlette.staticfiles import StaticFiles
 
 from fader_server.web import (
     auth,
+    change_requests,
     dashboard,
+    environments,
     flag_page,
     flags,
     history,
+    incidents,
     members,
     projects,
+    promotion,
+    propose,
     rollouts,
     rules,
     segments,
+    sso,
     tokens,
+    webhooks,
 )
 from fader_server.web.rendering import STATIC
 
@@ -36,9 +43,16 @@ _MODULES = (
     rules,
     segments,
     rollouts,
+    incidents,
     history,
     tokens,
+    webhooks,
     members,
+    promotion,  # `environments/_compare` before `environments/{environment}`
+    environments,
+    change_requests,
+    propose,
+    sso,
 )
 
 

@@ -8,7 +8,8 @@ from fastapi import Query, Request
 from starlette.responses import Response
 
 from fader_server.errors import NotAuthenticatedError, TooManyAttemptsError
-from fader_server.web import csrf
+from fader_server.services.identity import LOCAL_LOGIN_OFF
+from fader_server.web import csrf, sso
 from fader_server.web import session as sessions
 from fader_server.web.forms import CheckedForm, FieldErrors, LoginForm
 from fader_server.web.rendering import redirect, render
@@ -48,6 +49,8 @@ def _login_page(
             "errors": errors,
             "login_token": csrf.login_token(secret),
             "plaintext": None if sessions.transport_is_safe(request) else _PLAINTEXT,
+            "providers": sso.providers_for_login(request, sessions.safe_next(next_path, "")),
+            "local_login": sessions.services(request).identity.local_login,
         },
         status=status,
     )
@@ -72,6 +75,9 @@ def login(request: Request, svc: Svc, form: LoginForm) -> Response:
     errors = FieldErrors()
     if not sessions.transport_is_safe(request):
         errors.add(None, _PLAINTEXT)
+        return _login_page(request, next_path, username=username, errors=errors, status=403)
+    if not svc.identity.local_login:
+        errors.add(None, LOCAL_LOGIN_OFF[:1].upper() + LOCAL_LOGIN_OFF[1:] + ".")
         return _login_page(request, next_path, username=username, errors=errors, status=403)
     if not username:
         errors.add("username", "Enter your username.")
@@ -101,6 +107,18 @@ def logout(request: Request, svc: Svc, session: CurrentSession, form: CheckedFor
     token_id = session.principal.token_id
     if token_id is not None:
         svc.identity.revoke_token(session.principal, token_id)
-    response = redirect(request, "/login", "You have logged out. Your session was ended.")
+    response: Response = redirect(request, "/login", "You have logged out. Your session was ended.")
+    end_session = sso.provider_logout(request, response)
+    if end_session is not None:
+        # A page, not a redirect: the console's form-action policy would stop a form's
+        # navigation from leaving the site; the page moves on by itself (and offers a link).
+        provider_page = render(
+            request,
+            "sso_logout.html",
+            {"session": None, "view": None, "title": "Logged out", "end_session": end_session},
+        )
+        for cookie in response.headers.getlist("set-cookie"):
+            provider_page.headers.append("set-cookie", cookie)
+        response = provider_page
     sessions.clear_cookie(request, response, sessions.SESSION_COOKIE)
     return response

@@ -1,8 +1,9 @@
 """The project dashboard: releases per team per week (a chart with its numbers), running
-rollouts with their error-budget burn, stale flags (with the number of days without evaluations
-that makes a flag unused, `?unused_days=`) and the most recent changes. Definitions of
-"release" and "stale" are in :mod:`fader_server.services.reports`; the burn is read from each
-plan's latest gate evidence (:func:`fader_server.web.rollout_view.burn`)."""
+rollouts with their error-budget burn, post-mortems' overdue action items, stale flags (with
+the number of days without evaluations that makes a flag unused, `?unused_days=`) and the most
+recent changes. Definitions of "release" and "stale" are in
+:mod:`fader_server.services.reports`; the burn is read from each plan's latest gate evidence
+(:func:`fader_server.web.rollout_view.burn`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from starlette.responses import Response
 
 from fader_server.rollout_logic.plan import ACTIVE, Status
 from fader_server.services.access import Principal
+from fader_server.services.incidents.records import ITEM_OVERDUE
 from fader_server.services.reports import (
     MAX_UNUSED_DAYS,
     RELEASE_WEEKS,
@@ -28,6 +30,7 @@ from fader_server.web.session import CurrentSession, Svc
 router = page_router()
 
 RECENT = 8
+MAX_OVERDUE = 20
 MAX_RUNNING = 20
 Param = Annotated[str | None, Query(max_length=200)]
 
@@ -87,5 +90,8 @@ def dashboard(
             "unused_days": days,
             "max_unused_days": MAX_UNUSED_DAYS,
             "recent": [history.entry(a, view) for a in recent],
+            "overdue": svc.incidents.action_items(
+                principal, project, status=ITEM_OVERDUE, limit=MAX_OVERDUE
+            ),
         },
     )

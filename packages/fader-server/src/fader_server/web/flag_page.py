@@ -151,6 +151,9 @@ def _page(
             "step_label": usage_charts.step_label,
             "periods": PERIODS.values(),
             "contexts_note": CONTEXTS_NOTE,
+            "scheduled": svc.change_requests.scheduled_for_flag(
+                principal, view.project.key, flag.key
+            ),
         },
         status=status,
     )

@@ -180,3 +180,8 @@ def show_value(value: Any) -> str:
 
 def lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def sentence(text: str) -> str:
+    """A service's message as a sentence on a page: capitalised, with a full stop."""
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")

@@ -14,11 +14,25 @@ from urllib.parse import quote, urlencode
 from fader_server.errors import NotFoundError
 from fader_server.services import Services
 from fader_server.services.access import Role
+from fader_server.services.change_requests import policy as change_policy
 from fader_server.storage.ports import Project
 from fader_server.web.session import Session
 
 MAX_PROJECTS = 500
-SECTIONS = ("dashboard", "flags", "segments", "rollouts", "history", "tokens", "members")
+SECTIONS = (
+    "dashboard",
+    "flags",
+    "segments",
+    "rollouts",
+    "incidents",
+    "action-items",
+    "history",
+    "environments",
+    "change-requests",
+    "tokens",
+    "webhooks",
+    "members",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +40,8 @@ class Environment:
     key: str
     name: str
     protected: bool
+    requires_requests: bool = False
+    """Changes to what it serves are proposed as change requests (its policy says so)."""
 
 
 def url(path: str, **params: str | int | list[str] | None) -> str:
@@ -55,6 +71,10 @@ class ProjectView:
     @property
     def is_admin(self) -> bool:
         return self.role >= Role.ADMIN
+
+    def can_propose(self, env: Environment | None = None) -> bool:
+        """Whether the caller may propose changes to `env` as change requests (editors)."""
+        return self.can_edit and (env or self.env).requires_requests
 
     def can_change(self, env: Environment | None = None) -> bool:
         """Whether the caller may change configurations in `env` (protected: admins only)."""
@@ -89,7 +109,12 @@ def load(svc: Services, session: Session, project_key: str, env_key: str | None)
     role = principal.role_in(project)
     assert role is not None  # projects.get refuses callers without a role
     environments = tuple(
-        Environment(e.key, str(e.data.get("name") or e.key), bool(e.data.get("protected")))
+        Environment(
+            e.key,
+            str(e.data.get("name") or e.key),
+            bool(e.data.get("protected")),
+            change_policy.of(e.data).required,
+        )
         for e in svc.projects.environments(principal, project_key)
     )
     projects = tuple(svc.projects.list_projects(principal, limit=MAX_PROJECTS, after_key=None))

@@ -203,7 +203,6 @@ def create_rollout(
         except (AlreadyExistsError, NotFoundError) as exc:
             errors.add(None, exc.detail)
         else:
-            announce(request, created)
             plan_id = created.stored.id
             return redirect(
                 request,
@@ -213,14 +212,6 @@ def create_rollout(
                 f"“{rollout_view.current_stage(created)}”.",
             )
     return _start_page(request, svc, session, view, start, errors, status=422)
-
-
-def announce(request: Request, view: PlanStatus) -> PlanStatus:
-    """Send the webhook deliveries announcing a command, as the API does: the command has
-    committed, and the project's webhooks hear who moved the plan."""
-    if view.deliveries:
-        request.app.state.scheduler.notifier.submit(view.deliveries)
-    return view
 
 
 def _gate_charts(plan: PlanStatus) -> list[tuple[rollout_view.GateView, object]]:
@@ -306,7 +297,7 @@ def rollout_command(
         "advance": svc.rollouts.advance,
         "abort": svc.rollouts.abort,
     }[command]
-    done = announce(request, run(principal, project, plan_id, comment))
+    done = run(principal, project, plan_id, comment)
     return redirect(
         request,
         back,

@@ -35,6 +35,7 @@ _PAGES: tuple[tuple[type[errors.FaderServerError], int, str], ...] = (
     (errors.PermissionDeniedError, 403, "Permission denied"),
     (errors.NotFoundError, 404, "Not found"),
     (errors.AlreadyExistsError, 409, "Already exists"),
+    (errors.ChangeRequestRequiredError, 409, "Change request required"),
     (errors.VersionConflictError, 409, "Changed by someone else"),
     (errors.PreconditionRequiredError, 428, "Read it first"),
     (errors.NotExportableError, 409, "Not exportable"),

@@ -14,13 +14,19 @@ from typing import Annotated
 from fastapi import Query, Request
 from starlette.responses import JSONResponse, Response
 
-from fader_server.errors import InvalidInputError, PermissionDeniedError, VersionConflictError
+from fader_server.errors import (
+    ChangeRequestRequiredError,
+    InvalidInputError,
+    PermissionDeniedError,
+    VersionConflictError,
+)
 from fader_server.services import documents
 from fader_server.storage.ports import Resource
 from fader_server.web import frame, rules_form
 from fader_server.web.clauses import OPERATORS
 from fader_server.web.forms import CheckedForm, FieldErrors, from_problems, pointer
 from fader_server.web.frame import ProjectView
+from fader_server.web.propose import propose_page
 from fader_server.web.rendering import redirect, render
 from fader_server.web.routing import page_router
 from fader_server.web.rules_form import ConfigForm
@@ -33,7 +39,9 @@ _PATH = "/projects/{project}/flags/{flag}/rules"
 
 
 def _require_change(view: ProjectView) -> None:
-    if not view.can_change():
+    """Editing the rules takes the role to change them here, or, where the environment
+    requires change requests, the role to propose (saving then proposes)."""
+    if not view.can_change() and not view.can_propose():
         needed = "admin" if view.env.protected else "editor"
         raise PermissionDeniedError(
             f"changing the rules in {view.env.name} needs the {needed} role in project "
@@ -120,8 +128,10 @@ def save_rules(
     errors = FieldErrors()
     conflict = False
     try:
-        if action == "check":
+        if action == "check" or view.env.requires_requests:
             svc.flags.check_config(session.principal, project, view.env.key, flag, data)
+            if action == "save":  # a direct save would be refused here: propose it instead
+                return propose_page(request, svc, session, view, found, data, config.version)
         else:
             saved = svc.flags.put_config(
                 session.principal,
@@ -134,6 +144,8 @@ def save_rules(
             )
     except InvalidInputError as exc:
         from_problems(exc.problems, pointer("flags", flag), fields, errors)
+    except ChangeRequestRequiredError:  # the policy came into force after the page loaded
+        return propose_page(request, svc, session, view, found, data, config.version)
     except VersionConflictError:
         conflict = True
         errors.add(

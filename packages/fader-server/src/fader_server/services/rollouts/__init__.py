@@ -7,6 +7,6 @@
 - :mod:`.transitions`: how any transition is written (configuration, state, audit, incident).
 - :mod:`.checks`: what makes a plan or a template meaningful in its project.
 - :mod:`.records`: audit entries, incident timelines and the status view of a plan.
-- :mod:`.announcements`: the webhooks told of a person's command.
-- :mod:`.templates`: templates and webhooks, the settings plans are made from and report to.
+- :mod:`.templates`: templates, the settings plans are made from (webhooks are
+  :mod:`fader_server.services.webhooks`).
 """

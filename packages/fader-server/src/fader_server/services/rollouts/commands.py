@@ -12,10 +12,9 @@ plan started (its *base*, kept with the plan; see :mod:`fader_server.rollout_log
 Edits made to the flag's configuration by hand while a plan runs are replaced at the next
 stage, and a rollback or an abort restores the base.
 
-People's commands are announced like the scheduler's decisions: a command's
-:class:`PlanStatus` carries the webhook deliveries that say who started, paused, resumed,
-advanced or aborted the plan (:mod:`.announcements`), built in the command's transaction and
-sent by the caller (the API, the console) after the commit.
+People's commands are announced like the scheduler's decisions: the plan's audit entry is
+written with its notification outbox rows (:mod:`fader_server.storage.ports.outbox`), in the
+command's transaction, and the delivery worker posts them after the commit.
 """
 
 from __future__ import annotations
@@ -31,11 +30,11 @@ from fader_server.rollout_logic.gates import Reading
 from fader_server.rollout_logic.plan import Plan, State, Status
 from fader_server.services import protected_environments
 from fader_server.services.access import Clock, Principal, Role, load_project
+from fader_server.services.change_requests import policy as change_policy
 from fader_server.services.flags import FlagService
 from fader_server.services.outbound_policy import DENY_INTERNAL, OutboundPolicy
 from fader_server.services.rollouts import checks, records
 from fader_server.services.rollouts import step as scheduler_step
-from fader_server.services.rollouts.announcements import announcement
 from fader_server.services.rollouts.records import PlanStatus, at
 from fader_server.services.rollouts.step import Step
 from fader_server.services.rollouts.transitions import RolloutTx, Transitions, transition
@@ -155,10 +154,9 @@ class RolloutService:
             )  # fmt: skip
             if not body.get("start"):
                 return PlanStatus.of(stored, now)
-            pending = stored
+            _refuse_direct_start(tx, project, stored)
             stored = self._start(tx, project, stored, principal, comment, now)
-            announced = announcement(tx, project, pending, stored, principal, comment, now)
-            return replace(PlanStatus.of(stored, now), deliveries=announced)
+            return PlanStatus.of(stored, now)
 
     def start(
         self,
@@ -180,6 +178,7 @@ class RolloutService:
             comment: str | None,
             now: float,
         ) -> StoredPlan:
+            _refuse_direct_start(tx, project, stored)
             return self._start(tx, project, stored, principal, comment, now, enable=enable)
 
         return self._command(principal, project_key, plan_id, comment, run)
@@ -213,6 +212,21 @@ class RolloutService:
         """Stop the plan for good; a started plan's flag goes back to its base configuration."""
         return self._command(principal, project_key, plan_id, comment, self._abort)
 
+    def start_in(
+        self,
+        tx: RolloutTx,
+        project: Project,
+        plan_id: int,
+        principal: Principal,
+        comment: str | None,
+    ) -> StoredPlan:
+        """Start a pending plan inside the caller's transaction, which has authorised it: an
+        approved change request starts a plan this way, atomically with its other changes."""
+        _plan(tx, project, plan_id)
+        stored = tx.lock_plan(plan_id, wait=True)
+        assert stored is not None  # plans are never deleted
+        return self._start(tx, project, stored, principal, comment, self._now())
+
     def _command(
         self,
         principal: Principal,
@@ -229,8 +243,7 @@ class RolloutService:
             assert stored is not None  # plans are never deleted
             _require_environment_role(tx, principal, project, stored.environment)
             moved = run(tx, project, stored, principal, comment, now)
-            announced = announcement(tx, project, stored, moved, principal, comment, now)
-            return replace(PlanStatus.of(moved, now), deliveries=announced)
+            return PlanStatus.of(moved, now)
 
     def _start(
         self,
@@ -336,6 +349,15 @@ def _checked(command: Callable[[], _T]) -> _T:
         return command()
     except InvalidTransitionError as exc:
         raise InvalidStateError(str(exc)) from None
+
+
+def _refuse_direct_start(tx: ResourceReads, project: Project, stored: StoredPlan) -> None:
+    """Starting a plan changes what its environment serves: where change requests are
+    required, a plan is started by applying an approved request (its pause, resume, advance
+    and abort stay direct: they steer a change already approved)."""
+    env = tx.get_resource(project.id, ResourceType.ENVIRONMENT, PROJECT_SCOPE, stored.environment)
+    if env is not None:
+        change_policy.refuse_direct_in(project, env, f"starting release plan {stored.id}")
 
 
 def _require_environment_role(

@@ -1,5 +1,5 @@
-"""What a release plan leaves behind: audit entries, incident timelines, notifications, and
-the status view people read.
+"""What a release plan leaves behind: audit entries (which its notifications are made from),
+incident timelines, and the status view people read.
 
 Every transition of a plan (create, start, pause, resume, advance, await approval, complete,
 roll back, abort) appends an audit entry with ``entity_type="rollout"`` and the plan's id as
@@ -17,7 +17,6 @@ from typing import Any
 
 from fader_server.rollout_logic import apply
 from fader_server.rollout_logic.decide import GateResult
-from fader_server.rollout_logic.notifications import WebhookDelivery
 from fader_server.rollout_logic.plan import Plan, State, Status
 from fader_server.storage.ports import JSON, NewAuditEntry, Project, StoredPlan
 from fader_server.storage.ports.audit import AuditLog
@@ -54,16 +53,12 @@ def stage_name(plan: Plan, state: State) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PlanStatus:
-    """A stored plan read back as plan and state, with the clock reading it was viewed at.
-
-    After a person's command, `deliveries` holds the webhook deliveries announcing it: the
-    caller sends them once the command's transaction has committed."""
+    """A stored plan read back as plan and state, with the clock reading it was viewed at."""
 
     stored: StoredPlan
     plan: Plan
     state: State
     now: float
-    deliveries: Sequence[WebhookDelivery] = ()
 
     @classmethod
     def of(cls, stored: StoredPlan, now: float) -> PlanStatus:

@@ -6,44 +6,34 @@ outside any transaction, then calls :meth:`RolloutService.step
 rollups of the plan's stage windows are summed in a read transaction (whole minutes, by the
 server's receive time), then the plan's row is locked, its version compared with the one
 everything was observed for, and the decision taken and written in one transaction
-(:mod:`.transitions`). Nothing is sent from inside it: the :class:`Step` carries the
-webhook deliveries, and the scheduler hands them to the notifier after the commit.
+(:mod:`.transitions`). Nothing is sent from inside it: the decision's audit entry is written
+with its notification outbox rows, which the delivery worker posts after the commit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from fader_server.errors import VersionConflictError
 from fader_server.rollout_logic import decide
 from fader_server.rollout_logic.decide import Action, GateResult
 from fader_server.rollout_logic.gates import Reading, metric_results, threshold_results
-from fader_server.rollout_logic.notifications import Notification, WebhookDelivery, deliveries
 from fader_server.rollout_logic.plan import ACTIVE, KeyKind, MetricGate, Plan, State, Status
 from fader_server.services.rollouts import records
-from fader_server.services.rollouts.records import at, stage_name
+from fader_server.services.rollouts.records import at
 from fader_server.services.rollouts.transitions import RolloutTx, Transitions, system_actor
 from fader_server.storage.ports import PlanUpdate, StoredPlan
 from fader_server.storage.ports.store import Store
 
-NOTIFIED = {
-    Action.ADVANCE: "advanced",
-    Action.AWAIT_APPROVAL: "awaiting_approval",
-    Action.COMPLETE: "completed",
-    Action.ROLLBACK: "rolled_back",
-}
-"""The webhook event each automatic decision is announced as (a wait is not announced)."""
-
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """What one scheduler step did to one plan, and whom to tell."""
+    """What one scheduler step did to one plan."""
 
     plan_id: int
     action: Action
     reason: str
-    deliveries: list[WebhookDelivery] = field(default_factory=list)
 
 
 def take_step(
@@ -103,24 +93,10 @@ def take_step(
             if tx.update_plan(stored, update, at(now)) is None:
                 raise VersionConflictError(f"release plan {plan_id} changed during its step")
             return Step(plan_id, decision.action, decision.reason)
-        written = transitions.apply(
+        transitions.apply(
             tx, project, stored, plan, state, decision, actor, decision.reason, now, evaluation
         )
-        note = Notification(
-            event=NOTIFIED[decision.action],
-            project=project.key,
-            flag=plan.flag,
-            environment=plan.environment,
-            plan_id=plan_id,
-            stage=stage_name(plan, decision.state),
-            reason=decision.reason,
-            actor=actor.actor,
-            at=at(now).isoformat(),
-            results=records.result_dicts(results),
-            incident_id=written.incident_id,
-        )
-        hooks = tx.list_webhooks(project.id)
-    return Step(plan_id, decision.action, decision.reason, deliveries(hooks, note))
+    return Step(plan_id, decision.action, decision.reason)
 
 
 def record_failure(store: Store[RolloutTx], plan_id: int, detail: str, now: float) -> None:

@@ -21,19 +21,22 @@ from fader_server.rollout_logic.plan import Plan, State
 from fader_server.services.access import Principal
 from fader_server.services.definitions import DefinitionTx
 from fader_server.services.flags import FlagService
+from fader_server.services.incidents import records as incident_records
 from fader_server.services.rollouts import records
 from fader_server.services.rollouts.records import at, stage_name
 from fader_server.services.versioning import Change
 from fader_server.storage.ports import JSON, PlanUpdate, Project, StoredPlan
 from fader_server.storage.ports.audit import AuditLog
+from fader_server.storage.ports.incidents import IncidentRows, NewIncident
 from fader_server.storage.ports.resources import ResourceReads
 from fader_server.storage.ports.rollouts import (
     EventAggregates,
-    IncidentRows,
     PlanRows,
     TemplateRows,
-    WebhookRows,
 )
+
+ROLLBACK_SEVERITY = "major"
+"""A rollback served the regression to a share of users only, and undid it by itself."""
 
 
 class RolloutTx(
@@ -41,13 +44,12 @@ class RolloutTx(
     PlanRows,
     IncidentRows,
     TemplateRows,
-    WebhookRows,
     EventAggregates,
     Protocol,
 ):
     """What release-plan use cases touch: the flag configurations a plan serves (written as
-    any configuration is), the plan, its incident, its template, the webhooks to tell, and
-    the per-window totals of the usage rollups its gates read."""
+    any configuration is), the plan, its incident, its template, and the per-window totals of
+    the usage rollups its gates read (webhooks hear of it through the audit log's outbox)."""
 
 
 class PlanWrites(PlanRows, IncidentRows, AuditLog, Protocol):
@@ -180,13 +182,28 @@ def open_incident(
     regressions = [r for r in decision.results if r.status is GateStatus.REGRESSION]
     metric = "; ".join(f"{r.kind} (gate {r.index}): {r.summary}" for r in regressions)
     incident = tx.insert_incident(
-        project.id,
-        stored.id,
+        NewIncident(
+            project_id=project.id,
+            title=f"Automatic rollback of {plan.flag} in {plan.environment}",
+            severity=ROLLBACK_SEVERITY,
+            opened_by=system_actor(stored.id).actor,
+            flag=plan.flag,
+            environment=plan.environment,
+            plan_id=stored.id,
+            stage=before.stage,
+            stage_name=stage_name(plan, before),
+            metric=metric or decision.reason,
+            evidence=tuple(records.result_dicts(decision.results)),
+            timeline=tuple(records.timeline(tx, project, stored)),
+        ),
         at(now),
-        before.stage,
-        stage_name(plan, before),
-        metric or decision.reason,
-        records.result_dicts(decision.results),
-        records.timeline(tx, project, stored),
+    )
+    opened = [
+        {"path": "/title", "after": incident.title},
+        {"path": "/severity", "after": incident.severity},
+        {"path": "/state", "after": incident.state},
+    ]
+    incident_records.audit_incident(
+        tx, incident, "opened", incident.opened_by, at(now), opened, decision.reason
     )
     return incident.id

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
+from fader_server.storage.memory.outbox import queue_notifications
 from fader_server.storage.memory.state import TransactionState, fresh
 from fader_server.storage.memory.tables import ResourceRow
 from fader_server.storage.ports import (
@@ -181,6 +182,7 @@ class ResourceQueries(TransactionState):
             fresh(entry.diff),
             entry.comment,
         )
+        queue_notifications(tables, entry_id, entry, at)
 
     def list_audit(
         self,

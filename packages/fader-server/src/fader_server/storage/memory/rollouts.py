@@ -1,4 +1,4 @@
-"""Rollout templates, release plans, incidents and webhooks, in memory (the SQL counterpart is
+"""Rollout templates and release plans, in memory (the SQL counterpart is
 :mod:`fader_server.storage.sql.rollouts`)."""
 
 from __future__ import annotations
@@ -11,12 +11,10 @@ from fader_server.storage.memory.state import TransactionState, fresh
 from fader_server.storage.memory.tables import PlanRow
 from fader_server.storage.ports import (
     JSON,
-    Incident,
     NewPlan,
     PlanUpdate,
     RolloutTemplate,
     StoredPlan,
-    Webhook,
 )
 
 ACTIVE_STATUSES = ("running", "paused", "awaiting_approval")
@@ -156,79 +154,3 @@ class RolloutQueries(TransactionState):
         )
         tables.plans[plan.id] = PlanRow(written, active=update.active)
         return fresh(written)
-
-    # --------------------------------------------------------------- incidents
-    def insert_incident(
-        self,
-        project_id: int,
-        plan_id: int,
-        opened_at: datetime,
-        stage: int,
-        stage_name: str,
-        metric: str,
-        evidence: list[JSON],
-        timeline: list[JSON],
-    ) -> Incident:
-        tables = self.write()
-        if plan_id not in tables.plans:
-            raise self.conflict()
-        incident_id = tables.next_id("incidents")
-        incident = Incident(
-            incident_id,
-            project_id,
-            plan_id,
-            opened_at,
-            stage,
-            stage_name,
-            metric,
-            fresh(evidence),
-            fresh(timeline),
-        )
-        tables.incidents[incident_id] = incident
-        return fresh(incident)
-
-    def get_incident(self, project_id: int, incident_id: int) -> Incident | None:
-        found = self.tables.incidents.get(incident_id)
-        return None if found is None or found.project_id != project_id else fresh(found)
-
-    def list_incidents(
-        self, project_id: int, *, limit: int, before_id: int | None, plan_id: int | None = None
-    ) -> list[Incident]:
-        found = [
-            i
-            for i in self.tables.incidents.values()
-            if i.project_id == project_id
-            and (before_id is None or i.id < before_id)
-            and (plan_id is None or i.plan_id == plan_id)
-        ]
-        return [fresh(i) for i in sorted(found, key=lambda i: -i.id)[:limit]]
-
-    # ---------------------------------------------------------------- webhooks
-    def insert_webhook(
-        self,
-        project_id: int,
-        url: str,
-        description: str,
-        secret: str,
-        created_by: str,
-        at: datetime,
-    ) -> Webhook:
-        tables = self.write()
-        if any(w.project_id == project_id and w.url == url for w in tables.webhooks.values()):
-            raise AlreadyExistsError("this URL is already a webhook of the project")
-        webhook_id = tables.next_id("webhooks")
-        webhook = Webhook(webhook_id, project_id, url, description, secret, created_by, at)
-        tables.webhooks[webhook_id] = webhook
-        return webhook
-
-    def list_webhooks(self, project_id: int) -> list[Webhook]:
-        found = [w for w in self.tables.webhooks.values() if w.project_id == project_id]
-        return sorted(found, key=lambda w: w.id)
-
-    def delete_webhook(self, project_id: int, webhook_id: int) -> bool:
-        tables = self.write()
-        found = tables.webhooks.get(webhook_id)
-        if found is None or found.project_id != project_id:
-            return False
-        del tables.webhooks[webhook_id]
-        return True

@@ -23,9 +23,13 @@ from contextlib import AbstractContextManager, contextmanager
 
 from fader_server.errors import StorageUnavailableError
 from fader_server.storage.memory.accounts import AccountQueries
+from fader_server.storage.memory.change_requests import ChangeRequestQueries
 from fader_server.storage.memory.delivery import DeliveryQueries
+from fader_server.storage.memory.incidents import IncidentQueries
+from fader_server.storage.memory.outbox import OutboxQueries
 from fader_server.storage.memory.resources import ResourceQueries
 from fader_server.storage.memory.rollouts import RolloutQueries
+from fader_server.storage.memory.sso import SsoQueries
 from fader_server.storage.memory.tables import Tables
 from fader_server.storage.memory.usage_reads import UsageReadQueries
 from fader_server.storage.memory.usage_rows import UsageRowQueries
@@ -40,9 +44,13 @@ class MemoryTransaction(
     ResourceQueries,
     DeliveryQueries,
     RolloutQueries,
+    OutboxQueries,
+    IncidentQueries,
     AccountQueries,
+    SsoQueries,
     UsageRowQueries,
     UsageReadQueries,
+    ChangeRequestQueries,
 ):
     """Every row Protocol, over one transaction's tables."""
 

@@ -25,6 +25,9 @@ from fader_server.storage.ports import (
     Version,
     Webhook,
 )
+from fader_server.storage.ports.change_requests import ChangeRequest
+from fader_server.storage.ports.incidents import ActionItem
+from fader_server.storage.ports.outbox import DeliveryAttempt, OutboxDelivery
 from fader_server.storage.ports.usage import DebugEvent
 
 
@@ -83,6 +86,14 @@ class CountRow:
 
 
 @dataclass(slots=True)
+class OutboxRow:
+    """A notification outbox row and its delivery log (attempts oldest first)."""
+
+    delivery: OutboxDelivery
+    attempts: list[DeliveryAttempt] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class Tables:
     projects: dict[int, Project] = field(default_factory=dict)
     resources: dict[int, ResourceRow] = field(default_factory=dict)
@@ -99,8 +110,13 @@ class Tables:
     templates: dict[int, RolloutTemplate] = field(default_factory=dict)
     plans: dict[int, PlanRow] = field(default_factory=dict)
     incidents: dict[int, Incident] = field(default_factory=dict)
+    action_items: dict[int, ActionItem] = field(default_factory=dict)
     webhooks: dict[int, Webhook] = field(default_factory=dict)
+    outbox: dict[int, OutboxRow] = field(default_factory=dict)
     login_counts: dict[ThrottleKey, CountRow] = field(default_factory=dict)
+    sso_identities: dict[tuple[str, str], int] = field(default_factory=dict)
+    sso_grants: dict[tuple[int, int], str] = field(default_factory=dict)
+    change_requests: dict[int, ChangeRequest] = field(default_factory=dict)
     last_ids: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def next_id(self, table: str) -> int:

@@ -233,21 +233,43 @@ class PlanUpdate:
 
 @dataclass(frozen=True, slots=True)
 class Incident:
+    """Something went wrong in production: opened by a release plan's rollback (`plan_id`,
+    `stage`, `stage_name`, `metric`, `evidence` and the rollback's `timeline` set) or by a
+    person (those None or empty), then acknowledged, resolved, and written up in a post-mortem
+    (`summary`; its action items are rows of their own). `state` is ``open``,
+    ``acknowledged`` or ``resolved``; `version` is bumped by every write (compare-and-swap).
+    See :mod:`fader_server.services.incidents`."""
+
     id: int
     project_id: int
-    plan_id: int
+    plan_id: int | None
     opened_at: datetime
-    stage: int
-    stage_name: str
-    metric: str
+    stage: int | None
+    stage_name: str | None
+    metric: str | None
     evidence: list[JSON]
     timeline: list[JSON]
+    title: str
+    severity: str
+    flag: str | None
+    environment: str | None
+    description: str
+    opened_by: str
+    state: str
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    resolved_by: str | None
+    resolved_at: datetime | None
+    resolution: str | None
+    summary: str
+    version: int
+    updated_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
 class Webhook:
-    """A notification endpoint. `secret` signs deliveries; it leaves the server once, in the
-    answer to its creation, and is never logged."""
+    """A notification endpoint subscribed to event types. `secret` signs deliveries; it leaves
+    the server once, in the answer to its creation, and is never logged."""
 
     id: int
     project_id: int
@@ -256,6 +278,10 @@ class Webhook:
     secret: str = field(repr=False)
     created_by: str
     created_at: datetime
+    events: tuple[str, ...] = ("rollout",)
+    """The event types it subscribes to (:mod:`fader_server.storage.ports.outbox`)."""
+    enabled: bool = True
+    """A disabled webhook keeps its pending deliveries until it is enabled again."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
-"""Guarded rollouts' storage: release plans, their incidents, templates, webhooks, and the usage
-totals metric gates read (:mod:`fader_server.services.rollouts`, the scheduler)."""
+"""Guarded rollouts' storage: release plans, templates, webhooks, and the usage totals metric
+gates read (:mod:`fader_server.services.rollouts`, the scheduler). The incidents rollbacks open
+are in :mod:`.incidents`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from typing import Protocol
 
 from fader_server.storage.ports.records import (
     JSON,
-    Incident,
     NewPlan,
     PlanUpdate,
     RolloutTemplate,
@@ -58,28 +58,6 @@ class PlanRows(PlanReads, Protocol):
         ...
 
 
-class IncidentRows(Protocol):
-    def insert_incident(
-        self,
-        project_id: int,
-        plan_id: int,
-        opened_at: datetime,
-        stage: int,
-        stage_name: str,
-        metric: str,
-        evidence: list[JSON],
-        timeline: list[JSON],
-    ) -> Incident: ...
-
-    def get_incident(self, project_id: int, incident_id: int) -> Incident | None: ...
-
-    def list_incidents(
-        self, project_id: int, *, limit: int, before_id: int | None, plan_id: int | None = None
-    ) -> list[Incident]:
-        """Newest first, below `before_id` when given."""
-        ...
-
-
 class TemplateRows(Protocol):
     def insert_template(
         self, project_id: int, key: str, name: str, data: JSON, created_by: str, at: datetime
@@ -106,6 +84,9 @@ class WebhookRows(Protocol):
         secret: str,
         created_by: str,
         at: datetime,
+        *,
+        events: Sequence[str] = ("rollout",),
+        enabled: bool = True,
     ) -> Webhook:
         """Raises :class:`~fader_server.errors.AlreadyExistsError` for a URL already registered
         in the project."""
@@ -115,7 +96,9 @@ class WebhookRows(Protocol):
         """Oldest first."""
         ...
 
-    def delete_webhook(self, project_id: int, webhook_id: int) -> bool: ...
+    def delete_webhook(self, project_id: int, webhook_id: int) -> bool:
+        """Its deliveries and their attempts go with it."""
+        ...
 
 
 class EventAggregates(Protocol):

@@ -16,18 +16,21 @@ from typing import Protocol, TypeVar
 
 from fader_server.storage.ports.accounts import MemberRows, TokenRows, TokenUseRows, UserRows
 from fader_server.storage.ports.audit import AuditLog
+from fader_server.storage.ports.change_requests import ChangeRequestRows
 from fader_server.storage.ports.delivery import KeyChecks, Revisions
+from fader_server.storage.ports.incidents import ActionItemRows, IncidentRows
 from fader_server.storage.ports.login_throttle import LoginCounts
+from fader_server.storage.ports.outbox import DeliveryLog, Outbox, WebhookSubscriptions
 from fader_server.storage.ports.projects import ProjectRows
 from fader_server.storage.ports.records import ChangeListener, RevocationListener
 from fader_server.storage.ports.resources import ResourceRows
 from fader_server.storage.ports.rollouts import (
     EventAggregates,
-    IncidentRows,
     PlanRows,
     TemplateRows,
     WebhookRows,
 )
+from fader_server.storage.ports.sso import SsoRows
 from fader_server.storage.ports.usage import UsageReads, UsageRows
 
 Tx_co = TypeVar("Tx_co", covariant=True)
@@ -88,8 +91,12 @@ class Transaction(
     KeyChecks,
     PlanRows,
     IncidentRows,
+    ActionItemRows,
     TemplateRows,
     WebhookRows,
+    WebhookSubscriptions,
+    DeliveryLog,
+    Outbox,
     EventAggregates,
     UserRows,
     MemberRows,
@@ -97,6 +104,8 @@ class Transaction(
     TokenUseRows,
     LoginCounts,
     UsageReads,
+    ChangeRequestRows,
+    SsoRows,
     Protocol,
 ):
     """Every row Protocol at once: what a store's transaction implements. Use cases never ask

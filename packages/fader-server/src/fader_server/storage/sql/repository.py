@@ -27,9 +27,13 @@ from fader_server.storage.ports import (
     Version,
 )
 from fader_server.storage.sql.accounts import AccountQueries
+from fader_server.storage.sql.change_requests import ChangeRequestQueries
 from fader_server.storage.sql.delivery import DeliveryQueries
 from fader_server.storage.sql.event_totals import EventTotalQueries
+from fader_server.storage.sql.incidents import IncidentQueries
+from fader_server.storage.sql.outbox import OutboxQueries
 from fader_server.storage.sql.rollouts import RolloutQueries
+from fader_server.storage.sql.sso import SsoQueries
 from fader_server.storage.sql.tables import (
     audit_log,
     projects,
@@ -82,9 +86,13 @@ class SqlTransaction(
     AccountQueries,
     DeliveryQueries,
     EventTotalQueries,
+    IncidentQueries,
+    OutboxQueries,
     RolloutQueries,
+    SsoQueries,
     UsageReadQueries,
     UsageRowQueries,
+    ChangeRequestQueries,
 ):
     """Repository methods bound to one open transaction."""
 
@@ -307,8 +315,10 @@ class SqlTransaction(
 
     # ------------------------------------------------------------------- audit
     def append_audit(self, entry: NewAuditEntry, at: datetime) -> None:
-        self.connection.execute(
-            sa.insert(audit_log).values(
+        """The entry, and in the same transaction its notification outbox rows."""
+        audit_id = self.connection.execute(
+            sa.insert(audit_log)
+            .values(
                 project_id=entry.project_id,
                 at=at,
                 actor=entry.actor,
@@ -320,7 +330,9 @@ class SqlTransaction(
                 diff=entry.diff,
                 comment=entry.comment,
             )
-        )
+            .returning(audit_log.c.id)
+        ).scalar_one()
+        self.queue_notifications(audit_id, entry, at)
 
     def list_audit(
         self,

@@ -1,5 +1,6 @@
-"""SQL queries for guarded rollouts: templates, release plans, incidents and webhooks (the SDK
-event totals metric gates read are in :mod:`.event_totals`).
+"""SQL queries for guarded rollouts: templates, release plans and webhooks (the SDK event totals
+metric gates read are in :mod:`.event_totals`, the incidents rollbacks open in
+:mod:`.incidents`).
 
 A mixin of :class:`~fader_server.storage.sql.repository.SqlTransaction`.
 :meth:`RolloutQueries.lock_plan` is how replicas agree on who moves a plan. On PostgreSQL it
@@ -19,18 +20,14 @@ import sqlalchemy as sa
 from fader_server.errors import AlreadyExistsError
 from fader_server.storage.ports import (
     JSON,
-    Incident,
     NewPlan,
     PlanUpdate,
     RolloutTemplate,
     StoredPlan,
-    Webhook,
 )
 from fader_server.storage.sql.tables import (
     release_plans,
-    rollout_incidents,
     rollout_templates,
-    rollout_webhooks,
 )
 
 ACTIVE_STATUSES = ("running", "paused", "awaiting_approval")
@@ -69,32 +66,6 @@ def _plan(row: Any) -> StoredPlan:
         created_by=row.created_by,
         created_at=_utc(row.created_at),
         updated_at=_utc(row.updated_at),
-    )
-
-
-def _incident(row: Any) -> Incident:
-    return Incident(
-        id=row.id,
-        project_id=row.project_id,
-        plan_id=row.plan_id,
-        opened_at=_utc(row.opened_at),
-        stage=row.stage,
-        stage_name=row.stage_name,
-        metric=row.metric,
-        evidence=row.evidence,
-        timeline=row.timeline,
-    )
-
-
-def _webhook(row: Any) -> Webhook:
-    return Webhook(
-        id=row.id,
-        project_id=row.project_id,
-        url=row.url,
-        description=row.description,
-        secret=row.secret,
-        created_by=row.created_by,
-        created_at=_utc(row.created_at),
     )
 
 
@@ -244,99 +215,3 @@ class RolloutQueries:
             .returning(release_plans)
         ).first()
         return None if row is None else _plan(row)
-
-    # --------------------------------------------------------------- incidents
-    def insert_incident(
-        self,
-        project_id: int,
-        plan_id: int,
-        opened_at: datetime,
-        stage: int,
-        stage_name: str,
-        metric: str,
-        evidence: list[JSON],
-        timeline: list[JSON],
-    ) -> Incident:
-        row = self.connection.execute(
-            sa.insert(rollout_incidents)
-            .values(
-                project_id=project_id,
-                plan_id=plan_id,
-                opened_at=opened_at,
-                stage=stage,
-                stage_name=stage_name,
-                metric=metric,
-                evidence=evidence,
-                timeline=timeline,
-            )
-            .returning(rollout_incidents)
-        ).one()
-        return _incident(row)
-
-    def get_incident(self, project_id: int, incident_id: int) -> Incident | None:
-        row = self.connection.execute(
-            sa.select(rollout_incidents).where(
-                rollout_incidents.c.project_id == project_id,
-                rollout_incidents.c.id == incident_id,
-            )
-        ).first()
-        return None if row is None else _incident(row)
-
-    def list_incidents(
-        self, project_id: int, *, limit: int, before_id: int | None, plan_id: int | None = None
-    ) -> list[Incident]:
-        query = (
-            sa.select(rollout_incidents)
-            .where(rollout_incidents.c.project_id == project_id)
-            .order_by(rollout_incidents.c.id.desc())
-            .limit(limit)
-        )
-        if before_id is not None:
-            query = query.where(rollout_incidents.c.id < before_id)
-        if plan_id is not None:
-            query = query.where(rollout_incidents.c.plan_id == plan_id)
-        return [_incident(r) for r in self.connection.execute(query)]
-
-    # ---------------------------------------------------------------- webhooks
-    def insert_webhook(
-        self,
-        project_id: int,
-        url: str,
-        description: str,
-        secret: str,
-        created_by: str,
-        at: datetime,
-    ) -> Webhook:
-        try:
-            with self.connection.begin_nested():
-                row = self.connection.execute(
-                    sa.insert(rollout_webhooks)
-                    .values(
-                        project_id=project_id,
-                        url=url,
-                        description=description,
-                        secret=secret,
-                        created_by=created_by,
-                        created_at=at,
-                    )
-                    .returning(rollout_webhooks)
-                ).one()
-        except sa.exc.IntegrityError:
-            raise AlreadyExistsError("this URL is already a webhook of the project") from None
-        return _webhook(row)
-
-    def list_webhooks(self, project_id: int) -> list[Webhook]:
-        rows = self.connection.execute(
-            sa.select(rollout_webhooks)
-            .where(rollout_webhooks.c.project_id == project_id)
-            .order_by(rollout_webhooks.c.id)
-        )
-        return [_webhook(r) for r in rows]
-
-    def delete_webhook(self, project_id: int, webhook_id: int) -> bool:
-        result = self.connection.execute(
-            sa.delete(rollout_webhooks).where(
-                rollout_webhooks.c.project_id == project_id, rollout_webhooks.c.id == webhook_id
-            )
-        )
-        return bool(result.rowcount)

@@ -102,6 +102,26 @@ tokens = sa.Table(
     sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
 )
 
+# Single sign-on (storage/ports/sso.py): who a user is at an OpenID provider, and which
+# memberships single sign-on granted (so group synchronisation removes only those).
+sso_identities = sa.Table(
+    "sso_identities",
+    metadata,
+    sa.Column("issuer", sa.String(500), primary_key=True),
+    sa.Column("subject", sa.String(255), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_sso_identities_user", "user_id"),
+)
+
+sso_grants = sa.Table(
+    "sso_grants",
+    metadata,
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("role", sa.String(20), nullable=False),
+)
+
 environment_revisions = sa.Table(
     "environment_revisions",
     metadata,
@@ -240,16 +260,58 @@ rollout_incidents = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
-    sa.Column("plan_id", sa.Integer, sa.ForeignKey("release_plans.id"), nullable=False),
+    sa.Column("plan_id", sa.Integer, sa.ForeignKey("release_plans.id"), nullable=True),
     sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("stage", sa.Integer, nullable=False),
-    sa.Column("stage_name", sa.String(200), nullable=False),
-    sa.Column("metric", sa.Text, nullable=False),
+    sa.Column("stage", sa.Integer, nullable=True),
+    sa.Column("stage_name", sa.String(200), nullable=True),
+    sa.Column("metric", sa.Text, nullable=True),
     sa.Column("evidence", sa.JSON, nullable=False),
     sa.Column("timeline", sa.JSON, nullable=False),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("severity", sa.String(20), nullable=False),
+    sa.Column("flag", sa.String(128), nullable=True),
+    sa.Column("environment", sa.String(128), nullable=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("opened_by", sa.String(200), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("acknowledged_by", sa.String(200), nullable=True),
+    sa.Column("acknowledged_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("resolved_by", sa.String(200), nullable=True),
+    sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("resolution", sa.Text, nullable=True),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_rollout_incidents_project", "project_id", "id"),
+    sa.Index("ix_rollout_incidents_state", "project_id", "state", "id"),
 )
-"""What a rollback leaves behind: the stage, the metric and its values, and the timeline."""
+"""Incidents: opened by a rollback (the stage, the metric and its values, and the timeline) or
+by hand (`plan_id` NULL), then acknowledged and resolved, with a post-mortem `summary`.
+`version` is bumped by every write (compare-and-swap)."""
+
+incident_action_items = sa.Table(
+    "incident_action_items",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("rollout_incidents.id"), nullable=False),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("due_on", sa.Date, nullable=False),
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("done_by", sa.String(200), nullable=True),
+    sa.Column("done_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("overdue_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Index("ix_incident_action_items_incident", "incident_id", "id"),
+    sa.Index("ix_incident_action_items_due", "project_id", "status", "due_on", "id"),
+    sa.Index("ix_incident_action_items_escalation", "status", "overdue_at", "due_on"),
+)
+"""A post-mortem's action items (at most three per incident, a rule of the use case): owner,
+due day, open or done; `overdue_at` is set once, by the escalation job's compare-and-swap."""
 
 rollout_webhooks = sa.Table(
     "rollout_webhooks",
@@ -261,10 +323,70 @@ rollout_webhooks = sa.Table(
     sa.Column("secret", sa.String(200), nullable=False),
     sa.Column("created_by", sa.String(200), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.UniqueConstraint("project_id", "url", name="uq_rollout_webhooks_url"),
 )
-"""Where rollout notifications go. The secret signs each delivery (HMAC-SHA256), so it is kept
-as is rather than hashed; it is returned once, at creation, and never logged."""
+"""Where notifications go (the table kept its first name: webhooks began with rollouts). The
+secret signs each delivery (HMAC-SHA256), so it is kept as is rather than hashed; it is
+returned once, at creation, and never logged."""
+
+# ------------------------------------------------------ notification outbox (0010)
+webhook_events = sa.Table(
+    "webhook_events",
+    metadata,
+    sa.Column(
+        "webhook_id",
+        sa.Integer,
+        sa.ForeignKey("rollout_webhooks.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("event", sa.String(20), primary_key=True),
+)
+"""The event types each webhook subscribes to (storage/ports/outbox.py)."""
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column(
+        "webhook_id",
+        sa.Integer,
+        sa.ForeignKey("rollout_webhooks.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("audit_id", sa.Integer, sa.ForeignKey("audit_log.id"), nullable=False),
+    sa.Column("event", sa.String(20), nullable=False),
+    sa.Column("delivery_id", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("round_start", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    sa.Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),
+)
+"""The outbox: one row per audit entry and subscribed webhook, written with the audit entry."""
+
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "delivery",
+        sa.Integer,
+        sa.ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("error", sa.String(20), nullable=True),
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_webhook_attempts_delivery", "delivery", "id"),
+)
+"""The delivery log: every POST's status or error class, duration and next attempt."""
 
 # ------------------------------------------------------------------ login throttle
 login_throttle = sa.Table(
@@ -284,3 +406,29 @@ login_throttle = sa.Table(
 username and address pair (`scope` ``pair``), per username (``username``, `address` empty) and
 per address (``address``, `username` empty). A pair row's `last_success_at` marks an address
 the user logged in from; idle rows are pruned."""
+
+# ------------------------------------------------------------------ change requests
+change_requests = sa.Table(
+    "change_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("proposal", sa.JSON, nullable=False),
+    sa.Column("author", sa.String(200), nullable=False),
+    sa.Column("author_user_id", sa.Integer, nullable=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("operations", sa.JSON, nullable=False),
+    sa.Column("reviews", sa.JSON, nullable=False),
+    sa.Column("contexts", sa.JSON, nullable=False),
+    sa.Column("apply_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("failure", sa.Text, nullable=True),
+    sa.Column("applied_by", sa.String(200), nullable=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_change_requests_project", "project_id", "id"),
+    sa.Index("ix_change_requests_due", "status", "apply_at"),
+)
+"""Change requests (``services/change_requests``): a proposal, its operations with their base
+versions, its reviews and its schedule, compare-and-swap on `version`."""
