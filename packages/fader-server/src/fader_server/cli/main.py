@@ -86,7 +86,7 @@ class FaderGroup(LazyGroup):
         LazyCommand(
             "incidents",
             _CLI + "incidents:app",
-            "Incidents: acknowledge, resolve, and a post-mortem with owned action items.",
+            "Incidents: acknowledge, resolve, and a post-mortem with at most three action items.",
         ),
         LazyCommand(
             "webhooks",
