@@ -82,15 +82,21 @@ class Server:
 LONGEST_FIRST = (
     "test_api_fuzz.py",
     "test_packaging.py",
-    "test_readme.py",
-    "test_sdk_faults.py",
-    "test_deploy_nginx.py",
-    "test_db_backup.py",
+    "test_durability.py",
+    "test_concurrent_writes_property.py",
     "test_flagd_sync_replicas.py",
-    "test_flagd_sync_node.py",
+    "test_scheduler_isolation.py",
     "test_credentials_replicas.py",
+    "test_readme.py",
+    "test_rollout_e2e.py",
+    "test_input_bounds_memory.py",
+    "test_deploy_nginx.py",
+    "test_flagd_sync_python.py",
+    "test_sdk_faults.py",
+    "test_db_backup.py",
+    "test_flagd_sync_node.py",
 )
-"""Modules of minutes of work (each test of them tens of seconds), run first.
+"""Modules whose tests take the longest each (tens of seconds to minutes), longest first.
 
 `make test` runs the suite on two xdist workers with ``--dist worksteal``: each starts on its
 half of the collection, and one that runs out takes half of what the other has queued, from the

@@ -158,6 +158,9 @@ def fuzz_target(
         )
         server = stack.enter_context(running_server(backend, settings, log_sink))
         session = stack.enter_context(requests.Session())
+        # Not the environment's proxies and .netrc: looking them up costs milliseconds of CPU
+        # per request (thousands of requests here), and none applies to a server on 127.0.0.1.
+        session.trust_env = False
         existing, disposable, own = _seed(server)
         yield FuzzTarget(server, session, existing, disposable, own)
 
@@ -222,7 +225,8 @@ def admin_api(request: pytest.FixtureRequest, fuzz_target: FuzzTarget) -> Iterat
     # replaced by `Node._id`; give it the attribute it expects (it only renames subtests).
     request.node._nodeid = request.node.nodeid
     document_url = f"{fuzz_target.server.url}/openapi.json"
-    schema = schemathesis.openapi.from_url(document_url, config=_config(fuzz_target))
+    # The document is large (90 operations) and the machine may be loaded: a generous deadline.
+    schema = schemathesis.openapi.from_url(document_url, config=_config(fuzz_target), timeout=120)
     _register_hooks(schema, fuzz_target)
     started = time.monotonic()
     yield schema

@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from conftest import ADMIN_PASSWORD, LogSink, _serve, dedicated_postgres_database
+from processes import wait_ready
 from server_api import BOOLEAN_FLAG, unique
 from server_clock import ServerClock, clocked_services
 from typer.testing import CliRunner
@@ -121,16 +122,8 @@ def fader(data_dir: Path, token: str, database_url: str | None = None) -> Iterat
             stderr=subprocess.STDOUT,
         )
     server = Fader(f"http://127.0.0.1:{port}", process, log)
-
-    def ready() -> bool:
-        assert process.poll() is None, log.read_text()
-        try:
-            return httpx.get(server.url + "/readyz", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
     try:
-        wait_for("fader serve to be ready", ready, timeout=90)
+        assert wait_ready(server.url, process, 90), log.read_text()
         yield server
     finally:
         server.stop(signal.SIGKILL)
