@@ -15,10 +15,8 @@ bug) is logged, and the next interval tries again.
 
 from __future__ import annotations
 
-import threading
-
-from fader_server.errors import StorageUnavailableError
 from fader_server.logs import get_logger
+from fader_server.runtime.periodic import Periodic
 from fader_server.services.incidents.service import IncidentService
 
 INTERVAL = 60.0
@@ -30,8 +28,7 @@ class Escalation:
     def __init__(self, incidents: IncidentService) -> None:
         self._incidents = incidents
         self._log = get_logger()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._periodic = Periodic("escalation", self.run)
 
     def run(self) -> int:
         """One run; how many items it announced overdue."""
@@ -49,25 +46,7 @@ class Escalation:
     def start(self, interval: float = INTERVAL, first_delay: float = FIRST_DELAY) -> None:
         """Run after `first_delay` seconds, then every `interval`, in a daemon thread until
         :meth:`close`."""
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(
-            target=self._loop, args=(interval, first_delay), name="fader-escalation", daemon=True
-        )
-        self._thread.start()
-
-    def _loop(self, interval: float, first_delay: float) -> None:
-        wait = first_delay
-        while not self._stop.wait(wait):
-            wait = interval
-            try:
-                self.run()
-            except StorageUnavailableError:
-                self._log.warning("escalation_deferred", reason="database unavailable")
-            except Exception:  # a bug in one run must not stop every later one
-                self._log.exception("escalation_failed")
+        self._periodic.start(interval, first_delay)
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        self._periodic.close()

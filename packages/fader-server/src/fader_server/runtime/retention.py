@@ -20,16 +20,15 @@ the next interval tries again.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from fader_server.errors import StorageUnavailableError
 from fader_server.logs import get_logger
 from fader_server.rollout_logic.plan import State
+from fader_server.runtime.periodic import Periodic
 from fader_server.storage.ports.rollouts import PlanReads
 from fader_server.storage.ports.store import Store
 from fader_server.storage.ports.usage import Pruned, UsageRows
@@ -81,8 +80,7 @@ class Retention:
         self._batch = batch
         self._max_batches = max_batches
         self._log = get_logger()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._periodic = Periodic("usage_prune", self.run)
 
     def cutoffs(self, now: datetime) -> Cutoffs:
         """The cut-offs at `now`: the minute rows' moved back to the first window start of
@@ -136,25 +134,7 @@ class Retention:
     def start(self, interval: float = INTERVAL, first_delay: float = FIRST_DELAY) -> None:
         """Run after `first_delay` seconds, then every `interval`, in a daemon thread until
         :meth:`close`."""
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(
-            target=self._loop, args=(interval, first_delay), name="fader-retention", daemon=True
-        )
-        self._thread.start()
-
-    def _loop(self, interval: float, first_delay: float) -> None:
-        wait = first_delay
-        while not self._stop.wait(wait):
-            wait = interval
-            try:
-                self.run()
-            except StorageUnavailableError:
-                self._log.warning("usage_prune_deferred", reason="database unavailable")
-            except Exception:  # a bug in one run must not stop every later one
-                self._log.exception("usage_prune_failed")
+        self._periodic.start(interval, first_delay)
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        self._periodic.close()

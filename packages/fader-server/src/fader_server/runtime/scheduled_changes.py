@@ -16,12 +16,11 @@ failed tick (the database down, a bug) is logged and the next one tries again.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from fader_server.errors import StorageUnavailableError
 from fader_server.logs import get_logger
+from fader_server.runtime.periodic import Periodic
 from fader_server.services.change_requests.service import ChangeRequestService
 
 INTERVAL = 5.0
@@ -33,8 +32,7 @@ class ScheduledChanges:
         self._service = service
         self._clock = clock
         self._log = get_logger()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._periodic = Periodic("scheduled_changes", self.tick)
 
     def tick(self, now: datetime | None = None) -> list[tuple[int, str]]:
         """Apply what is due at `now` (default: the clock); (request id, outcome) pairs."""
@@ -45,23 +43,7 @@ class ScheduledChanges:
 
     def start(self, interval: float = INTERVAL) -> None:
         """Tick every `interval` seconds in a daemon thread until :meth:`close`."""
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(
-            target=self._loop, args=(interval,), name="fader-scheduled-changes", daemon=True
-        )
-        self._thread.start()
-
-    def _loop(self, interval: float) -> None:
-        while not self._stop.wait(interval):
-            try:
-                self.tick()
-            except StorageUnavailableError:
-                self._log.warning("scheduled_changes_deferred", reason="database unavailable")
-            except Exception:  # a bug in one tick must not stop every later one
-                self._log.exception("scheduled_changes_failed")
+        self._periodic.start(interval)
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        self._periodic.close()
