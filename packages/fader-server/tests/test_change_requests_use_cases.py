@@ -349,3 +349,27 @@ def test_an_update_without_operations_rebases_the_same_intent(world: World) -> N
     world.clock.now = later
     ScheduledChanges(world.svc.change_requests, world.clock).tick()
     assert world.served("development")["enabled"] is True
+
+
+def test_an_update_rebases_a_request_whose_base_moved_before_any_apply(world: World) -> None:
+    """A base can move while the request is still open or approved (nobody tried to apply it
+    yet): updating it with no operations brings it onto the current versions all the same,
+    and the approvals given on the old bases no longer count."""
+    editor = world.member("ed", Role.EDITOR, 2)
+    admin = world.member("ada", Role.ADMIN, 3)
+    rid = world.propose(editor, config_op()).request.id
+    world.svc.change_requests.review(admin, "shop", rid, "approve")
+    world.require("production", approvals=1, roles=["admin"], required=False)
+    world.svc.flags.put_config(ROOT, "shop", "production", "checkout", HALF, 0, None)
+    world.require("production", approvals=1, roles=["admin"])
+    seen = world.svc.change_requests.get(ROOT, "shop", rid)
+    assert seen.request.status == "approved"
+    assert seen.moved
+    updated = world.svc.change_requests.update(
+        editor, "shop", rid, expected_version=seen.request.version
+    )
+    assert updated.request.status == "open"
+    assert not updated.moved
+    world.svc.change_requests.review(admin, "shop", rid, "approve")
+    world.svc.change_requests.apply(editor, "shop", rid)
+    assert world.served("production")["default"] == {"variant": "on"}

@@ -285,3 +285,61 @@ def test_members_of_another_project_get_404(console: Console, project: str, suff
             data={"csrf_token": token, "body": ""},
         )
         assert refused.status_code == 404
+
+
+def test_the_author_updates_a_request_whose_base_moved_by_keyboard(
+    page: Page, console: Console, project: str, scan: Scanner
+) -> None:
+    require_requests(console, project)
+    page.goto(f"/projects/{project}/flags?env=production")  # proposed by the browser's user
+    page.get_by_role("link", name="Propose turning on search-page-size in Production").click()
+    page.get_by_label("Title").fill("Turn on smaller search pages")
+    page.get_by_label("Problem").fill("Search is slow for large pages.")
+    page.get_by_role("textbox", name="Change").fill("Turn the flag on in production.")
+    page.get_by_role("button", name="Propose as change request").click()
+    expect(page.locator("#cr-status")).to_contain_text("Open: waiting for approvals")
+    mine = {"id": int(page.url.split("/")[-1].split("?")[0])}
+    other_config = {"enabled": False, "offVariant": "reduced", "default": {"variant": "normal"}}
+    other = propose(  # by the instance admin's token: moves the base of the browser user's
+        console,
+        project,
+        title="Smaller pages while it is off",
+        operations=[
+            {
+                "kind": "flag_config",
+                "environment": "production",
+                "flag": "search-page-size",
+                "config": other_config,
+            }
+        ],
+    )
+    path = f"/projects/{project}/change-requests"
+    with logged_in(console, *add_user(console, project, "admin")) as approver:
+        token = csrf_of(approver.get(f"{path}/{mine['id']}").text)
+        form = {"csrf_token": token, "body": "", "env": "production"}
+        for request_id, action in [(mine["id"], "approve"), (other["id"], "approve")]:
+            assert approver.post(f"{path}/{request_id}/{action}", data=form).status_code == 303
+        assert approver.post(f"{path}/{other['id']}/apply", data=form).status_code == 303
+        refused = approver.post(f"{path}/{mine['id']}/apply", data=form)  # its base moved
+        assert refused.status_code == 409
+
+        page.goto(f"{path}/{mine['id']}?env=production")
+        expect(page.locator("#cr-status")).to_contain_text("Needs update")
+        expect(page.get_by_role("button", name="Apply now")).to_have_count(0)
+        scan(page, "change request that needs an update, seen by its author")
+        tab_to(page, "Update against current versions")
+        page.keyboard.press("Enter")
+        expect(page.locator("#notice")).to_contain_text(f"Updated change request #{mine['id']}")
+        expect(page.locator("#cr-status")).to_contain_text("Open: waiting for approvals")
+        expect(page.locator(".timeline")).to_contain_text("earlier approvals no longer count")
+        expect(page.locator("#moved")).to_have_count(0)
+
+        token = csrf_of(approver.get(f"{path}/{mine['id']}").text)
+        form = {"csrf_token": token, "body": "", "env": "production"}
+        assert approver.post(f"{path}/{mine['id']}/approve", data=form).status_code == 303
+    page.reload()
+    expect(page.locator("#cr-status")).to_contain_text("Approved: ready to apply")
+    tab_to(page, "Apply now")
+    page.keyboard.press("Enter")
+    expect(page.locator("#notice")).to_contain_text("its changes are live")
+    assert config(console, project, "production", "search-page-size")["enabled"] is True

@@ -1,5 +1,6 @@
 """Webhooks in the console, by keyboard: subscribe a receiver to flag changes (the secret shown
-once), see the change delivered in the delivery log (status in words), redeliver it."""
+once), see the change delivered in the delivery log (status in words), redeliver it; edit a
+webhook's event types (project admins only)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from keyboard import tab_to
 from playwright.sync_api import Page, expect
-from web_console import Console, Scanner
+from web_console import Console, Scanner, add_user, csrf_of, logged_in
 
 from fader_server.rollout_logic.notifications import (
     DELIVERY_HEADER,
@@ -126,3 +127,58 @@ def test_a_webhook_is_created_and_its_delivery_log_read_by_keyboard(
     _wait("the redelivery", lambda: len(receiver.received) >= 2)
     assert receiver.received[1][0][DELIVERY_HEADER] == headers[DELIVERY_HEADER]
     scan(page, "delivery log after redelivering")
+
+
+def test_a_webhook_is_edited_by_keyboard_and_only_by_admins(
+    page: Page, console: Console, project: str, scan: Scanner
+) -> None:
+    body = {"url": "http://127.0.0.1:9/hooks/edit", "description": "#deploys", "events": ["flag"]}
+    with console.api() as api:
+        created = api.post(f"/api/v1/projects/{project}/webhooks", json=body)
+        assert created.status_code == 201, created.text
+    hook_id = created.json()["id"]
+    page.goto(f"/projects/{project}/webhooks?env=production")
+    tab_to(page, f"Edit webhook {hook_id}")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Edit webhook {hook_id}")
+    expect(page.get_by_label("URL")).to_have_value(body["url"])
+    expect(page.get_by_label("Enabled")).to_be_checked()
+    scan(page, "webhook edit form")
+
+    tab_to(page, "URL")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("ftp://example.test/hook")
+    tab_to(page, "Incidents")
+    page.keyboard.press("Space")
+    tab_to(page, "Save webhook")
+    page.keyboard.press("Enter")
+    expect(page.locator("#webhook-url-error")).to_be_visible()
+    expect(page.get_by_label("Incidents")).to_be_checked()  # the form keeps what was typed
+    scan(page, "webhook edit form with errors")
+
+    tab_to(page, "URL")
+    page.keyboard.press("Control+A")
+    page.keyboard.type(body["url"])
+    tab_to(page, "Flag changes")
+    page.keyboard.press("Space")
+    tab_to(page, "Save webhook")
+    page.keyboard.press("Enter")
+    expect(page.locator("#notice")).to_contain_text(f"Saved webhook {hook_id}.")
+    row = page.get_by_role("row", name=f"Webhook {hook_id}")
+    expect(row).to_contain_text("Incidents")
+    expect(row).not_to_contain_text("Flag changes")
+    expect(row).to_contain_text("Enabled")
+    with console.api() as api:
+        (saved,) = api.get(f"/api/v1/projects/{project}/webhooks").json()["items"]
+    assert saved["events"] == ["incident"]
+    assert saved["url"] == body["url"]
+
+    with logged_in(console, *add_user(console, project, "editor")) as editor:
+        path = f"/projects/{project}/webhooks/{hook_id}/edit"
+        assert editor.get(path).status_code == 403
+        token = csrf_of(editor.get(f"/projects/{project}/flags").text)
+        form = {"csrf_token": token, "url": body["url"], "events": "flag", "enabled": "yes"}
+        assert editor.post(path, data=form).status_code == 403
+    with console.api() as api:
+        (unchanged,) = api.get(f"/api/v1/projects/{project}/webhooks").json()["items"]
+    assert unchanged["events"] == ["incident"]

@@ -1,12 +1,12 @@
 """Change requests in the console: the list, one request's page (proposal, each operation's
 diff in words and in detail, the impact preview, the reviews timeline, and the actions), the
-review and apply forms, and the scheduled changes.
+review, update and apply forms, and the scheduled changes.
 
 Which buttons a page shows follows the change-request service's rules (approvers named by the
 policy and never the author, editors apply, the author or an admin cancels), but only to spare
 people a refusal: every action goes through the service, which decides again. An apply whose
 bases moved is refused by the service, which marks the request "needs update"; the page then
-says what moved and what the author does next.
+says what moved and offers the author the update against the current versions.
 """
 
 from __future__ import annotations
@@ -83,6 +83,7 @@ class Actions:
     review: bool
     apply: bool
     cancel: bool
+    update: bool
     why_not_review: str
 
 
@@ -107,6 +108,9 @@ def _is_author(session: Session, request: ChangeRequest) -> bool:
     return principal.actor == request.author
 
 
+_STALE = ("needs_update", "apply_failed")
+
+
 def actions_for(session: Session, view: ProjectView, found: ChangeRequestView) -> Actions:
     request = found.request
     open_ = request.status in OPEN_STATUSES
@@ -123,6 +127,9 @@ def actions_for(session: Session, view: ProjectView, found: ChangeRequestView) -
         review=open_ and not author and role_ok,
         apply=request.status == "approved" and view.role >= Role.EDITOR,
         cancel=request.status not in _FINISHED and (author or view.role >= Role.ADMIN),
+        # Only where updating changes something: a base moved (known, or seen on this page).
+        update=author
+        and (request.status in _STALE or (bool(found.moved) and request.status in OPEN_STATUSES)),
         why_not_review=why,
     )
 
@@ -230,6 +237,33 @@ def change_request(
 ) -> Response:
     view = frame.load(svc, session, project, env)
     return request_page(request, svc, session, view, request_id)
+
+
+@router.post("/projects/{project}/change-requests/{request_id}/update")
+def update_request(
+    request: Request,
+    svc: Svc,
+    session: CurrentSession,
+    form: CheckedForm,
+    project: str,
+    request_id: RequestId,
+) -> Response:
+    """Bring a request up to date as proposed: given no new operations, the service resolves
+    the request's own changes again on the current versions and discards the approvals. The
+    version read with the page guards against updating a request someone changed meanwhile;
+    a conflict or a refusal is the console's usual error page. Registered before the generic
+    actions so that "update" is not taken for one of them."""
+    view = frame.load(svc, session, project, form.text("env") or None)
+    version = form.text("version")
+    expected = (
+        int(version) if version.isascii() and version.isdigit() and len(version) <= 18 else None
+    )
+    svc.change_requests.update(session.principal, project, request_id, expected_version=expected)
+    return redirect(
+        request,
+        view.href(f"change-requests/{request_id}"),
+        f"Updated change request #{request_id} against the current versions.",
+    )
 
 
 _DONE = {

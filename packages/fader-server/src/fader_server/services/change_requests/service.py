@@ -251,10 +251,10 @@ class ChangeRequestService:
         clear_apply_at: bool = False,
     ) -> ChangeRequestView:
         """Change a request that is not finished (its author, or an admin). New operations are
-        resolved against the current versions; a request that needs an update (a base moved)
-        and is given none has its own operations resolved again, the same intent on what is
-        there now. Either way the approvals given so far are discarded: reviewers approved
-        another diff."""
+        resolved against the current versions; a request that needs an update (a base moved,
+        whether or not an apply noticed it yet) and is given none has its own operations
+        resolved again, the same intent on what is there now. Either way the approvals given
+        so far are discarded: reviewers approved another diff."""
         now = self.clock()
         _check_apply_at(apply_at, now)
         change = Change(principal, self.clock)
@@ -274,8 +274,11 @@ class ChangeRequestService:
                 request = replace(request, contexts=impact.check_contexts(list(contexts)))
             if apply_at is not None or clear_apply_at:
                 request = replace(request, apply_at=apply_at)
-            reset = operations_in is not None or request.status in ("needs_update", "apply_failed")
-            if operations_in is None and request.status in ("needs_update", "apply_failed"):
+            stale = request.status in ("needs_update", "apply_failed") or bool(
+                operations.moved(tx, project, request.operations)
+            )
+            reset = operations_in is not None or stale
+            if operations_in is None and stale:
                 # Brought up to date as proposed: the same intent on the current versions.
                 operations_in = [operations.as_proposed(op) for op in request.operations]
             if operations_in is not None:
