@@ -100,7 +100,7 @@ def test_an_unexpected_database_error_is_logged_with_its_type_and_traceback_but_
     assert password not in logged
 
 
-def test_library_log_lines_are_json_and_scrubbed() -> None:
+def test_library_log_lines_are_json_and_scrubbed(log_sink: LogSink) -> None:
     """The standard-library loggers of the server (``fader.*``) and texts that look like
     secrets, wherever they are in a line."""
     stream = io.StringIO()
@@ -113,7 +113,9 @@ def test_library_log_lines_are_json_and_scrubbed() -> None:
             logging.getLogger("fader.hub").exception("snapshot failed for %s", "web/production")
         logs.get_logger().warning("sql failed", detail="[parameters: {'secret': 'hunter2'}]")
     finally:
-        logs.configure()
+        # Logging is configured per process: hand it back to the sink the session's servers
+        # write to (stdout here would silence them for every later test on this worker).
+        logs.configure(log_sink)
     first, second = (json.loads(line) for line in stream.getvalue().splitlines())
     assert first["event"] == "snapshot failed for web/production"
     assert first["level"] == "error"
