@@ -14,10 +14,12 @@ docs/flag-format.md ("Clause") below, which shares no code with the engine's ope
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from typing import Any
 
+import mmh3
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -65,6 +67,25 @@ def _instants(test: Callable[[float, float], bool]) -> Callable[[Any, list[Any]]
     return holds
 
 
+def _in_networks(value: Any, values: list[Any]) -> bool:
+    if type(value) is not str:
+        return False
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    networks = [ipaddress.ip_network(v.strip(), strict=False) for v in values]
+    return any(n.version == address.version and address in n for n in networks)
+
+
+def _unleash_rollout(value: Any, values: list[Any]) -> bool:
+    """Unleash's normalizedHash(value, group) <= percentage, on strings and integers."""
+    if type(value) not in (str, int):
+        return False
+    group, percentage = values
+    return mmh3.hash(f"{group}:{value}", 0, signed=False) % 100 + 1 <= percentage
+
+
 def _member(value: Any, values: list[Any]) -> bool:
     items = value if type(value) is list else [value]
     return any(_json_equal(item, v) for item in items for v in values)
@@ -88,6 +109,8 @@ REFERENCE: dict[str, Callable[[Any, list[Any]], bool]] = {
     "before": _instants(lambda a, b: a < b),
     "after": _instants(lambda a, b: a > b),
     "exists": lambda x, vs: True,
+    "ip_in": _in_networks,
+    "unleash_rollout": _unleash_rollout,
 }
 
 
@@ -127,6 +150,32 @@ instants = st.one_of(
         st.sampled_from(["Z", "+02:00", "-05:30", ".25Z"]),
     ),
 )
+networks = st.sampled_from(
+    [
+        "10.0.0.0/8",
+        "10.1.2.3/16",
+        "192.168.1.7",
+        " 172.16.0.0/12",
+        "2001:db8::/32",
+        "::1",
+        "0.0.0.0/0",
+    ]
+)
+addresses = st.sampled_from(
+    [
+        "10.0.0.1",
+        "10.1.255.255",
+        "192.168.1.7",
+        "192.168.1.8",
+        "172.20.1.1",
+        "2001:db8::5",
+        "::1",
+        "::ffff:10.0.0.1",
+        "8.8.8.8",
+        "10.0.0",
+        "not-an-ip",
+    ]
+)
 PATTERNS = ["^a", "b$", "a.c", "[0-9]+", "^(ab|ba)*$", "x?y", "é", "^$", "A|1"]
 
 VALUES: dict[str, st.SearchStrategy[Any]] = {
@@ -142,9 +191,10 @@ VALUES: dict[str, st.SearchStrategy[Any]] = {
     "before": instants,
     "after": instants,
     **dict.fromkeys(("semver_eq", "semver_lt", "semver_lte", "semver_gt", "semver_gte"), versions),
+    "ip_in": networks,
 }
 
-scalars = st.one_of(short_text, numbers, st.booleans(), versions, instants)
+scalars = st.one_of(short_text, numbers, st.booleans(), versions, instants, addresses)
 
 
 def attribute_values(values: list[Any]) -> st.SearchStrategy[Any]:
@@ -235,7 +285,15 @@ def served(engine: fader_engine.Engine, key: str, ctx: dict[str, Any]) -> bool:
 
 @st.composite
 def clause_and_contexts(draw: st.DrawFn, op: str) -> tuple[list[Any], list[Any]]:
-    values: list[Any] = [] if op == "exists" else draw(st.lists(VALUES[op], min_size=1, max_size=4))
+    if op == "unleash_rollout":
+        values: list[Any] = [
+            draw(short_text.filter(bool)),
+            draw(st.integers(0, 100) | finite.map(abs).filter(lambda p: p <= 100)),
+        ]
+    elif op == "exists":
+        values = []
+    else:
+        values = draw(st.lists(VALUES[op], min_size=1, max_size=4))
     pool = values or [draw(scalars)]
     contexts = draw(
         st.lists(

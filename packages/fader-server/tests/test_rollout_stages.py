@@ -226,3 +226,27 @@ def test_a_plan_on_a_disabled_flag_with_enable_turns_it_on_and_restores_it_off()
     plan = staged_release(enable=True)
     assert apply.stage_config(off, plan, 0)["enabled"] is True
     assert apply.restored_config(off) == off
+
+
+@pytest.mark.parametrize(
+    "bucketing",
+    [
+        {"algorithm": "launchdarkly", "prefix": "new-checkout.a1b2c3"},
+        {"algorithm": "unleash", "group": "new-checkout", "seed": 86028157, "modulus": 1000},
+    ],
+)
+def test_an_imported_rollout_keeps_its_vendor_bucketing_at_every_stage(
+    bucketing: dict[str, Any],
+) -> None:
+    """A flag imported from LaunchDarkly or Unleash buckets with that vendor's hash; a plan
+    that re-split it with Fader's own would move users between buckets."""
+    split = {"weights": [{"variant": "on", "weight": 5}, {"variant": "off", "weight": 95}]}
+    base = {"offVariant": "off", "default": {"split": {**split, "bucketing": bucketing}}}
+    plan = staged_release()
+    treated = assert_never_taken_away(base, plan, BOOLEAN)
+    assert len(treated[0]) > USERS * 0.03
+    for stage in range(len(plan.stages) - 1):
+        default = apply.stage_config(base, plan, stage)["default"]
+        if "split" in default:
+            assert default["split"]["bucketing"] == bucketing
+    assert len(treated[-1]) == len(CONTEXTS)

@@ -31,9 +31,17 @@ import mmh3
 
 from fader_engine.bucketing import BucketingAlgorithm, hash_v3
 from fader_engine.evaluate import FlagFunction
-from fader_engine.model import TOTAL_WEIGHT, Clause, Operator, Prerequisite, Segment
+from fader_engine.model import (
+    TOTAL_WEIGHT,
+    Clause,
+    Operator,
+    Prerequisite,
+    Segment,
+    VendorBucketing,
+)
 from fader_engine.operators import OPERATORS
 from fader_engine.result import ErrorCode, Reason, Resolution
+from fader_engine.vendor_bucketing import owner_function
 
 Matcher = Callable[[Mapping[str, Any]], bool]
 """A segment's membership test: context in, whether it belongs."""
@@ -49,11 +57,13 @@ class SplitPlan:
     by: tuple[str, ...]
     """The seed attribute path; empty for the targeting key."""
     algorithm: BucketingAlgorithm
+    """The document's algorithm, used unless `bucketing` names a vendor's."""
     bounds: tuple[int, ...]
     """Upper bounds of every variant's range but the last; ``bisect`` finds a point's owner."""
     results: tuple[Resolution, ...]
     missing: Resolution
     """Served when the context lacks the seed (``TARGETING_KEY_MISSING``)."""
+    bucketing: VendorBucketing | None = None
 
 
 Served = Resolution | SplitPlan
@@ -187,7 +197,13 @@ def split_expression(source: Source, split: SplitPlan) -> str:
     v2 hashes the seed string (``flag_key + targeting_key`` by default); v3 hashes its canonical
     CBOR, whose default seed is the array ``[flag_key, targeting_key]``
     (:mod:`fader_engine.bucketing`). The default v2 split is the commonest: it is all inline.
+    A vendor's bucketing (imported rollouts) is one call to its owner function, which answers
+    the variant's index or -1 when the context lacks every seed attribute.
     """
+    if split.bucketing is not None:
+        vendor = owner_function(split.bucketing, split.by, split.bounds)
+        pick = f"(_v := {source.bind(vendor)}(ctx)) >= 0"
+        return f"({source.bind(split.results)}[_v] if {pick} else {source.bind(split.missing)})"
     v2 = split.algorithm is BucketingAlgorithm.V2
     if split.by:
         guard = f"(_v := {source.bind(_split_seed(split.flag_key, split.by))}(ctx)) is not None"

@@ -42,7 +42,7 @@ from fader_engine.codegen import (
     generate_segment_function,
 )
 from fader_engine.evaluate import CompiledFlag, Engine, FlagFunction
-from fader_engine.model import Document, Flag, Serve, Split
+from fader_engine.model import Document, Flag, Serve, Split, UnleashBucketing
 from fader_engine.references import References
 from fader_engine.result import ErrorCode, Reason, Resolution
 
@@ -75,6 +75,8 @@ class Compiler:
 
     def split(self, flag: Flag, split: Split) -> SplitPlan:
         seed = ".".join(split.by) if split.by else "targetingKey"
+        if isinstance(split.bucketing, UnleashBucketing) and split.bucketing.fallback:
+            seed = " or ".join([seed, *(".".join(p) for p in split.bucketing.fallback)])
         return SplitPlan(
             flag_key=flag.key,
             by=split.by,
@@ -94,6 +96,7 @@ class Compiler:
                 f"flag {flag.key!r} splits by {seed}, which the context lacks",
                 flag.metadata,
             ),
+            bucketing=split.bucketing,
         )
 
     def compiled(self, flag: Flag) -> CompiledFlag:

@@ -57,6 +57,8 @@ class Operator(StrEnum):
     AFTER = "after"
     IN_SEGMENT = "in_segment"
     EXISTS = "exists"
+    IP_IN = "ip_in"
+    UNLEASH_ROLLOUT = "unleash_rollout"
 
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -84,11 +86,47 @@ class WeightedVariant:
 
 
 @dataclass(frozen=True, slots=True)
+class LaunchDarklyBucketing:
+    """LaunchDarkly's rollout bucketing, so users imported from LaunchDarkly keep their bucket.
+
+    `prefix` is what LaunchDarkly hashes before the value: the rollout's seed, or
+    ``flag_key.salt``. `context_kind` is the kind whose attribute is bucketed; a context of
+    another kind gets the split's first variant, as LaunchDarkly serves it.
+    (:mod:`fader_engine.vendor_bucketing`; docs/bucketing.md.)
+    """
+
+    prefix: str
+    context_kind: str = "user"
+
+
+@dataclass(frozen=True, slots=True)
+class UnleashBucketing:
+    """Unleash's variant bucketing: murmur3 of ``group:value`` with `seed`, modulo `modulus`.
+
+    `fallback` lists the attributes tried, in order, when the split's `by` attribute is absent
+    (Unleash's default stickiness: user id, then session id, then remote address).
+    """
+
+    group: str
+    seed: int = 0
+    modulus: int = 100
+    fallback: tuple[tuple[str, ...], ...] = ()
+
+
+VendorBucketing = LaunchDarklyBucketing | UnleashBucketing
+
+
+@dataclass(frozen=True, slots=True)
 class Split:
-    """A percentage rollout; `by` is the seed attribute path, or empty for the targeting key."""
+    """A percentage rollout; `by` is the seed attribute path, or empty for the targeting key.
+
+    `bucketing` is ``None`` for Fader's own (flagd-compatible) bucketing, the document's
+    algorithm; a vendor's bucketing keeps every user imported from that vendor in their bucket.
+    """
 
     weights: tuple[WeightedVariant, ...]
     by: tuple[str, ...] = ()
+    bucketing: VendorBucketing | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,8 +32,10 @@ from typing import Any
 
 from fader_engine.instant import parse_instant
 from fader_engine.model import Operator
+from fader_engine.networks import parse_address, parse_network
 from fader_engine.regex import compile_pattern
 from fader_engine.semver import VersionKey, parse_version
+from fader_engine.vendor_bucketing import bucketable, unleash_in_rollout
 
 Predicate = Callable[[Any], bool]
 Operands = Callable[[Sequence[Any]], Mapping[str, Any]]
@@ -151,6 +153,29 @@ def _instant(test: Callable[[float, float], bool]) -> Operands:
     return operands
 
 
+# -- networks and vendor rollouts ------------------------------------------------------------
+
+
+def _ip_in(values: Sequence[Any]) -> Mapping[str, Any]:
+    networks = tuple(n for n in (parse_network(v) for v in values) if n is not None)
+
+    def predicate(value: Any) -> bool:
+        address = parse_address(value)  # None for anything but an address string
+        return address is not None and any(address in network for network in networks)
+
+    return {"ip_in": predicate}
+
+
+def _unleash_rollout(values: Sequence[Any]) -> Mapping[str, Any]:
+    group, percentage = str(values[0]), values[1]
+
+    def predicate(value: Any) -> bool:
+        text = bucketable(value)  # strings and integers; None (missing) never matches
+        return text is not None and unleash_in_rollout(group, text, percentage)
+
+    return {"rollout": predicate}
+
+
 _IS_STRING = "{load}.__class__ is str"
 _IS_NUMBER = "({load}.__class__ is int or {value}.__class__ is float)"
 """Exact class tests: a bool is not a number, a str subclass (an enum member) is not a string."""
@@ -180,5 +205,7 @@ OPERATORS: Mapping[Operator, OperatorSemantics] = {
     Operator.SEMVER_GTE: _op("(IS_STRING and {version}({value}))", _semver(lambda a, b: a >= b)),
     Operator.BEFORE: _op("{instant}({load})", _instant(lambda a, b: a < b)),
     Operator.AFTER: _op("{instant}({load})", _instant(lambda a, b: a > b)),
+    Operator.IP_IN: _op("{ip_in}({load})", _ip_in),
+    Operator.UNLEASH_ROLLOUT: _op("{rollout}({load})", _unleash_rollout),
 }
 """Every operator on an attribute value; ``exists`` and ``in_segment`` are clause-level."""

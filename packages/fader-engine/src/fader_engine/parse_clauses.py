@@ -13,6 +13,7 @@ from typing import Any
 
 from fader_engine.instant import parse_instant
 from fader_engine.model import Clause, Operator
+from fader_engine.networks import parse_network
 from fader_engine.parse_fields import (
     Problems,
     child,
@@ -66,6 +67,10 @@ def _is_instant(value: Any) -> bool:
     return parse_instant(value) is not None
 
 
+def _is_network(value: Any) -> bool:
+    return isinstance(value, str) and parse_network(value) is not None
+
+
 _STRINGS: tuple[_Check, str] = (lambda v: isinstance(v, str), "strings")
 _NUMBERS: tuple[_Check, str] = (is_number, "numbers (not strings or booleans)")
 _VERSIONS: tuple[_Check, str] = (
@@ -94,6 +99,10 @@ _VALUE_RULES: Mapping[Operator, tuple[_Check, str]] = {
     Operator.BEFORE: _INSTANTS,
     Operator.AFTER: _INSTANTS,
     Operator.IN_SEGMENT: _STRINGS,
+    Operator.IP_IN: (
+        _is_network,
+        "IP addresses or CIDR networks such as '10.0.0.0/8', '192.168.1.7' or '2001:db8::/32'",
+    ),
 }
 
 
@@ -105,6 +114,9 @@ def _check_values(
     segment_keys: Collection[str],
     problems: Problems,
 ) -> None:
+    if op is Operator.UNLEASH_ROLLOUT:
+        _check_rollout(values, path, where, problems)
+        return
     accepts, needs = _VALUE_RULES[op]
     for index, value in enumerate(values):
         at = child(path, index)
@@ -125,6 +137,23 @@ def _check_values(
                 f"{where} uses segment {value!r}, which is not defined in "
                 f"'segments'{suggestion(value, segment_keys)}",
             )
+
+
+def _check_rollout(values: list[Any], path: str, where: str, problems: Problems) -> None:
+    """``unleash_rollout`` takes exactly ``[group, percentage]`` (docs/bucketing.md)."""
+    if (
+        len(values) != 2
+        or not isinstance(values[0], str)
+        or not values[0]
+        or not is_number(values[1])
+        or not 0 <= values[1] <= 100
+    ):
+        problems.add(
+            path,
+            f"operator 'unleash_rollout' of {where} takes exactly two values: the group id "
+            "(a non-empty string, usually the flag name) and the percentage (0 to 100), "
+            'e.g. ["new-checkout", 25]',
+        )
 
 
 def parse_clause(

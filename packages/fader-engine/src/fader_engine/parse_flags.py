@@ -23,6 +23,7 @@ from fader_engine.model import (
     Split,
     WeightedVariant,
 )
+from fader_engine.parse_bucketing import parse_bucketing
 from fader_engine.parse_clauses import parse_attribute, parse_clauses
 from fader_engine.parse_fields import (
     Problems,
@@ -58,7 +59,7 @@ _FLAG_FIELDS = (
 _FLAG_REQUIRED = ("type", "variants", "offVariant", "default")
 _RULE_FIELDS = ("id", "description", "clauses", "variant", "split")
 _SERVE_FIELDS = ("variant", "split")
-_SPLIT_FIELDS = ("by", "weights")
+_SPLIT_FIELDS = ("by", "weights", "bucketing")
 _WEIGHT_FIELDS = ("variant", "weight")
 _PREREQUISITE_FIELDS = ("flag", "variants")
 _TYPES = tuple(str(t) for t in ValueType)
@@ -195,7 +196,12 @@ def _parse_split(
             "they must sum to exactly 100%",
         )
         return None
-    return Split(tuple(weights), by)
+    if "bucketing" not in obj:
+        return Split(tuple(weights), by)
+    bucketing = parse_bucketing(
+        obj["bucketing"], child(path, "bucketing"), split_where, weights, problems
+    )
+    return None if bucketing is None else Split(tuple(weights), by, bucketing)
 
 
 def _parse_serve(

@@ -18,10 +18,12 @@ from fader_engine.model import (
     Clause,
     Document,
     Flag,
+    LaunchDarklyBucketing,
     Rule,
     Segment,
     Serve,
     Split,
+    VendorBucketing,
 )
 from fader_engine.percent import format_percent
 
@@ -92,6 +94,24 @@ def _split(split: Split) -> dict[str, Any]:
     out["weights"] = [
         {"variant": w.variant, "weight": format_percent(w.weight)} for w in split.weights
     ]
+    if split.bucketing is not None:
+        out["bucketing"] = _bucketing(split.bucketing)
+    return out
+
+
+def _bucketing(bucketing: VendorBucketing) -> dict[str, Any]:
+    if isinstance(bucketing, LaunchDarklyBucketing):
+        out: dict[str, Any] = {"algorithm": "launchdarkly", "prefix": bucketing.prefix}
+        if bucketing.context_kind != "user":
+            out["contextKind"] = bucketing.context_kind
+        return out
+    out = {"algorithm": "unleash", "group": bucketing.group}
+    if bucketing.seed:
+        out["seed"] = bucketing.seed
+    if bucketing.modulus != 100:
+        out["modulus"] = bucketing.modulus
+    if bucketing.fallback:
+        out["fallback"] = [".".join(path) for path in bucketing.fallback]
     return out
 
 

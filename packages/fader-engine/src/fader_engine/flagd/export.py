@@ -13,8 +13,9 @@ because flagd's ``DISABLED`` state would serve the caller's code default instead
 Known differences, all on inputs Fader rejects or treats as errors: when a split's seed is
 missing Fader answers ``TARGETING_KEY_MISSING`` while flagd buckets the empty seed or serves the
 default; comparison operators on attributes of the wrong type (JsonLogic coerces ``"5" < 10``;
-Fader does not match). ``matches`` (regular expressions) and ``before``/``after`` (instants)
-have no flagd operator and are refused with a precise problem.
+Fader does not match). ``matches`` (regular expressions), ``before``/``after`` (instants),
+``ip_in`` and ``unleash_rollout`` have no flagd operator and are refused with a precise
+problem, as are splits with a vendor's bucketing (docs/bucketing.md).
 
 Spec: https://flagd.dev/reference/flag-definitions/
 """
@@ -25,7 +26,15 @@ from typing import Any
 
 from fader_engine.bucketing import BucketingAlgorithm
 from fader_engine.errors import ConfigurationError, Problem
-from fader_engine.model import Clause, Document, Flag, Operator, Serve
+from fader_engine.model import (
+    Clause,
+    Document,
+    Flag,
+    LaunchDarklyBucketing,
+    Operator,
+    Serve,
+    VendorBucketing,
+)
 
 FLAGD_SCHEMA = "https://flagd.dev/schema/v0/flags.json"
 
@@ -52,6 +61,10 @@ def _all(terms: list[Any]) -> Any:
     if not terms:
         return True
     return terms[0] if len(terms) == 1 else {"and": terms}
+
+
+def _vendor(bucketing: VendorBucketing) -> str:
+    return "LaunchDarkly" if isinstance(bucketing, LaunchDarklyBucketing) else "Unleash"
 
 
 class _Exporter:
@@ -121,6 +134,16 @@ class _Exporter:
     def serve(self, flag: Flag, serve: Serve, path: str, inline: bool) -> Any:
         if serve.split is None:
             return serve.variant
+        if serve.split.bucketing is not None:
+            self.problems.append(
+                Problem(
+                    f"{path}/split/bucketing",
+                    f"flag {flag.key!r} splits with {_vendor(serve.split.bucketing)}'s "
+                    "bucketing, which flagd's fractional hash cannot reproduce; keep the flag "
+                    "out of flagd exports or re-split it with Fader's own bucketing",
+                )
+            )
+            return _NULL
         buckets = [[w.variant, w.weight] for w in serve.split.weights]
         if serve.split.by:
             # A literal flag key, not $flagd.flagKey: the expression may be inlined into

@@ -43,6 +43,8 @@ class Baseline:
 
     weights: tuple[tuple[str, int], ...]
     by: str | None
+    bucketing: JSON | None = None
+    """A vendor's bucketing (an imported rollout): kept, so every user keeps their bucket."""
 
     def share(self, variant: str) -> int:
         return sum(w for v, w in self.weights if v == variant)
@@ -66,7 +68,12 @@ def baseline(base: JSON) -> Baseline:
         except (KeyError, TypeError, WeightError):
             continue
     by = split.get("by")
-    return Baseline(tuple(weights), by if isinstance(by, str) else None)
+    bucketing = split.get("bucketing")
+    return Baseline(
+        tuple(weights),
+        by if isinstance(by, str) else None,
+        dict(bucketing) if isinstance(bucketing, dict) else None,
+    )
 
 
 def base_percent(base: JSON, treatment: str) -> float:
@@ -223,4 +230,6 @@ def _grown_default(found: Baseline, plan: Plan, target: int) -> JSON:
     by = found.by if found.is_split else plan.split_by
     if by:
         split["by"] = by
+    if found.is_split and found.bucketing is not None:
+        split["bucketing"] = found.bucketing
     return {"split": split}
