@@ -49,7 +49,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine
         yield created
         created.dispose()
         return
-    with dedicated_postgres_database() as url:
+    with dedicated_postgres_database(empty=True) as url:
         name = url.rsplit("/", 1)[1]
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f"ALTER DATABASE \"{name}\" SET timezone TO 'Asia/Kolkata'")
