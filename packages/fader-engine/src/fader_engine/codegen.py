@@ -41,7 +41,7 @@ from fader_engine.model import (
 )
 from fader_engine.operators import OPERATORS
 from fader_engine.result import ErrorCode, Reason, Resolution
-from fader_engine.vendor_bucketing import owner_function
+from fader_engine.vendor_bucketing import lookup, owner_function
 
 Matcher = Callable[[Mapping[str, Any]], bool]
 """A segment's membership test: context in, whether it belongs."""
@@ -86,18 +86,6 @@ class FlagPlan:
     prerequisites: tuple[Prerequisite, ...]
     rules: tuple[RulePlan, ...]
     default: Served
-
-
-def lookup(ctx: Mapping[str, Any], path: tuple[str, ...]) -> Any:
-    """The attribute at `path` (nested objects), or ``None`` when any step is missing."""
-    value: Any = ctx
-    for part in path:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-        if value is None:
-            return None
-    return value
 
 
 class Source:

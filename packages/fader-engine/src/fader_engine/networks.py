@@ -21,8 +21,12 @@ def parse_network(text: str) -> Network | None:
 
 
 def parse_address(value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """A context value as an IP address, or ``None`` when it is not one."""
-    if value.__class__ is not str:
+    """A context value as an IP address, or ``None`` when it is not one.
+
+    An IPv6 zone index (``fe80::1%eth0``) is refused: Python accepts it, but Unleash (Rust's
+    ``IpAddr``) does not, and an imported remoteAddress strategy must match what Unleash does.
+    """
+    if value.__class__ is not str or "%" in str(value):
         return None
     try:
         return ipaddress.ip_address(str(value))

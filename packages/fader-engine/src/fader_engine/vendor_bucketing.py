@@ -40,7 +40,12 @@ UNLEASH_VARIANT_SEED = 86028157
 """The murmur3 seed Unleash uses for variants (rollouts use 0)."""
 
 
-def _lookup(ctx: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+def lookup(ctx: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    """The attribute at `path` (nested objects), or ``None`` when any step is missing.
+
+    Rules and splits of every algorithm read attributes this one way (codegen uses it too), so
+    a path means the same thing to a clause and to the bucketing of the split it guards.
+    """
     value: Any = ctx
     for part in path:
         if not isinstance(value, Mapping):
@@ -86,7 +91,7 @@ def launchdarkly_owner(
         context_kind = ctx.get("kind")
         if (context_kind if context_kind.__class__ is str else "user") != kind:
             return 0  # LaunchDarkly's bucket -1: the first variation, whatever its weight
-        value = bucketable(_lookup(ctx, path))
+        value = bucketable(lookup(ctx, path))
         point = 0 if value is None else launchdarkly_point(prefix, value)
         return bisect_right(bounds, point)
 
@@ -112,7 +117,7 @@ def unleash_owner(
 
     def owner(ctx: Mapping[str, Any]) -> int:
         for path in paths:
-            value = bucketable(_lookup(ctx, path))
+            value = bucketable(lookup(ctx, path))
             if value is not None:
                 # Unleash serves the first variant with hash % modulus + 1 <= its cumulative
                 # weight, i.e. hash % modulus < it: scaled to thousandths of a percent.
