@@ -125,6 +125,15 @@ class SourceDocumentError(ValueError):
     """
 
 
+class SourceContextError(ValueError):
+    """One evaluation context has no equivalent in the source system's SDK (a LaunchDarkly
+    context without a key, say): the verification names the context instead of guessing one."""
+
+    def __init__(self, message: str, index: int | None = None) -> None:
+        super().__init__(message if index is None else f"context {index + 1}: {message}")
+        self.index = index
+
+
 @dataclass(frozen=True, slots=True)
 class SourceSystem:
     """One system Fader imports from: how to translate its document and load its own SDK.

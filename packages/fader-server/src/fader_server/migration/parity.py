@@ -20,7 +20,13 @@ from typing import Any
 
 from fader_engine import Engine
 from fader_engine.formats import load
-from fader_server.migration.model import JSON, Answer, SourceEvaluator, Translation
+from fader_server.migration.model import (
+    JSON,
+    Answer,
+    SourceContextError,
+    SourceEvaluator,
+    Translation,
+)
 
 NONDETERMINISTIC = "nondeterministic:"
 """Prefix of an :attr:`Answer.detail` for a source answer that depends on chance."""
@@ -140,6 +146,7 @@ def check_parity(
     `clock` feeds the engine's evaluation timestamp (only flagd documents read it); the source
     SDKs read their own clock, so a verification is meant for documents whose answers do not
     depend on the time of day, or for contexts that carry the time they are evaluated at.
+    A context the source cannot take raises :class:`SourceContextError` naming it (1-based).
     """
     engine = load(translation.document, clock=clock)
     wanted = translation.keys if flags is None else {k: translation.keys[k] for k in flags}
@@ -148,9 +155,12 @@ def check_parity(
         if fader_key not in engine:
             continue  # reported as unsupported by the translation, not evaluated
         row = FlagParity(source_key, fader_key)
-        for context in contexts:
+        for index, context in enumerate(contexts):
             row.contexts += 1
-            theirs = evaluator.answer(source_key, context)
+            try:
+                theirs = evaluator.answer(source_key, context)
+            except SourceContextError as exc:
+                raise SourceContextError(str(exc), index) from exc
             if theirs.variant is None and theirs.detail.startswith(NONDETERMINISTIC):
                 row.nondeterministic += 1
                 continue
