@@ -240,3 +240,38 @@ def test_environment_document_is_what_the_engine_loads(admin: httpx.Client, proj
     parse_document(doc)
     assert doc["flags"]["new-checkout"]["rules"][0]["variant"] == "on"
     assert "internal-users" in doc["segments"]
+
+
+def test_a_split_keeps_a_vendors_bucketing_through_the_api(
+    admin: httpx.Client, project: str
+) -> None:
+    """A split authored with LaunchDarkly's bucketing (docs/bucketing.md) is stored, served in
+    the environment document and places each user where LaunchDarkly's hash does; a malformed
+    bucketing is refused naming the field."""
+    import hashlib
+
+    import fader_engine
+
+    create_flag(admin, project)
+    url = f"/api/v1/projects/{project}/environments/development/flags/new-checkout"
+    bucketing = {"algorithm": "launchdarkly", "prefix": "new-checkout.8f1c2e"}
+    split = {
+        "weights": [{"variant": "on", "weight": 30}, {"variant": "off", "weight": 70}],
+        "bucketing": bucketing,
+    }
+    config = {"enabled": True, "offVariant": "off", "default": {"split": split}}
+    bad = {**config, "default": {"split": {**split, "bucketing": {"algorithm": "md5"}}}}
+    refused = admin.put(url, json=bad, headers={"If-Match": '"0"'})
+    assert refused.status_code == 422, refused.text
+    assert any("bucketing" in e["path"] for e in refused.json()["errors"]), refused.json()
+
+    written = admin.put(url, json=config, headers={"If-Match": '"0"'})
+    assert written.status_code == 200, written.text
+    assert admin.get(url).json()["default"]["split"]["bucketing"] == bucketing
+    document = admin.get(f"/api/v1/projects/{project}/environments/development/document").json()
+    engine = fader_engine.load(document)
+    for n in range(200):
+        key = f"user-{n}"
+        digest = hashlib.sha1(f"{bucketing['prefix']}.{key}".encode()).hexdigest()[:15]
+        expected = "on" if int(digest, 16) / 0xFFFFFFFFFFFFFFF < 0.30 else "off"
+        assert engine.evaluate("new-checkout", {"targetingKey": key}).variant == expected, key

@@ -65,6 +65,12 @@ PROMOTION = {
     "title": "Matrix promotion",
     "proposal": {"problem": "matrix"},
 }
+IMPORT_DRY_RUN = {
+    "source": "flagd",
+    "environment": "development",
+    "document": {"flags": {}},
+    "dry_run": True,
+}
 DUE = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
 ITEM = {"title": "Matrix", "owner": "nobody-{p}", "due_on": DUE}
 SSO = "/api/v1/auth/sso/corp"
@@ -84,6 +90,9 @@ ENDPOINTS = [
     Endpoint("GET", P + "/environments/staging/compare/production", "viewer"),
     # gate is the same in staging and production: an allowed promotion is a 422, nothing made
     Endpoint("POST", P + "/promotions", "editor", PROMOTION),
+    Endpoint("GET", P + "/export", "editor"),
+    # a dry run of an empty flagd document: allowed callers get 200, nothing written
+    Endpoint("POST", P + "/imports", "editor", IMPORT_DRY_RUN),
     Endpoint("GET", P + "/flags", "viewer"),
     Endpoint("POST", P + "/flags", "editor", {"key": "gate", **BOOLEAN_FLAG}),
     Endpoint("GET", P + "/flags/gate", "viewer"),

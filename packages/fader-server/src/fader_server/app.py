@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, TextIO
 from fastapi import FastAPI
 
 from fader_server import logs, web
+from fader_server.api import bundles as bundle_api
 from fader_server.api import change_requests as change_request_api
 from fader_server.api import flags, health, identity, ofrep, problems, projects, sdk, segments
+from fader_server.api import imports as import_api
 from fader_server.api import incidents as incident_api
 from fader_server.api import promotion as promotion_api
 from fader_server.api import rollouts as rollout_api
@@ -181,6 +183,8 @@ def create_app(
     app.include_router(webhook_api.router)
     app.include_router(change_request_api.router)
     app.include_router(promotion_api.router)
+    app.include_router(import_api.router)
+    app.include_router(bundle_api.router)
     app.include_router(sso_api.router)
     web.install(app)
     api_docs.install(app)

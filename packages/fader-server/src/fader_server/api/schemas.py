@@ -214,6 +214,11 @@ class Weight(Strict):
 class Split(Strict):
     by: str | None = None
     weights: list[Weight]
+    bucketing: dict[str, Any] | None = Field(
+        default=None,
+        description="a vendor's bucketing (LaunchDarkly's or Unleash's hash, docs/bucketing.md), "
+        "as the importers write it; absent: Fader's own. The engine checks its parameters",
+    )
 
 
 class Serve(Strict):

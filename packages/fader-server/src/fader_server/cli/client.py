@@ -69,8 +69,10 @@ class ProblemError(AdminApiError):
         *,
         url: str = "",
         token_sent: bool = True,
+        body: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
+        self.body = body or {}  # the whole problem (an import refusal carries its report)
         self.status = status
         self.title = title
         self.detail = detail
@@ -129,6 +131,7 @@ def _problem(response: httpx.Response, url: str, token_sent: bool) -> ProblemErr
             errors,
             url=url,
             token_sent=token_sent,
+            body=body,
         )
     text = " ".join(response.text.split())[:200]
     detail = f"HTTP {response.status_code} {response.reason_phrase} from {url}"

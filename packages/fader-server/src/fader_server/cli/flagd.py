@@ -42,7 +42,13 @@ def import_command(
     ] = "v2",
     output: Output = None,
 ) -> None:
-    """Print the Fader document equivalent to a flagd document."""
+    """Print the Fader document equivalent to a flagd document.
+
+    Offline and all-or-nothing: any flag without an exact equivalent refuses the document.
+    `fader import flagd FILE` is the full command: it imports into a server (or, with
+    --output, writes the document) flag by flag, lists what it left out, and verifies the
+    result with flagd's own provider (--verify CONTEXTS.jsonl or --generate-contexts N).
+    """
     try:
         if bucketing not in {"v2", "v3"}:
             raise InputError(f"--bucketing must be v2 or v3, not {bucketing!r}")

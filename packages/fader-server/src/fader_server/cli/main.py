@@ -39,6 +39,16 @@ class FaderGroup(LazyGroup):
         ),
         LazyCommand("db", _CLI + "db:app", "Database maintenance."),
         LazyCommand(
+            "export",
+            _CLI + "export:export_command",
+            "Export a whole project (environments, flags, segments, configurations, templates).",
+        ),
+        LazyCommand(
+            "import",
+            _CLI + "imports:import_command",
+            "Import flags from LaunchDarkly, Unleash, flagd or a Fader bundle, verified.",
+        ),
+        LazyCommand(
             "flagd",
             _CLI + "flagd:app",
             "Convert flag documents between flagd's format and Fader's.",

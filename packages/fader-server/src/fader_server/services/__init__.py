@@ -11,8 +11,10 @@ from fader_server.services.change_requests.service import ChangeRequestService
 from fader_server.services.environment_compare import EnvironmentCompareService
 from fader_server.services.flags import FlagService
 from fader_server.services.identity import IdentityService
+from fader_server.services.imports import ImportService
 from fader_server.services.incidents.service import IncidentService
 from fader_server.services.outbound_policy import DENY_INTERNAL, OutboundPolicy
+from fader_server.services.project_bundle import ProjectBundleService
 from fader_server.services.projects import ProjectService
 from fader_server.services.promotion import PromotionService
 from fader_server.services.reports import ReportService
@@ -52,6 +54,18 @@ class Services:
     def promotion(self) -> PromotionService:
         """Promotion proposes through the change requests above (stateless: built on use)."""
         return PromotionService(self.store, self.change_requests)
+
+    @property
+    def project_bundles(self) -> ProjectBundleService:
+        """Export and import of whole projects (stateless: built on use)."""
+        return ProjectBundleService(
+            self.store, self.flags.clock, self.flags, self.segments, self.outbound
+        )
+
+    @property
+    def imports(self) -> ImportService:
+        """Imports write through the change requests' writers (stateless: built on use)."""
+        return ImportService(self.store, self.change_requests.clock, self.change_requests.writers)
 
     @classmethod
     def over(
