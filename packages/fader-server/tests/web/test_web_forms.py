@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from web_console import PRODUCTION_CHECKOUT
 
+from fader_engine.errors import ConfigurationError
+from fader_engine.parse import parse_document
 from fader_server.errors import FieldProblem
 from fader_server.web import rules_form
 from fader_server.web.forms import Form, from_problems, parse_value, show_value
@@ -30,6 +35,7 @@ def _as_form(config: rules_form.ConfigForm) -> Form:
 
 def _serve(prefix: str, serve: rules_form.ServeRow) -> list[tuple[str, str]]:
     items = [(f"{prefix}-serve", serve.mode), (f"{prefix}-by", serve.by)]
+    items.append((f"{prefix}-bucketing", serve.bucketing))
     return items + [(f"{prefix}-weight-{i}", w) for i, w in enumerate(serve.weights)]
 
 
@@ -100,3 +106,91 @@ def test_clause_values_read_back_as_written() -> None:
     for value in ("pro", "42", 42, 4.5, True, "true", " spaced ", '"quoted"'):
         assert parse_value(show_value(value)) == value
     assert parse_value("@example.com") == "@example.com"
+
+
+IMPORTED = {
+    "enabled": True,
+    "offVariant": "off",
+    "rules": [
+        {
+            "id": "office",
+            "clauses": [
+                {"attribute": "ip", "op": "ip_in", "values": ["10.0.0.0/8", "2001:db8::/32"]},
+                {"attribute": "targetingKey", "op": "unleash_rollout", "values": ["25", 12.5]},
+                {
+                    "attribute": "userId",
+                    "op": "unleash_rollout",
+                    "values": [" new checkout ", 40],
+                    "negate": True,
+                },
+            ],
+            "variant": "on",
+        },
+        {
+            "clauses": [{"attribute": "targetingKey", "op": "unleash_rollout", "values": ["g", 5]}],
+            "split": {
+                "weights": [{"variant": "on", "weight": 50}, {"variant": "off", "weight": 50}],
+                "bucketing": {
+                    "algorithm": "unleash",
+                    "group": "new-checkout",
+                    "seed": 86028157,
+                    "modulus": 1000,
+                    "fallback": ["sessionId", "remoteAddress"],
+                },
+            },
+        },
+    ],
+    "default": {
+        "split": {
+            "by": "key",
+            "weights": [{"variant": "on", "weight": 30}, {"variant": "off", "weight": 70}],
+            "bucketing": {"algorithm": "launchdarkly", "prefix": "new-checkout.8f1c2e"},
+        }
+    },
+    "prerequisites": [],
+}
+
+
+def _document(config: dict[str, Any]) -> dict[str, Any]:
+    flag = {"type": "boolean", "variants": {"on": True, "off": False}, **config}
+    return {"format": "fader/v1", "flags": {"f": flag}}
+
+
+def test_imported_clauses_and_vendor_bucketing_survive_the_round_trip() -> None:
+    rows = rules_form.from_config(IMPORTED, 3, VARIANTS)
+    assert rows.rules[0].clauses[1].values == '"25"\n12.5'
+    assert rows.default.bucketing_words == "LaunchDarkly's hash, as imported"
+    _, data, fields = rules_form.read(_as_form(rows), VARIANTS)
+    assert data == IMPORTED
+    parse_document(_document(data))  # what the test round-trips is a valid configuration
+    assert fields["/default/split/bucketing"] == "default-weights"
+
+
+def test_a_typed_rollout_group_is_text_and_a_new_split_has_fader_bucketing() -> None:
+    rows = rules_form.from_config(IMPORTED, 3, VARIANTS)
+    rows.rules[0].clauses[1].values = "25\n30"
+    assert rules_form.apply(rows, "add-rule", VARIANTS, "") == "rules-2-id"
+    rows.rules[2].serve = rules_form.ServeRow("split", "", ["50", "50"])
+    _, data, _ = rules_form.read(_as_form(rows), VARIANTS)
+    assert data["rules"][0]["clauses"][1]["values"] == ["25", 30]
+    assert data["rules"][2]["split"] == {
+        "weights": [{"variant": "on", "weight": 50}, {"variant": "off", "weight": 50}]
+    }
+
+
+def test_a_tampered_bucketing_field_reaches_the_engine_as_something_it_refuses() -> None:
+    form = Form(
+        [
+            ("off-variant", "off"),
+            ("default-serve", "split"),
+            ("default-weight-0", "100"),
+            ("default-bucketing", '{"algorithm": "launchdarkly", "algorithm": "unleash"}'),
+        ]
+    )
+    _, data, fields = rules_form.read(form, VARIANTS)
+    with pytest.raises(ConfigurationError) as refused:
+        parse_document(_document(data))
+    paths = [problem.path for problem in refused.value.problems]
+    assert paths == ["/flags/f/default/split/bucketing"]
+    errors = from_problems(refused.value.problems, "/flags/f", fields)
+    assert errors.of("default-weights")

@@ -22,6 +22,7 @@ DEMO_PAGES = {
     "history": "/projects/demo/history?env=production",
     "tokens": "/projects/demo/tokens?env=production",
     "members": "/projects/demo/members?env=production",
+    "import": "/projects/demo/import?env=production",
     "projects": "/projects",
 }
 SCREENSHOTS = ("dashboard", "flags", "flag", "rules", "history", "tokens")
@@ -80,6 +81,7 @@ def test_a_viewers_pages_pass_axe(browser: Browser, console: Console, scan: Scan
             "/segments/internal-users",
             "/history",
             "/members",
+            "/import",
         ):
             page.goto(f"/projects/{project}{path}?env=production")
             expect(page.get_by_role("button", name="Turn off", exact=False)).to_have_count(0)

@@ -103,3 +103,64 @@ def test_a_stale_editor_does_not_overwrite_a_newer_change(
     current = config(console, project, "production", "new-checkout")
     assert current["version"] == 2
     assert current["default"]["split"]["weights"][0]["weight"] == 5
+
+
+IMPORTED = {
+    "enabled": True,
+    "offVariant": "off",
+    "rules": [
+        {
+            "id": "office",
+            "description": "imported from Unleash",
+            "clauses": [
+                {"attribute": "ip", "op": "ip_in", "values": ["10.0.0.0/8", "2001:db8::/32"]},
+                {"attribute": "targetingKey", "op": "unleash_rollout", "values": ["25", 40]},
+            ],
+            "variant": "on",
+        }
+    ],
+    "default": {
+        "split": {
+            "weights": [{"variant": "on", "weight": 30}, {"variant": "off", "weight": 70}],
+            "bucketing": {"algorithm": "launchdarkly", "prefix": "new-checkout.8f1c2e"},
+        }
+    },
+    "prerequisites": [],
+}
+
+
+def test_an_imported_flag_keeps_its_bucketing_and_clauses_when_edited(
+    page: Page, console: Console, project: str, scan: Scanner
+) -> None:
+    path = f"/api/v1/projects/{project}/environments/staging/flags/new-checkout"
+    with console.api() as api:
+        response = api.put(path, json=IMPORTED, headers={"If-Match": '"0"'})
+        assert response.status_code == 200, response.text
+    page.goto(f"/projects/{project}/flags/new-checkout?env=staging")
+    targeting = page.locator("section[aria-labelledby=rules-title]")
+    expect(targeting).to_contain_text(
+        'if ip is an IP address in "10.0.0.0/8", "2001:db8::/32" and targetingKey falls in the '
+        "first 40% of the Unleash rollout of group “25”, serve “on”"
+    )
+    expect(targeting).to_contain_text(
+        "(bucketed by targetingKey with LaunchDarkly's hash, as imported)"
+    )
+    page.goto(f"/projects/{project}/flags/new-checkout/rules?env=staging")
+    expect(page.locator("#default-bucketing-note")).to_contain_text(
+        "Bucketed by LaunchDarkly's hash, as imported"
+    )
+    expect(page.locator("#rules-0-clauses-0-op")).to_have_value("ip_in")
+    expect(page.locator("#rules-0-clauses-1-values")).to_have_value('"25"\n40')
+    scan(page, "rules editor, imported flag")
+    page.get_by_label("Description (optional)").fill("office network, 40% rollout")
+    page.locator("#default-weight-0").fill("35")
+    page.locator("#default-weight-1").fill("65")
+    page.get_by_role("button", name="Save rules").click()
+    expect(page.locator("#notice")).to_contain_text("Saved the rules of new-checkout in Staging")
+    saved = config(console, project, "staging", "new-checkout")
+    described = {**IMPORTED["rules"][0], "description": "office network, 40% rollout"}
+    assert saved["rules"] == [described]
+    assert saved["default"]["split"] == {
+        "weights": [{"variant": "on", "weight": 35}, {"variant": "off", "weight": 65}],
+        "bucketing": {"algorithm": "launchdarkly", "prefix": "new-checkout.8f1c2e"},
+    }

@@ -1,8 +1,8 @@
 """The web console: server-rendered pages over the same services as the API.
 
 Routes are split by area (auth, projects, dashboard, flags, rules, segments, rollouts,
-history, tokens, members); :func:`install` mounts them and the static files on the app. Pages
-work without JavaScript; ``static/console.js`` only adds confirmation dialogs, checking as you
+history, tokens, members, imports); :func:`install` mounts them and the static files on the app.
+Pages work without JavaScript; ``static/console.js`` only adds confirmation dialogs, checking as you
 type and in-place results.
 """
 
@@ -19,6 +19,7 @@ from fader_server.web import (
     flag_page,
     flags,
     history,
+    imports,
     incidents,
     members,
     projects,
@@ -52,6 +53,7 @@ _MODULES = (
     environments,
     change_requests,
     propose,
+    imports,
     sso,
 )
 

@@ -32,15 +32,23 @@ OPERATORS: tuple[tuple[str, str], ...] = (
     ("semver_gte", "is a version from"),
     ("before", "is a date before"),
     ("after", "is a date after"),
+    ("ip_in", "is an IP address in"),
+    ("unleash_rollout", "is in the Unleash rollout"),
     ("in_segment", "is in the segment"),
     ("exists", "exists"),
 )
 OPERATOR_LABELS = dict(OPERATORS)
 TEXT_OPERATORS = frozenset(
-    {"starts_with", "ends_with", "contains", "matches", "in_segment"}
+    {"starts_with", "ends_with", "contains", "matches", "in_segment", "ip_in"}
     | {op for op, _ in OPERATORS if op.startswith("semver_")}
 )
 """Operators whose values are always text: each line is taken literally, quotes and all."""
+ROLLOUT = "unleash_rollout"
+"""Its values are a pair, ``[group id, percentage]``: two lines, a text then a number. The
+group is written like any value (quoted when it would read as something else, so a group
+``"25"`` or one with spaces at its ends comes back exactly) but read as text whatever it looks
+like, since a group id is always one; the percentage is read like any value, so a typo stays
+text and the engine says what it needs."""
 
 
 @dataclass
@@ -104,12 +112,20 @@ def clause_json(row: ClauseRow) -> JSON:
         clause["attribute"] = row.attribute
     if row.op != "exists":
         values: list[Any] = lines(row.values)
-        if row.op not in TEXT_OPERATORS:
+        if row.op == ROLLOUT:
+            values = [_group(v) if i == 0 else parse_value(v) for i, v in enumerate(values)]
+        elif row.op not in TEXT_OPERATORS:
             values = [parse_value(v) for v in values]
         clause["values"] = values
     if row.negate:
         clause["negate"] = True
     return clause
+
+
+def _group(line: str) -> Any:
+    """The group id line of an Unleash rollout: text, unquoted if it was quoted."""
+    value = parse_value(line)
+    return value if isinstance(value, str) else line
 
 
 def describe(clause: JSON) -> str:
@@ -124,4 +140,10 @@ def describe(clause: JSON) -> str:
         return f"the user is {negated}in the segment {values}"
     if op == "exists":
         return f"{clause.get('attribute')} {'does not exist' if negated else 'exists'}"
+    raw = clause.get("values") or []
+    if op == ROLLOUT and len(raw) == 2:
+        return (
+            f"{clause.get('attribute')} {'does not fall' if negated else 'falls'} in the first "
+            f"{show_value(raw[1])}% of the Unleash rollout of group “{raw[0]}”"
+        )
     return f"{clause.get('attribute')} {negated}{label} {values}".strip()

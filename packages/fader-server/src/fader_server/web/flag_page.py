@@ -17,7 +17,7 @@ from fader_engine.result import Reason, Resolution
 from fader_server import strict_json
 from fader_server.services.usage import CONTEXTS_NOTE, DEFAULT_PERIOD, PERIODS
 from fader_server.storage.ports import JSON, Resource
-from fader_server.web import frame, usage_charts
+from fader_server.web import frame, split_bucketing, usage_charts
 from fader_server.web.clauses import describe
 from fader_server.web.forms import CheckedForm, FieldErrors
 from fader_server.web.frame import ProjectView
@@ -59,8 +59,9 @@ def serves(owner: JSON) -> str:
     if "split" in owner:
         split = owner.get("split") or {}
         parts = ", ".join(f"“{w['variant']}” {w['weight']}%" for w in split.get("weights") or [])
-        by = split.get("by") or "targetingKey"
-        return f"a percentage split: {parts} (bucketed by {by})"
+        hashed = split_bucketing.describe(split.get("bucketing"))
+        how = f" with {hashed}" if hashed else ""
+        return f"a percentage split: {parts} (bucketed by {split_bucketing.seed_words(split)}{how})"
     return f"“{owner.get('variant')}”"
 
 

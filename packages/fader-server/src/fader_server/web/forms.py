@@ -48,11 +48,17 @@ class Form:
 
 
 async def _fields(request: Request) -> list[tuple[str, str]]:
-    """The text fields of the posted form; one holding a NUL character is refused here, for
-    every form at once: PostgreSQL cannot store one and SQLite can, and a console that saved
-    it on one backend only would differ by backend (the JSON API refuses it the same way)."""
+    """The text fields of the posted form (no files), checked by :func:`refuse_nul`."""
     data = await request.form(max_files=0)
     fields = [(k, v) for k, v in data.multi_items() if isinstance(v, str)]
+    refuse_nul(fields)
+    return fields
+
+
+def refuse_nul(fields: list[tuple[str, str]]) -> None:
+    """Refuse text fields holding a NUL character, for every form at once: PostgreSQL cannot
+    store one and SQLite can, and a console that saved it on one backend only would differ by
+    backend (the JSON API refuses it the same way)."""
     refused = [k for k, v in fields if "\x00" in k or "\x00" in v]
     if refused:
         names = ", ".join(repr(name.replace("\x00", "")) for name in refused)
@@ -62,7 +68,6 @@ async def _fields(request: Request) -> list[tuple[str, str]]:
             "changed: remove it and send the form again.",
             [FieldProblem(f"/form/{name}", "contains a NUL character") for name in refused],
         )
-    return fields
 
 
 async def checked_form(request: Request, session: CurrentSession) -> Form:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fader_server.storage.ports import JSON
+from fader_server.web import split_bucketing
 from fader_server.web.clauses import ClauseRow, read_rows, rows_from_clauses
 from fader_server.web.forms import Form, indices, pointer, renumbered, show_value
 
@@ -27,6 +28,15 @@ class ServeRow:
     by: str = ""
     weights: list[str] = field(default_factory=list)
     """The weight typed for each of the flag's variants, in variant order ('' = not in it)."""
+    bucketing: str = ""
+    """The split's vendor bucketing as JSON, carried in a hidden field ('' = Fader's own):
+    saving must keep an imported rollout's users where its vendor put them
+    (:mod:`fader_server.web.split_bucketing`)."""
+
+    @property
+    def bucketing_words(self) -> str:
+        """Whose hash places this split's users, for the editor ('' for Fader's own)."""
+        return split_bucketing.describe(split_bucketing.read(self.bucketing))
 
 
 @dataclass
@@ -62,6 +72,7 @@ def serve_row(owner: JSON, variants: list[str]) -> ServeRow:
             SPLIT,
             str(split.get("by") or ""),
             ["" if weights.get(v) is None else show_value(weights[v]) for v in variants],
+            split_bucketing.as_text(split.get("bucketing")),
         )
     return ServeRow(f"variant:{owner.get('variant', '')}", "", ["" for _ in variants])
 
@@ -107,10 +118,11 @@ def _read_serve(
         form.text(f"{prefix}-serve"),
         form.text(f"{prefix}-by"),
         [form.text(f"{prefix}-weight-{i}") for i in range(len(variants))],
+        form.text(f"{prefix}-bucketing"),
     )
     fields[at + "/variant"] = fields[at + "/split"] = f"{prefix}-serve"
     fields[at + "/split/by"] = f"{prefix}-by"
-    fields[at + "/split/weights"] = f"{prefix}-weights"
+    fields[at + "/split/weights"] = fields[at + "/split/bucketing"] = f"{prefix}-weights"
     if row.mode != SPLIT:
         return row, {"variant": row.mode.removeprefix("variant:")}
     weights: list[JSON] = []
@@ -121,6 +133,9 @@ def _read_serve(
     split: JSON = {"weights": weights}
     if row.by:
         split["by"] = row.by
+    bucketing = split_bucketing.read(row.bucketing)
+    if bucketing is not None:
+        split["bucketing"] = bucketing
     return row, {"split": split}
 
 
