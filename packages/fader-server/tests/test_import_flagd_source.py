@@ -90,3 +90,26 @@ def test_the_registry_names_every_source() -> None:
     )
     with pytest.raises(sources.UnknownSourceError, match="one of launchdarkly, unleash, flagd"):
         sources.get("statsig")
+
+
+def test_what_flagds_schema_allows_but_fader_cannot_load_is_reported_per_flag() -> None:
+    """flagd's schema accepts a rule serving a variant the flag lacks and a four-part version;
+    its evaluator fails on them at run time. The flag is left out and named, the rest imports."""
+    document = {
+        "flags": {
+            "good": {**BOOLEAN, "targeting": {"if": [{"==": [{"var": "plan"}, "pro"]}, "on"]}},
+            "ghost-variant": {
+                **BOOLEAN,
+                "targeting": {"if": [{"==": [{"var": "plan"}, "pro"]}, "fail", "off"]},
+            },
+            "four-part-version": {
+                **BOOLEAN,
+                "targeting": {"if": [{"sem_ver": [{"var": "v"}, "=", "2.0.0.0"]}, "on", "off"]},
+            },
+        }
+    }
+    translation = flagd_source.translate(document, "production")
+    assert set(translation.document["flags"]) == {"good"}
+    named = {u.flag for u in translation.unsupported}
+    assert named == {"ghost-variant", "four-part-version"}
+    assert all(u.detail for u in translation.unsupported)

@@ -32,6 +32,7 @@ from fader_engine.errors import ConfigurationError
 from fader_engine.flagd import validate_flagd
 from fader_engine.flagd.importer import flagd_to_fader
 from fader_engine.model import FORMAT_ID
+from fader_engine.parse import parse_document
 from fader_engine.parse_fields import KEY_PATTERN
 from fader_server.migration.model import (
     JSON,
@@ -134,6 +135,12 @@ def translate(data: Any, environment: str, *, bucketing: str = "v2") -> Translat
             if problems:
                 raise ConfigurationError(problems)
             translated = flagd_to_fader(single, bucketing=bucketing)["flags"][key]
+            # flagd's schema lets through what its evaluator fails on at run time (a rule
+            # serving a variant the flag lacks, a version such as '2.0.0.0'): Fader's own
+            # validation names it here, per flag, instead of refusing the whole import later.
+            parse_document(
+                {"format": FORMAT_ID, "bucketing": bucketing, "flags": {fader_key: translated}}
+            )
         except ConfigurationError as exc:
             unsupported.extend(
                 Unsupported(construct=p.path, detail=p.message, flag=str(key)) for p in exc.problems
