@@ -34,15 +34,16 @@ test: sync system-packages lint typecheck test-engine-alone pytest
 
 # Browser tests drive Debian's Chromium (Playwright's own browser download cannot work here);
 # rollout gate tests query a real Prometheus; the reverse-proxy test runs nginx in front of two
-# replicas (deploy/nginx). All come from Debian's packages.
-SYSTEM_BINARIES := /usr/bin/chromium /usr/bin/prometheus /usr/sbin/nginx
+# replicas (deploy/nginx); the PgBouncer test runs replicas through transaction pooling. All come
+# from Debian's packages (the tests start their own nginx and pgbouncer, never Debian's services).
+SYSTEM_BINARIES := /usr/bin/chromium /usr/bin/prometheus /usr/sbin/nginx /usr/sbin/pgbouncer
 system-packages:
 	@for binary in $(SYSTEM_BINARIES); do test -x $$binary || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 		SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
-			chromium prometheus nginx >/dev/null; \
+			chromium prometheus nginx pgbouncer >/dev/null; \
 	fi
 
 lint:

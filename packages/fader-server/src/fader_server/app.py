@@ -60,7 +60,12 @@ def open_services(
 ) -> tuple[Services, FirstRun | None]:
     """Connect, migrate, and create the first admin if the database is new. `clock`: what
     every use case, the scheduler and the receive time of SDK summaries read (tests move it)."""
-    store = SqlStore.open(settings.effective_database_url, listen_url=settings.listen_url)
+    store = SqlStore.open(
+        settings.effective_database_url,
+        listen_url=settings.listen_url,
+        transaction_pooler=settings.database_pooler == "transaction",
+        sqlite_watch=settings.sqlite_watch_seconds if settings.workers > 1 else None,
+    )
     services = Services.over(
         store,
         clock,

@@ -11,10 +11,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8400
 DEFAULT_DATA_DIR = "data"
+
+Pooler = Literal["none", "session", "transaction"]
+"""What sits between the replicas and PostgreSQL (``FADER_DATABASE_POOLER``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,13 @@ class Settings:
     listen_url: str | None = field(default=None, repr=False)
     """PostgreSQL only: where replicas LISTEN for changes, when `database_url` goes through a
     pooler in transaction mode (``FADER_LISTEN_URL``); default: `database_url`."""
+    database_pooler: Pooler = "none"
+    """``transaction`` when `database_url` goes through a pooler in transaction mode, such as
+    PgBouncer's ``pool_mode = transaction`` (``FADER_DATABASE_POOLER``): then no server-side
+    prepared statements are made (the next transaction may run on another server connection,
+    which does not have them) and `listen_url` must be set. ``none`` (default) or ``session``:
+    each pooled connection keeps its server session (docs/deploy.md, "PgBouncer in
+    transaction mode")."""
     sdk_events_per_second: float = 10_000.0
     """Summary items (or deprecated events) each SDK or client key may report per second to one
     replica, with bursts of ten seconds' worth (at least one full list); over it, 429
@@ -87,6 +98,12 @@ class Settings:
     """Client secrets by provider id, from ``FADER_SSO_SECRET_<ID>`` (``-`` written ``_``)."""
     local_login: bool = True
     """False (``FADER_LOCAL_LOGIN=false``): passwords are refused, single sign-on only."""
+    workers: int = 1
+    """Server processes sharing the port (``fader serve --workers``, ``FADER_WORKERS``);
+    each is a replica (docs/deploy.md, "Several workers")."""
+    sqlite_watch_seconds: float = 0.05
+    """SQLite with several workers: how often each looks for the others' commits
+    (``FADER_SQLITE_WATCH_SECONDS``), which bounds how late their changes reach its streams."""
 
     @property
     def effective_public_url(self) -> str:
@@ -132,6 +149,7 @@ class Settings:
             max_body_bytes=int(source.get("FADER_MAX_BODY_BYTES", str(1024 * 1024))),
             metrics_token=source.get("FADER_METRICS_TOKEN") or None,
             listen_url=source.get("FADER_LISTEN_URL") or None,
+            database_pooler=_pooler(source.get("FADER_DATABASE_POOLER") or "none"),
             sdk_events_per_second=float(source.get("FADER_SDK_EVENTS_PER_SECOND", "10000")),
             client_events_per_second=float(source.get("FADER_CLIENT_EVENTS_PER_SECOND", "1000")),
             summary_window_seconds=float(source.get("FADER_SUMMARY_WINDOW_SECONDS", "0.2")),
@@ -150,6 +168,8 @@ class Settings:
                 if name.startswith(_SSO_SECRET) and value
             },
             local_login=_flag(source.get("FADER_LOCAL_LOGIN", "true"), "FADER_LOCAL_LOGIN"),
+            workers=int(source.get("FADER_WORKERS") or "1"),
+            sqlite_watch_seconds=float(source.get("FADER_SQLITE_WATCH_SECONDS") or "0.05"),
         )
 
 
@@ -163,6 +183,16 @@ def _flag(value: str, name: str) -> bool:
     if value.strip().lower() in {"0", "false", "no", "off"}:
         return False
     raise ValueError(f"{name} must be true or false, not '{value}'")
+
+
+def _pooler(value: str) -> Pooler:
+    """``FADER_DATABASE_POOLER``; PgBouncer's statement mode is refused here, because every
+    Fader write is a transaction of several statements, which that mode cannot carry."""
+    modes: dict[str, Pooler] = {"none": "none", "session": "session", "transaction": "transaction"}
+    mode = modes.get(value.strip().lower())
+    if mode is not None:
+        return mode
+    raise ValueError(f"FADER_DATABASE_POOLER must be none, session or transaction, not '{value}'")
 
 
 def _port(given: int | None, variable: str | None) -> int | None:

@@ -25,7 +25,10 @@ def upgrade(
 ) -> None:
     """Bring the database schema to the newest revision (safe to run repeatedly)."""
     settings = Settings.load(data_dir=data_dir, database_url=database_url)
-    engine = create_engine(settings.effective_database_url)
+    engine = create_engine(
+        settings.effective_database_url,
+        transaction_pooler=settings.database_pooler == "transaction",
+    )
     try:
         migrate.upgrade(engine)
         typer.echo(f"database at revision {migrate.current_revision(engine)}")

@@ -4,13 +4,18 @@ The server's modules (FastAPI, SQLAlchemy, uvicorn...) are imported when the ser
 when this module is, so `fader serve --help` answers at once. The port is checked before the
 database is touched: a `fader serve` that cannot listen stops without creating the first user
 or seeding the demo project (whose password it would print for a server that never ran).
+
+With ``--workers N`` (N > 1) this process does the same first steps, then hands the port to N
+worker processes (:mod:`.serve_workers`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import logging
+import os
 import socket
 from pathlib import Path
 from typing import Annotated
@@ -54,6 +59,14 @@ def serve_command(
             "(off by default) [env FADER_FLAGD_SYNC_PORT; bind address FADER_FLAGD_SYNC_HOST]"
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            envvar="FADER_WORKERS",
+            min=1,
+            help="Server processes sharing the port (about one per core); each is a replica.",
+        ),
+    ] = 1,
 ) -> None:
     """Run the Fader server: admin API on /api/v1, docs on /docs."""
     settings = Settings.load(
@@ -64,6 +77,29 @@ def serve_command(
         demo=demo_data or None,
         flagd_sync_port=flagd_sync_port,
     )
+    settings = dataclasses.replace(settings, workers=workers)
+    if workers > 1 and settings.flagd_sync_port is not None:
+        # Workers share the HTTP port through the one socket uvicorn binds; flag sync binds
+        # its own in each worker, without SO_REUSEPORT (so that a port in use is an error),
+        # and the second worker could not bind it.
+        typer.echo(
+            "error: --flagd-sync-port (FADER_FLAGD_SYNC_PORT) needs --workers 1: serve flagd "
+            "sync from a single-worker server (docs/deploy.md, Several workers).",
+            err=True,
+        )
+        raise typer.Exit(EXIT_FAILED)
+    if workers > 1 and not settings.sqlite_watch_seconds > 0:
+        typer.echo("error: FADER_SQLITE_WATCH_SECONDS must be a positive number.", err=True)
+        raise typer.Exit(EXIT_FAILED)
+    if settings.database_pooler == "transaction" and settings.listen_url is None:
+        # Checked here, before anything is created, as well as by the store (its own guard).
+        typer.echo(
+            "error: FADER_DATABASE_POOLER=transaction needs FADER_LISTEN_URL: a connection to "
+            "PostgreSQL that bypasses the pooler, for LISTEN (docs/deploy.md, PgBouncer in "
+            "transaction mode).",
+            err=True,
+        )
+        raise typer.Exit(EXIT_FAILED)
     _check_port_free(settings.host, settings.port)
     import uvicorn  # noqa: PLC0415 - the server's imports, only when it runs (module docstring)
 
@@ -99,11 +135,28 @@ def serve_command(
         else f"Password login is off: sign in at {url}/login or with `fader login --sso`"
     )
     typer.echo(f"Fader is listening on {url}  (API docs: {url}/docs)\n{log_in}")
-    app = create_app(settings, services)
+    app: object
+    if settings.workers > 1:
+        from fader_server import logs  # noqa: PLC0415 - as above
+        from fader_server.cli.serve_workers import (  # noqa: PLC0415 - as above
+            WORKER_APP,
+            worker_environment,
+        )
+
+        # Each worker opens its own services; this process only supervises them.
+        services.identity.token_use.close()
+        services.store.close()
+        logs.configure(json=settings.log_json)
+        os.environ.update(worker_environment(settings))
+        app = WORKER_APP
+    else:
+        app = create_app(settings, services)
     # Open SDK streams never end by themselves: give them a few seconds, then close them
     # (SDKs reconnect, to another replica if this one is going away).
     uvicorn.run(
         app,
+        factory=settings.workers > 1,
+        workers=settings.workers,
         host=settings.host,
         port=settings.port,
         log_config=None,

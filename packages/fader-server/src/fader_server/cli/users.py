@@ -60,7 +60,11 @@ def _open(settings: Settings) -> SqlStore:
                 "that `fader serve` uses"
             )
     try:
-        store = SqlStore.open(settings.effective_database_url, upgrade=False)
+        store = SqlStore.open(
+            settings.effective_database_url,
+            upgrade=False,
+            transaction_pooler=settings.database_pooler == "transaction",
+        )
         current = store.migrations_current()
     except sa.exc.SQLAlchemyError as exc:
         raise _fail(f"cannot open the database: {getattr(exc, 'orig', None) or exc}") from exc

@@ -11,8 +11,20 @@ SQLite settings, and why:
 PostgreSQL goes through SQLAlchemy's QueuePool with ``pool_pre_ping`` so a restarted database
 does not hand out dead connections. Every engine hides bind parameters from its exception
 messages (``hide_parameters``): they can hold password hashes and webhook secrets, and those
-messages end up in logs. Statements are plain (no server-side prepared statements
-kept across transactions), which keeps PgBouncer in transaction mode workable.
+messages end up in logs.
+
+Behind a pooler in transaction mode (PgBouncer's ``pool_mode = transaction``,
+``FADER_DATABASE_POOLER=transaction``) each transaction may run on a different server
+connection, so nothing may outlive a transaction on its session. Fader's own statements keep
+to that: its advisory locks are ``pg_advisory_xact_lock``, its ``lock_timeout`` is
+transaction-local, isolation levels are named in each ``BEGIN``, ``NOTIFY`` is sent on commit,
+and it makes no temporary tables. psycopg 3 does not: after a query has run five times on a
+connection it prepares it on the server and later only names it, and the next server
+connection has no such statement (or another of that name: "prepared statement "_pg3_0"
+already exists"). So ``prepare_threshold=None`` is passed then. ``LISTEN`` needs a session
+of its own and cannot go through such a pooler at all: :meth:`SqlStore.listen` refuses to
+start without a direct ``listen_url``. Migrations do go through the pooler: each run is one
+transaction under a transaction-scoped lock (:mod:`.migrate`).
 """
 
 from __future__ import annotations
@@ -30,12 +42,14 @@ from fader_server.storage.ports import ChangeListener, RevocationListener
 from fader_server.storage.sql import migrate
 from fader_server.storage.sql.notifications import PostgresListener, psycopg_dsn
 from fader_server.storage.sql.repository import SqlTransaction
+from fader_server.storage.sql.sqlite_watch import SqliteWatcher
 
 _READ_ONLY = "fader_read_only"
 
 
-def create_engine(url: str) -> sa.Engine:
-    """An engine tuned for the dialect (see the module docstring)."""
+def create_engine(url: str, *, transaction_pooler: bool = False) -> sa.Engine:
+    """An engine tuned for the dialect (see the module docstring); `transaction_pooler`: the
+    PostgreSQL URL goes through a pooler in transaction mode."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
@@ -61,31 +75,65 @@ def create_engine(url: str) -> sa.Engine:
             connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
+    connect_args: dict[str, Any] = {"prepare_threshold": None} if transaction_pooler else {}
     return sa.create_engine(
-        url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
+        url,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        connect_args=connect_args,
     )
 
 
 class SqlStore:
     """A :class:`~fader_server.storage.ports.store.Database` over one SQLAlchemy engine."""
 
-    def __init__(self, engine: sa.Engine, *, listen_url: str | None = None) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        listen_url: str | None = None,
+        transaction_pooler: bool = False,
+        sqlite_watch: float | None = None,
+    ) -> None:
         self.engine = engine
         self.listen_url = listen_url
         """Where the LISTEN connection goes (PostgreSQL); default: the engine's database.
         Set it when the engine's URL points at a pooler in transaction mode (PgBouncer), where
         a session that LISTENs would not keep its connection."""
+        self.transaction_pooler = transaction_pooler
+        """The engine's URL goes through a pooler in transaction mode: `listen_url` is then
+        required before :meth:`listen`."""
         self._listeners: list[ChangeListener] = []
         self._revocation_listeners: list[RevocationListener] = []
-        self._remote: PostgresListener | None = None
+        self.sqlite_watch = sqlite_watch
+        """SQLite only: seconds between two looks for commits by other processes (the other
+        workers of ``fader serve --workers N``, :mod:`.sqlite_watch`); None: this process is
+        the only writer, whose commits reach :meth:`subscribe` listeners directly."""
+        self._remote: PostgresListener | SqliteWatcher | None = None
 
     @classmethod
-    def open(cls, url: str, *, upgrade: bool = True, listen_url: str | None = None) -> SqlStore:
-        """Connect, and bring the schema to head unless told not to."""
-        engine = create_engine(url)
+    def open(
+        cls,
+        url: str,
+        *,
+        upgrade: bool = True,
+        listen_url: str | None = None,
+        transaction_pooler: bool = False,
+        sqlite_watch: float | None = None,
+    ) -> SqlStore:
+        """Connect, and bring the schema to head unless told not to (through `url`, pooler
+        or not: see the module docstring)."""
+        engine = create_engine(url, transaction_pooler=transaction_pooler)
         if upgrade:
             migrate.upgrade(engine)
-        return cls(engine, listen_url=listen_url)
+        return cls(
+            engine,
+            listen_url=listen_url,
+            transaction_pooler=transaction_pooler,
+            sqlite_watch=sqlite_watch,
+        )
 
     @contextmanager
     def _begin(self, read_only: bool) -> Iterator[SqlTransaction]:
@@ -162,10 +210,30 @@ class SqlStore:
         on_resync: Callable[[], None],
         on_revoked: RevocationListener | None = None,
     ) -> None:
-        """On PostgreSQL, start the LISTEN thread (see :mod:`.notifications`); SQLite is
-        embedded in one process, whose own commits reach :meth:`subscribe` listeners."""
-        if self.engine.dialect.name != "postgresql" or self._remote is not None:
+        """On PostgreSQL, start the LISTEN thread (see :mod:`.notifications`). SQLite
+        commits of this process reach :meth:`subscribe` listeners; when other processes share
+        the file (`sqlite_watch`), a watcher calls `on_resync` after theirs (:mod:`.sqlite_watch`).
+
+        Behind a pooler in transaction mode, without a direct `listen_url`, this refuses:
+        ``LISTEN`` through the pooler would be forgotten with its transaction's server
+        connection, and changes and key revocations from other replicas would reach this
+        one's streams only at the next resync, silently."""
+        if self._remote is not None:
             return
+        if self.engine.dialect.name == "sqlite":
+            database = self.engine.url.database
+            if self.sqlite_watch is not None and database and database != ":memory:":
+                self._remote = SqliteWatcher(Path(database), on_resync, interval=self.sqlite_watch)
+                self._remote.start()
+            return
+        if self.engine.dialect.name != "postgresql":
+            return
+        if self.transaction_pooler and self.listen_url is None:
+            raise ValueError(
+                "FADER_DATABASE_POOLER=transaction needs FADER_LISTEN_URL: a connection to "
+                "PostgreSQL that bypasses the pooler, for LISTEN (docs/deploy.md, "
+                "PgBouncer in transaction mode)"
+            )
         url = self.listen_url or self.engine.url.render_as_string(hide_password=False)
         self._remote = PostgresListener(
             psycopg_dsn(url),
