@@ -31,6 +31,7 @@ from fader_server.api import webhooks as webhook_api
 from fader_server.api.body_limit import cap_request_bodies
 from fader_server.api.middleware import HttpMetrics, RequestContext
 from fader_server.api.request_json import InputGuard
+from fader_server.api.sdk_fast_path import SdkFastPath
 from fader_server.delivery.service import Delivery
 from fader_server.runtime.escalation import Escalation
 from fader_server.runtime.gate_reader import GateReader
@@ -193,6 +194,7 @@ def create_app(
     app.include_router(sso_api.router)
     web.install(app)
     api_docs.install(app)
+    app.add_middleware(SdkFastPath)  # innermost: behind every check and header of the others
     app.add_middleware(InputGuard)  # reads JSON bodies through the cap below
     cap_request_bodies(app, settings.max_body_bytes)
     app.add_middleware(ofrep.CrossOrigin)

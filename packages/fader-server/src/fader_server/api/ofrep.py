@@ -12,7 +12,9 @@ open to every web origin (CORS), since browser apps are the main users of client
 keys ride in headers, never in cookies.
 
 The handlers are coroutines that read the body, then do the blocking part (key check on a cache
-miss, the snapshot's revision check, evaluation) in one worker-thread hop.
+miss, the snapshot's revision check, evaluation) in one worker-thread hop. Requests whose key
+and snapshot are already in memory are answered before routing, by the same functions
+(:mod:`fader_server.api.sdk_fast_path`); these handlers answer the rest, errors included.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ PREFIX = "/ofrep/v1"
 STREAM_PATH = "/event-stream"
 STREAM_GRANT = "ofrep-event-stream"
 """The purpose of the grants in advertised stream URLs (see :mod:`fader_server.delivery.keys`)."""
-_KEYS = frozenset({TokenKind.SERVER, TokenKind.CLIENT})
+KEYS = frozenset({TokenKind.SERVER, TokenKind.CLIENT})
 _JSON = "application/json"
 
 router = APIRouter(prefix=PREFIX, tags=["ofrep"])
@@ -73,7 +75,7 @@ def _delivery(request: Request) -> Delivery:
 
 
 def _authenticate(request: Request, dlv: Delivery, secret: str | None) -> SdkCaller:
-    caller = dlv.keys.authenticate(secret, _KEYS)
+    caller = dlv.keys.authenticate(secret, KEYS)
     request.state.actor = caller.actor
     return caller
 
@@ -344,7 +346,7 @@ def _stream_start(
     serialisation, never on the loop."""
     dlv = _delivery(request)
     if grant is not None and not secret:
-        caller = dlv.keys.authenticate_grant(grant, STREAM_GRANT, _KEYS)
+        caller = dlv.keys.authenticate_grant(grant, STREAM_GRANT, KEYS)
         request.state.actor = caller.actor
     else:
         caller = _authenticate(request, dlv, secret)

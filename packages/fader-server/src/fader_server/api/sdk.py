@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from fader_engine.flagd.export import ExportError
 from fader_engine.sketches import DistinctSketch, SketchError
-from fader_server.api import deprecation
+from fader_server.api import config_bodies, deprecation
 from fader_server.api.event_stream import EventStream, Opening, opening
 from fader_server.api.schemas import Strict
 from fader_server.delivery.frames import StreamKind
@@ -82,13 +82,6 @@ def _current(dlv: Delivery, caller: SdkCaller) -> Snapshot:
     return snapshot
 
 
-def _not_modified(if_none_match: str | None, etag: str) -> bool:
-    if not if_none_match:
-        return False
-    candidates = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-    return "*" in candidates or etag in candidates
-
-
 class SnapshotOut(Strict):
     project: str
     environment: str
@@ -99,6 +92,13 @@ class SnapshotOut(Strict):
 IfNoneMatch = Annotated[
     str | None, Header(alias="If-None-Match", description="the ETag you hold: 304 if current")
 ]
+AcceptEncoding = Annotated[
+    str | None,
+    Header(
+        alias="Accept-Encoding",
+        description="`gzip`: the body gzip-compressed (`Content-Encoding: gzip`), same ETag",
+    ),
+]
 
 
 @router.get(
@@ -107,12 +107,28 @@ IfNoneMatch = Annotated[
     response_model=SnapshotOut,
     responses={304: {"description": "the snapshot named by If-None-Match is still current"}},
 )
-def poll(caller: ServerKey, dlv: Dlv, if_none_match: IfNoneMatch = None) -> Response:
-    snapshot = _current(dlv, caller)
-    headers = {"ETag": snapshot.etag, "Cache-Control": "no-cache"}
-    if _not_modified(if_none_match, snapshot.etag):
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    return Response(snapshot.body, media_type="application/json", headers=headers)
+def poll(
+    caller: ServerKey,
+    dlv: Dlv,
+    if_none_match: IfNoneMatch = None,
+    accept_encoding: AcceptEncoding = None,
+) -> Response:
+    """Usually answered before this route runs (:mod:`fader_server.api.sdk_fast_path`), the
+    same way: this is the path of a key or snapshot the caches must check first."""
+    found = config_bodies.answer(
+        _current(dlv, caller),
+        flagd=False,
+        if_none_match=if_none_match,
+        accept_encoding=accept_encoding,
+    )
+    assert found is not None  # built_only is off
+    return _configuration(found)
+
+
+def _configuration(found: config_bodies.Answer) -> Response:
+    if found.status == status.HTTP_304_NOT_MODIFIED:
+        return Response(status_code=found.status, headers=found.headers)
+    return Response(found.body, media_type="application/json", headers=found.headers)
 
 
 @router.get(
@@ -420,17 +436,24 @@ def events(batch: EventBatchIn, caller: AnySdkKey, dlv: Dlv, response: Response)
         304: {"description": "the document named by If-None-Match is still current"},
     },
 )
-def flagd(caller: ServerKey, dlv: Dlv, if_none_match: IfNoneMatch = None) -> Response:
-    snapshot = _current(dlv, caller)
-    headers = {"ETag": snapshot.etag, "Cache-Control": "no-cache"}
-    if _not_modified(if_none_match, snapshot.etag):
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+def flagd(
+    caller: ServerKey,
+    dlv: Dlv,
+    if_none_match: IfNoneMatch = None,
+    accept_encoding: AcceptEncoding = None,
+) -> Response:
     try:
-        body = snapshot.flagd_body
+        found = config_bodies.answer(
+            _current(dlv, caller),
+            flagd=True,
+            if_none_match=if_none_match,
+            accept_encoding=accept_encoding,
+        )
     except ExportError as exc:
         raise NotExportableError(
             "this environment uses constructs flagd cannot express (listed in `errors`); "
             "change them, or evaluate with Fader's SDK or OFREP instead",
             [FieldProblem(p.path, p.message) for p in exc.problems],
         ) from exc
-    return Response(body, media_type="application/json", headers=headers)
+    assert found is not None  # built_only is off
+    return _configuration(found)

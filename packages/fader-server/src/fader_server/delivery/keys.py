@@ -109,6 +109,16 @@ class SdkKeys:
         digest = credentials.hash_token(bearer)
         return _check_kind(self._cached(digest) or self._load(digest), accepted)
 
+    def cached(self, bearer: str, accepted: frozenset[TokenKind]) -> SdkCaller | None:
+        """The caller behind `bearer` if the cache holds it unexpired and its kind is accepted;
+        None otherwise (then :meth:`authenticate` decides, and raises what it must). Never reads
+        the database, so the event loop may call it; a hit is exactly what :meth:`authenticate`
+        would return, under the same expiry and revocation rules."""
+        caller = self._cached(credentials.hash_token(bearer)) if bearer else None
+        if caller is None or caller.kind not in accepted:
+            return None
+        return caller
+
     def grant(self, bearer: str, caller: SdkCaller, purpose: str) -> str:
         """A grant for `purpose` derived from `bearer`, the key `caller` authenticated with."""
         return f"{caller.token_id}.{_proof(credentials.hash_token(bearer), purpose)}"

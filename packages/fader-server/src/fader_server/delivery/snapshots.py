@@ -12,6 +12,12 @@ another replica announces (LISTEN/NOTIFY), invalidates that confirmation at once
 matters if a notification is lost (a dropped LISTEN connection), and then caps the staleness.
 This takes the database off the hot path of polling and OFREP evaluation.
 
+Configuration bodies (the snapshot object and the flagd document) are serialised once per
+snapshot, that is once per environment revision, and so are their gzip forms
+(:attr:`Snapshot.gzip_body`, :attr:`Snapshot.flagd_gzip_body`): a poll costs a cache lookup, not
+an encoding or a compression. A new revision is a new :class:`Snapshot`, so nothing of the old
+one is ever served for it.
+
 Consistency: the revision is read *before* the document, in the same transaction. Under
 PostgreSQL's READ COMMITTED a write may commit between the two reads; then the document is newer
 than its label, never older, and the next revision makes every client fetch again. The opposite
@@ -20,6 +26,7 @@ order could label old content with a new revision, and clients would keep it.
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import time
@@ -83,6 +90,22 @@ class Snapshot:
         return b"event: %s\nid: %d\ndata: " % (kind.encode(), self.version), self.body, b"\n\n"
 
     @cached_property
+    def gzip_body(self) -> bytes:
+        """:attr:`body`, gzip-compressed once (``mtime=0``: the same bytes on every replica)."""
+        return _gzip(self.body)
+
+    @cached_property
+    def flagd_gzip_body(self) -> bytes:
+        """:attr:`flagd_body`, gzip-compressed once (raises as it does)."""
+        return _gzip(self.flagd_body)
+
+    def built(self, name: str) -> bool:
+        """Whether the cached property `name` was computed already: the event loop serves only
+        what costs nothing more (:mod:`fader_server.api.sdk_fast_path`), and leaves the first
+        encoding or compilation of a revision to a worker thread."""
+        return name in self.__dict__
+
+    @cached_property
     def engine(self) -> Engine:
         """The compiled document, for evaluation on the server (OFREP). Dates compare against
         the wall clock at evaluation time, like an SDK does."""
@@ -96,6 +119,10 @@ class Snapshot:
 
 def _json(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _gzip(body: bytes) -> bytes:
+    return gzip.compress(body, compresslevel=6, mtime=0)
 
 
 class SnapshotService:
@@ -138,14 +165,8 @@ class SnapshotService:
         checked_at = self._monotonic()
         with self._lock:
             epoch = self._epoch
-            cached = self._cache.get(ref)
-            confirmed = self._confirmed.get(ref)
-            if (
-                cached is not None
-                and cached.version >= at_least
-                and confirmed is not None
-                and checked_at - confirmed < self.fresh_for
-            ):
+            cached = self._fresh(ref, checked_at, at_least)
+            if cached is not None:
                 return cached
         with self.store.read() as tx:
             revision = tx.revision(ref.project_id, ref.environment)
@@ -174,6 +195,27 @@ class SnapshotService:
                     evicted, _ = self._cache.popitem(last=False)
                     self._confirmed.pop(evicted, None)
         return snapshot
+
+    def fresh(self, ref: EnvironmentRef) -> Snapshot | None:
+        """The cached snapshot if it may be served unchecked now (what :meth:`current` would
+        return without reading the database), else None. Never blocks on the database, so the
+        event loop may call it."""
+        checked_at = self._monotonic()
+        with self._lock:
+            return self._fresh(ref, checked_at, 0)
+
+    def _fresh(self, ref: EnvironmentRef, checked_at: float, at_least: int) -> Snapshot | None:
+        """(Under the lock.)"""
+        cached = self._cache.get(ref)
+        confirmed = self._confirmed.get(ref)
+        if (
+            cached is not None
+            and cached.version >= at_least
+            and confirmed is not None
+            and checked_at - confirmed < self.fresh_for
+        ):
+            return cached
+        return None
 
     def revisions(self, refs: list[EnvironmentRef]) -> dict[EnvironmentRef, int]:
         with self.store.read() as tx:
