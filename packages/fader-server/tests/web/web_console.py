@@ -164,7 +164,12 @@ REPORT = pytest.StashKey[Report]()
 
 
 def axe_check(page: Page, report: Report, state: str) -> None:
-    """Scan the page as it is now with axe-core at WCAG 2.2 AA; fail listing every violation."""
+    """Scan the page as it is now with axe-core at WCAG 2.2 AA; fail listing every violation.
+
+    It waits for the page's ``load`` event first: after a form post the new document's text can
+    be there (what the test waited for) while its stylesheet is still loading on a busy machine,
+    and an unstyled page fails target-size checks that the styled one passes."""
+    page.wait_for_load_state("load")
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.evaluate(AXE_SCRIPT)
     result = page.evaluate(
