@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import ADMIN_PASSWORD, LogSink, _serve
+from conftest import ADMIN_PASSWORD, LogSink, serving
 from ofrep_flags import CLIENT_SIDE, FLAGS, NL, create_flags, new_key, toggle
 from ofrep_spec import check, errors
 from server_api import unique
@@ -60,14 +60,10 @@ def deployment(
         sse_heartbeat_seconds=HEARTBEAT,
     )
     sink = LogSink()
-    started = [_serve(settings, sink) for _ in range(2 if backend == "postgresql" else 1)]
-    try:
-        yield Deployment(backend, token, [url for _, _, url, _ in started])
-    finally:
-        for uv_server, thread, _, app in started:
-            uv_server.should_exit = True
-            thread.join(timeout=10)
-            app.state.services.store.close()  # type: ignore[attr-defined]
+    with ExitStack() as stack:
+        replicas = 2 if backend == "postgresql" else 1
+        urls = [stack.enter_context(serving(settings, sink)) for _ in range(replicas)]
+        yield Deployment(backend, token, urls)
 
 
 @dataclass

@@ -11,12 +11,13 @@ import json
 import secrets
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ADMIN_PASSWORD, LogSink, _serve
+from conftest import ADMIN_PASSWORD, LogSink, serving
 from ofrep_flags import NL, create_flags, toggle
 from server_api import unique
 
@@ -64,14 +65,10 @@ def deployment(
         admin_token=token,
     )
     sink = LogSink()
-    started = [_serve(settings, sink) for _ in range(2 if backend == "postgresql" else 1)]
-    try:
-        yield Deployment(token, [url for _, _, url, _ in started], sink)
-    finally:
-        for uv_server, thread, _, app in started:
-            uv_server.should_exit = True
-            thread.join(timeout=10)
-            app.state.services.store.close()  # type: ignore[attr-defined]
+    with ExitStack() as stack:
+        replicas = 2 if backend == "postgresql" else 1
+        urls = [stack.enter_context(serving(settings, sink)) for _ in range(replicas)]
+        yield Deployment(token, urls, sink)
 
 
 @dataclass
