@@ -59,6 +59,19 @@ def flag_entry(flag: JSON, config: JSON) -> JSON:
     return entry
 
 
+def with_config(entry: JSON, config: JSON) -> JSON:
+    """A document's flag entry with its configuration replaced by `config`: what
+    :func:`flag_entry` builds from the same flag definition and `config` (the definition's
+    fields are the entry's other fields, in the same order)."""
+    replaced: JSON = {k: v for k, v in entry.items() if k not in CONFIG_FIELDS and k != "metadata"}
+    for field in CONFIG_FIELDS:
+        if field in config:
+            replaced[field] = config[field]
+    if "metadata" in entry:
+        replaced["metadata"] = entry["metadata"]
+    return replaced
+
+
 def segment_entry(segment: JSON) -> JSON:
     return {k: v for k, v in segment.items() if k != "name" and v is not None}
 

@@ -19,12 +19,14 @@ from fader_engine.formats import load
 from fader_engine.result import Resolution
 from fader_server.errors import NotFoundError, VersionConflictError
 from fader_server.services import documents, flag_removal, protected_environments, versioning
-from fader_server.services.access import Principal, Role, load_project
+from fader_server.services.access import Clock, Principal, Role, load_project
 from fader_server.services.change_requests import policy as change_policy
 from fader_server.services.definitions import DefinitionService, DefinitionTx, live
+from fader_server.services.document_cache import DocumentCache
 from fader_server.services.versioning import Change
 from fader_server.storage.ports import JSON, PROJECT_SCOPE, Project, Resource, ResourceType, Version
 from fader_server.storage.ports.resources import ResourceReads
+from fader_server.storage.ports.store import Store
 
 _TOGGLE_ATTEMPTS = 5
 
@@ -50,6 +52,11 @@ class FlagService(DefinitionService):
 
     resource_type = ResourceType.FLAG
     noun = "flag"
+
+    def __init__(self, store: Store[DefinitionTx], clock: Clock) -> None:
+        super().__init__(store, clock)
+        self.document_cache = DocumentCache()
+        """Configuration writes validate what they change against the last document."""
 
     def search_text(self, key: str, data: JSON) -> str:
         return search_text(key, data)
@@ -136,8 +143,7 @@ class FlagService(DefinitionService):
         change: Change,
         action: str,
     ) -> FlagConfig:
-        document = documents.build(tx, project, environment, configs={key: data})
-        documents.validate([(environment, document)])
+        self.document_cache.check_config(tx, project, environment, key, data)
         written = versioning.upsert(
             tx,
             project,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import TypeVar
 
 from fader_server.errors import AlreadyExistsError
@@ -31,6 +32,10 @@ class TransactionState:
         self.writable = writable
         self.changes: list[EnvironmentChange] = []
         self.revoked_tokens: list[int] = []
+        self.committed: list[Callable[[], None]] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        self.committed.append(callback)
 
     def write(self) -> Tables:
         """The tables, to change: only in a read-write transaction (services never write in a

@@ -86,6 +86,8 @@ class MemoryStore:
         if tx.revoked_tokens:
             for revoked in self._revocation_listeners:
                 revoked(tx.revoked_tokens)
+        for callback in tx.committed:
+            callback()
 
     def transaction(self) -> AbstractContextManager[Transaction]:
         return self._begin(writable=True)

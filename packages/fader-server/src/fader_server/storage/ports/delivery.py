@@ -4,7 +4,7 @@ the delivery package (:mod:`fader_server.delivery`) takes of a transaction. What
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -21,12 +21,21 @@ class RevisionReads(Protocol):
 
 
 class Revisions(RevisionReads, Protocol):
+    changes: list[EnvironmentChange]
+    """What :meth:`bump_revisions` moved in this transaction so far, in order."""
+
     def bump_revisions(
         self, project: Project, environments: Sequence[str], at: datetime
     ) -> list[EnvironmentChange]:
         """Move each environment's snapshot to its next revision; the changes are published
         to :meth:`~fader_server.storage.ports.store.ChangeFeed.subscribe` listeners (and other
         replicas) once the transaction commits, never if it rolls back."""
+        ...
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once this transaction has committed (never if it rolls back),
+        after the change listeners: for caches of what the transaction wrote, which must not
+        learn of a state the database never reached."""
         ...
 
 

@@ -14,7 +14,7 @@ release, which does not listen on it, is not confused by payloads it cannot read
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -62,8 +62,12 @@ def decode_change(payload: str) -> EnvironmentChange:
 class DeliveryQueries:
     connection: sa.Connection
     changes: list[EnvironmentChange]
+    committed: list[Callable[[], None]]
     revoked_tokens: tuple[int, ...] = ()
     """Ids announced by :meth:`announce_revoked`, for the store's listeners after the commit."""
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        self.committed.append(callback)
 
     def announce_revoked(self, token_ids: Sequence[int]) -> None:
         self.revoked_tokens = (*self.revoked_tokens, *token_ids)

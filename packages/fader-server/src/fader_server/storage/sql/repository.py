@@ -9,7 +9,7 @@ lock (a PostgreSQL advisory lock; SQLite's ``BEGIN IMMEDIATE`` already serialise
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -100,6 +100,8 @@ class SqlTransaction(
         self.connection = connection
         self.writable = writable
         self.changes: list[EnvironmentChange] = []
+        self.committed: list[Callable[[], None]] = []
+        """Callbacks of :meth:`after_commit`, run by the store once the commit returned."""
         self._sqlite = connection.dialect.name == "sqlite"
 
     # ---------------------------------------------------------------- projects

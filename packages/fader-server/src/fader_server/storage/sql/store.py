@@ -181,6 +181,8 @@ class SqlStore:
         if tx.revoked_tokens:
             for revoked in self._revocation_listeners:
                 revoked(tx.revoked_tokens)
+        for callback in tx.committed:
+            callback()
 
     def transaction(self) -> AbstractContextManager[SqlTransaction]:
         return self._begin(read_only=False)
