@@ -9,8 +9,9 @@ of flags and a server SDK key through the admin API, and starts the load client
 `--rounds` times, `--gap` seconds apart, on the first replica, and measures for every stream the
 delay from just before the admin call to the kernel's receipt of the matching ``change`` event.
 Prints p50 / p99 / max and the share within 100 ms per round and overall (streams on the replica
-that was written and on the other one separately), the servers' memory per stream, where the CPU
-went, and whether every stream received every change exactly once and in order.
+that was written and on the other one separately), each server's longest event-loop stall during
+the change (its ``/metrics``), the servers' memory per stream, where the CPU went, and whether
+every stream received every change exactly once and in order.
 
 This is a script that prints figures, never a test: nothing here asserts on a time.
 """
@@ -60,6 +61,16 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="the load client stops reading from just before each change until the script "
         "asks for the results (default), so it does not compete for the two cores during the "
         "fan-out; arrival times are the kernel's either way. --no-hold: it reads throughout",
+    )
+    parser.add_argument(
+        "--hold-for",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="with --hold, how long after the start of the admin call the client goes on "
+        "holding (default 1 s): past the end of the fan-out, so that it does not start reading "
+        "10,000 sockets while the server still writes them just because the admin answer came "
+        "back first",
     )
     parser.add_argument(
         "--floor",
@@ -148,6 +159,9 @@ class Round:
     unexpected: int  # streams whose events this round were not exactly this one change
     waited_s: float
     cpu: dict[str, float]
+    stall_ms: list[float] = field(default_factory=list)
+    """Per replica: its event loop's longest stall from just before the admin call until the
+    client's report (``fader_event_loop_lag_max_seconds``, read from /metrics)."""
 
 
 @dataclass(slots=True)
@@ -219,18 +233,24 @@ def measure(args: argparse.Namespace, setup: str, streams: int, work: Path) -> R
                 if args.hold:
                     client.send({"cmd": "hold"})
                     client.read(timeout=60)
+                for server in dep.servers:  # restarts each loop's longest-stall reading
+                    servers.longest_stall_ms(server.port)
                 meter = servers.CpuWindow({"server": pids, "client": [client.process.pid]})
                 began = time.time()
                 toggle(dep, enabled)
                 acked = time.time()
+                if args.hold:
+                    time.sleep(max(0.0, began + args.hold_for - time.time()))
                 client.send({"cmd": "await", "count": index + 1, "timeout": 30})
                 answer = client.read(timeout=60)
                 cpu = meter.stop()
+                stalls = [servers.longest_stall_ms(server.port) for server in dep.servers]
                 run.events_seen = answer.get("events_seen", [])
                 enabled = not enabled
                 version, _ = servers.snapshot_version(dep)
                 expected_ids.append(version)
                 measured = _round(answer, replicas, version, began, acked, cpu, failed)
+                measured.stall_ms = stalls
                 if index == 0:
                     if measured.unexpected or sum(measured.missing):
                         run.anomalies.append("the warm-up change did not reach every stream once")
@@ -293,6 +313,11 @@ def _all(r: Round) -> list[float]:
     return [v for group in r.latencies_ms for v in group]
 
 
+def _stalls(values: list[float]) -> str:
+    """Per replica, as "12.3" or "12.3 / 4.5"."""
+    return " / ".join(f"{v:.1f}" for v in values) or "-"
+
+
 def _spread(values: list[float]) -> float:
     return max(values) - min(values) if values else math.nan
 
@@ -325,7 +350,7 @@ def print_run(run: Run) -> dict:
     header = (
         f"    {'round / streams on':34} {'n':>6} {'miss':>5} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'max ms':>8} {'<=100ms':>8}  write ms  spread ms  client lag p99  "
-        "server cpu us/stream  cpu: server client pg other"
+        "server cpu us/stream  cpu: server client pg other  longest loop stall ms"
     )
     print(header + "\n    " + "-" * (len(header) - 4))
     for number, r in enumerate(run.rounds, 1):
@@ -336,7 +361,7 @@ def print_run(run: Run) -> dict:
             f"{_pct(sorted(r.client_lag_ms), 0.99):>14.1f}  "
             f"{1e6 * cpu['server_seconds'] / max(1, len(all_ms)):>20.0f}  "
             f"{cpu['server']:>11.0f}% {cpu['client']:>5.0f}% {cpu['postgres']:>2.0f}% "
-            f"{cpu['others']:>4.0f}%"
+            f"{cpu['others']:>4.0f}%  {_stalls(r.stall_ms):>21}"
         )
         print(_row(f"round {number}: all", all_ms, sum(r.missing), extra))
         if replicas > 1:
@@ -349,10 +374,12 @@ def print_run(run: Run) -> dict:
     missing = sum(sum(r.missing) for r in run.rounds)
     print(_row("all rounds: all streams", pooled, missing))
     per_round_p99 = [_pct(sorted(_all(r)), 0.99) for r in run.rounds]
+    longest = max((v for r in run.rounds for v in r.stall_ms), default=math.nan)
     print(
         f"    p99 by round: median {statistics.median(per_round_p99):.1f} ms, range "
         f"{min(per_round_p99):.1f}-{max(per_round_p99):.1f}; admin write median "
-        f"{statistics.median(r.write_ms for r in run.rounds):.1f} ms"
+        f"{statistics.median(r.write_ms for r in run.rounds):.1f} ms; longest loop stall "
+        f"{longest:.1f} ms"
     )
     for i, server_name in enumerate(names):
         grown = run.rss_after_kib[i] - run.rss_before_kib[i]
@@ -403,6 +430,7 @@ def print_run(run: Run) -> dict:
             for i in range(replicas)
         ],
         "correct": ok,
+        "longest_stall_ms": longest,
         "rounds": [
             {
                 "version": r.version,
@@ -410,6 +438,7 @@ def print_run(run: Run) -> dict:
                 "latencies_ms": r.latencies_ms,
                 "missing": r.missing,
                 "cpu": r.cpu,
+                "stall_ms": r.stall_ms,
             }
             for r in run.rounds
         ],
@@ -424,7 +453,7 @@ def print_summary(summaries: list[dict]) -> None:
     )
     header = (
         f"  {'setup':16} {'streams':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'<=100ms':>8} "
-        f"{'KiB/stream':>11} {'cpu us/stream':>14}  correct"
+        f"{'KiB/stream':>11} {'cpu us/stream':>14} {'stall ms':>9}  correct"
     )
     print(header + "\n  " + "-" * (len(header) - 2))
     for s in summaries:
@@ -432,7 +461,7 @@ def print_summary(summaries: list[dict]) -> None:
         print(
             f"  {s['setup'] + ' x' + str(s['replicas']):16} {s['streams']:>7} {s['p50_ms']:>8.1f} "
             f"{s['p99_ms']:>8.1f} {s['max_ms']:>8.1f} {s['within_100ms_pct']:>7.1f}% {kib:>11} "
-            f"{s['cpu_us_per_stream']:>14.0f}  "
+            f"{s['cpu_us_per_stream']:>14.0f} {s['longest_stall_ms']:>9.1f}  "
             f"{'yes' if s['correct'] else 'NO'}"
         )
 

@@ -10,7 +10,9 @@ machine's context and the ``/proc`` readings (RSS, CPU) that both scripts print.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
+import math
 import os
 import platform
 import resource
@@ -186,6 +188,24 @@ def rss_kib(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def longest_stall_ms(port: int) -> float:
+    """``fader_event_loop_lag_max_seconds`` from the server's ``/metrics``, in ms: its event
+    loop's longest stall since the previous scrape (reading it restarts it); NaN when absent
+    (a build without the loop monitor)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("GET", "/metrics")
+        text = connection.getresponse().read().decode(errors="replace")
+    except OSError:
+        return math.nan
+    finally:
+        connection.close()
+    for line in text.splitlines():
+        if line.startswith("fader_event_loop_lag_max_seconds "):
+            return 1000 * float(line.split()[1])
+    return math.nan
 
 
 def cpu_seconds(pid: int) -> float:

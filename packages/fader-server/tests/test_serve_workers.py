@@ -22,16 +22,23 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
+from conftest import PG_ADMIN_URL, dedicated_postgres_database
 from processes import free_port, terminate, wait_ready
 from server_api import create_flag, unique
 from sse import EventReader, open_stream
 
+from fader_server.cli.serve_workers import startup_failure
+from fader_server.storage.ports import EnvironmentChange
+from fader_server.storage.sql import delivery as sql_delivery
 from fader_server.storage.sql.store import SqlStore
 
 SERVE = "from fader_server.cli.main import main; main()"
@@ -294,20 +301,220 @@ def test_flagd_sync_needs_a_single_worker(tmp_path: Path) -> None:
     assert not (tmp_path / "d").exists()
 
 
-def test_the_sqlite_watch_resyncs_after_another_process_commits(tmp_path: Path) -> None:
-    """The watch under the SQLite case above, without servers: another engine (as another
-    worker's) commits to the file, and the watching store calls its resync."""
+def test_a_worker_that_cannot_start_makes_serve_fail_and_says_why(tmp_path: Path) -> None:
+    """A setting only a worker checks (usage retention is built with each worker's app, never
+    in the parent): the worker stops the server, and `fader serve` exits 1 with the worker's
+    reason as its last line, instead of 0 as after a Ctrl-C."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FADER_")}
+    done = subprocess.run(
+        [
+            *(sys.executable, "-c", SERVE, "serve", "--workers", "2"),
+            *("--port", str(free_port()), "--data-dir", str(tmp_path / "d")),
+        ],
+        capture_output=True,
+        text=True,
+        env={**env, "FADER_USAGE_MINUTES_DAYS": "0"},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: worker "), done.stderr
+    assert "usage minutes must be kept for a positive time" in last, last
+    assert last.endswith("the server stopped"), last
+
+
+@pytest.fixture
+def one_connection_role() -> Iterator[str]:
+    """A PostgreSQL login role allowed one connection at a time."""
+    role = f"fader_one_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 1')
+    try:
+        yield role
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+                (role,),
+            )
+            conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def test_a_worker_that_cannot_connect_makes_serve_fail_and_says_why(
+    tmp_path: Path, one_connection_role: str
+) -> None:
+    """A database the parent reached but a worker cannot: the role may hold one connection,
+    the parent's is closed before the workers start, and the first worker's pool keeps the
+    one there is. So the other worker is refused, and `fader serve` fails with its reason."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FADER_")}
+    with dedicated_postgres_database(empty=True) as url:
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{name}" OWNER TO "{one_connection_role}"')
+        database_url = f"postgresql+psycopg://{one_connection_role}@127.0.0.1:5432/{name}"
+        done = subprocess.run(
+            [
+                *(sys.executable, "-c", SERVE, "serve", "--workers", "2"),
+                *("--port", str(free_port()), "--database-url", database_url),
+            ],
+            capture_output=True,
+            text=True,
+            env={**env, "FADER_ADMIN_PASSWORD": "not-printed-" + secrets.token_urlsafe(8)},
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: worker "), done.stderr
+    assert "too many connections for role" in last, last
+    assert last.endswith("the server stopped"), last
+
+
+def test_a_failed_start_without_a_reason_names_the_worker_and_its_status() -> None:
+    """A worker that failed before it could report (e.g. in the app's startup) is named by
+    its exit status; workers that stopped as asked are no failure."""
+    assert startup_failure("", [(101, 0), (102, 3)]) == (
+        "worker 2 of 2 (pid 102) exited with status 3 before it started serving "
+        "(its log is above); the server stopped"
+    )
+    assert startup_failure("", [(101, 0), (102, -15)]) is None
+    assert startup_failure("worker 7 could not start (X: y)\n", [(7, 3)]) == (
+        "worker 7 could not start (X: y); the server stopped"
+    )
+
+
+SUMMARY = {
+    "start": 0,
+    "end": 1,
+    "evaluations": [{"flag": "new-checkout", "variant": "off", "reason": "DEFAULT", "count": 3}],
+}
+CLEARS = re.compile(r"^fader_sdk_key_cache_clears_total (\S+)$", re.MULTILINE)
+
+
+def key_cache_clears(workers: Workers) -> dict[int, float]:
+    """Each worker's ``fader_sdk_key_cache_clears_total``: scrapes on new connections until
+    each worker has answered one (which worker did is read from the kernel, as for streams)."""
+    pids = workers.worker_pids()
+    scraped: dict[int, float] = {}
+    for _ in range(200):
+        with (
+            httpx.Client(base_url=workers.url, timeout=30) as client,
+            client.stream("GET", "/metrics") as response,
+        ):
+            port = int(response.extensions["network_stream"].get_extra_info("client_addr")[1])
+            pid = holders(workers.port, pids).get(port)
+            found = CLEARS.search(response.read().decode())
+        assert found is not None
+        if pid is not None:
+            scraped[pid] = float(found.group(1))
+        if len(scraped) == len(pids):
+            return scraped
+    raise AssertionError(f"/metrics was answered by {sorted(scraped)} only, of {sorted(pids)}")
+
+
+def test_commits_that_announce_nothing_keep_every_workers_key_cache(workers: Workers) -> None:
+    """SDK summaries commit on one worker and change nothing the others cache: no worker
+    forgets its keys for them, nor for a change, which reaches every stream by itself."""
+    project, _, key = project_with_key(workers)
+    with streams_on_every_worker(workers, key) as streams, workers.admin() as admin:
+        before = key_cache_clears(workers)
+        assert all(count >= 1 for count in before.values()), before  # the feed's start
+        with httpx.Client(
+            base_url=workers.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+        ) as sdk:
+            for _ in range(3):
+                assert sdk.post("/api/v1/sdk/summaries", json=SUMMARY).status_code == 202
+        # Committed after the summaries: once every stream has it, every worker has read
+        # past the summaries' commits too.
+        toggle(admin, project, True)
+        changes = [s.next() for s in streams]
+        assert all(e.json()["document"]["flags"]["new-checkout"]["enabled"] for e in changes)
+        assert key_cache_clears(workers) == before
+
+
+@pytest.fixture
+def watched_sqlite(tmp_path: Path) -> Iterator[tuple[SqlStore, SqlStore]]:
+    """A store watching one SQLite file (as a worker's) and another store over it (as
+    another worker's)."""
     url = f"sqlite:///{tmp_path / 'fader.db'}"
     watched = SqlStore.open(url, sqlite_watch=0.01)
     other = SqlStore.open(url, upgrade=False)
-    resynced = threading.Event()
     try:
-        watched.listen(lambda changes: None, resynced.set)
-        assert resynced.wait(20)  # once at start: nothing seen before counts as known
-        resynced.clear()
-        with other.engine.begin() as connection:
-            connection.exec_driver_sql("CREATE TABLE probe (x INTEGER)")
-        assert resynced.wait(20)
+        yield watched, other
     finally:
         watched.close()
         other.close()
+
+
+class Heard:
+    """What a watch handed on, with an event to wait for the next of each."""
+
+    def __init__(self) -> None:
+        self.changes: list[EnvironmentChange] = []
+        self.revoked: list[int] = []
+        self.resyncs = 0
+        self.arrived = threading.Condition()
+
+    def changed(self, changes: Sequence[EnvironmentChange]) -> None:
+        with self.arrived:
+            self.changes.extend(changes)
+            self.arrived.notify_all()
+
+    def resync(self) -> None:
+        with self.arrived:
+            self.resyncs += 1
+            self.arrived.notify_all()
+
+    def revoke(self, token_ids: Sequence[int]) -> None:
+        with self.arrived:
+            self.revoked.extend(token_ids)
+            self.arrived.notify_all()
+
+    def wait(self, done: Callable[[], bool]) -> None:
+        with self.arrived:
+            assert self.arrived.wait_for(done, timeout=20)
+
+
+def test_the_sqlite_watch_hands_on_what_another_process_announces(
+    watched_sqlite: tuple[SqlStore, SqlStore],
+) -> None:
+    """The watch under the SQLite case above, without servers: another engine (as another
+    worker's) commits; its announcements reach the callbacks, in order, and nothing makes the
+    watch resync but its start (an unrelated commit, then the announcing ones)."""
+    watched, other = watched_sqlite
+    heard = Heard()
+    watched.listen(heard.changed, heard.resync, heard.revoke)
+    heard.wait(lambda: heard.resyncs == 1)  # once at start: nothing seen before counts as known
+    at = datetime.now(UTC)
+    with other.transaction() as tx:
+        project = tx.insert_project(unique("p"), "P", at)
+    with other.engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE probe (x INTEGER)")
+    with other.transaction() as tx:
+        tx.announce_revoked([41, 42])
+    with other.transaction() as tx:
+        bumped = tx.bump_revisions(project, ["staging", "production"], at)
+    heard.wait(lambda: len(heard.changes) == 2)
+    assert heard.revoked == [41, 42]
+    assert heard.changes == bumped
+    assert heard.resyncs == 1
+
+
+def test_the_sqlite_watch_resyncs_when_announcements_went_unread(
+    watched_sqlite: tuple[SqlStore, SqlStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Announcements deleted before the watch read them (only the newest are kept; here two)
+    are not handed on piecemeal: the watch finds the gap in their ids and resyncs."""
+    watched, other = watched_sqlite
+    heard = Heard()
+    watched.listen(heard.changed, heard.resync, heard.revoke)
+    heard.wait(lambda: heard.resyncs == 1)
+    monkeypatch.setattr(sql_delivery, "ANNOUNCEMENTS_KEPT", 2)
+    with other.transaction() as tx:
+        tx.announce_revoked([1, 2, 3, 4, 5])  # 1 to 3 are gone when it commits
+    heard.wait(lambda: heard.resyncs == 2)
+    with other.transaction() as tx:
+        tx.announce_revoked([6])  # the watch carries on after the gap, one by one again
+    heard.wait(lambda: heard.revoked == [6])
+    assert heard.resyncs == 2

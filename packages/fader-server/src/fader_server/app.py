@@ -32,6 +32,7 @@ from fader_server.api.body_limit import cap_request_bodies
 from fader_server.api.middleware import HttpMetrics, RequestContext
 from fader_server.api.request_json import InputGuard
 from fader_server.api.sdk_fast_path import SdkFastPath
+from fader_server.delivery.loop_monitor import LoopMonitor
 from fader_server.delivery.service import Delivery
 from fader_server.runtime.escalation import Escalation
 from fader_server.runtime.gate_reader import GateReader
@@ -131,6 +132,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         flagd_sync = await _start_flagd_sync(settings, delivery)  # first: it may fail to bind
+        loop_monitor.start()
         if settings.rollout_tick_seconds > 0:
             scheduler.start(settings.rollout_tick_seconds)
         retention.start()
@@ -150,6 +152,7 @@ def create_app(
         services.identity.token_use.close()  # write the last "last used" times
         delivery.close()  # write the summaries still queued
         await delivery.hub.aclose()
+        loop_monitor.stop()
 
     app = FastAPI(
         title="Fader",
@@ -180,6 +183,9 @@ def create_app(
     app.state.metrics.watch_streams(
         lambda: delivery.hub.streams, lambda: delivery.hub.direct_streams
     )
+    app.state.metrics.watch_key_cache(lambda: delivery.keys.clears)
+    loop_monitor = LoopMonitor(app.state.metrics.registry)
+    app.state.loop_monitor = loop_monitor
     problems.install(app)
     for module in (projects, flags, segments, identity, sdk, ofrep, health):
         app.include_router(module.router)

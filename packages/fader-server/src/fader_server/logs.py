@@ -45,14 +45,35 @@ _SECRET_NAME = re.compile("|".join(_SECRET_FIELDS), re.IGNORECASE)
 request's log line passes through :func:`redact`."""
 
 
+_SECRET_PREFIXES = ("fdr_", "earer", "$argon2", "[parameters: ")
+"""A literal that every match of :data:`_SECRET_TEXT` contains: text without any of them is
+left alone without running the expression (most of a line's texts)."""
+_NAMES_REMEMBERED = 1024
+"""Field names whose verdict :func:`redact` keeps (names come from the code, a small set; the
+bound keeps a name made from input from growing it)."""
+_secret_names: dict[str, bool] = {}
+
+
+def _is_secret_name(name: str) -> bool:
+    found = _secret_names.get(name)
+    if found is None:
+        found = _SECRET_NAME.search(name) is not None
+        if len(_secret_names) < _NAMES_REMEMBERED:
+            _secret_names[name] = found
+    return found
+
+
 def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for name in list(event):
-        if _SECRET_NAME.search(name):
+        if _is_secret_name(name):
             event[name] = "[redacted]"
     return event
 
 
 def _scrubbed_text(text: str) -> str:
+    if not any(prefix in text for prefix in _SECRET_PREFIXES):
+        return text
+
     def replace(match: re.Match[str]) -> str:
         kept = match.group("token") or match.group("bearer")
         if kept:

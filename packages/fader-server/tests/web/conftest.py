@@ -86,7 +86,10 @@ def report(
 
 @pytest.fixture(scope="session")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    with fader_serve(tmp_path_factory.mktemp("console")) as running:
+    # Minute rows kept 60 days: the usage pages' tests write evaluations 40 days old, which the
+    # retention job (first run 30 s after start) would otherwise prune under them.
+    minutes = {"FADER_USAGE_MINUTES_DAYS": "60"}
+    with fader_serve(tmp_path_factory.mktemp("console"), extra_env=minutes) as running:
         yield running
 
 

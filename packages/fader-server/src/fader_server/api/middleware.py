@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fader_server.logs import get_logger
@@ -60,12 +62,40 @@ class HttpMetrics:
         )
         written.set_function(direct)
 
+    def watch_key_cache(self, clears: Callable[[], int]) -> None:
+        """Export how many times this process forgot every cached SDK key, read at scrape time:
+        it rises when the change feed (re)starts or may have missed an announcement, not with
+        ordinary commits; a steady climb means the feed keeps failing, and every poll after one
+        reads its key from the database again."""
+        self.registry.register(
+            _ReadCounter(
+                "fader_sdk_key_cache_clears",
+                "times this process forgot every cached SDK key (its change feed (re)started "
+                "or may have missed announcements)",
+                clears,
+            )
+        )
+
+
+class _ReadCounter(Collector):
+    """A counter whose value is read from the object that counts, at scrape time."""
+
+    def __init__(self, name: str, documentation: str, read: Callable[[], int]) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(self._name, self._documentation, value=self._read())
+
 
 class RequestContext:
     def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
         self.app = app
         self.metrics = metrics
-        self.log = get_logger()
+        # Bound once, to the configuration of the app's creation: the lazy logger would look
+        # its processors up again on every request line (a third of the line's cost).
+        self.log = get_logger().bind()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

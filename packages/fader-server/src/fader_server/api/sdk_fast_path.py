@@ -31,7 +31,6 @@ from typing import Any
 
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fader_server.api import config_bodies
@@ -115,7 +114,7 @@ class SdkFastPath:
     # ------------------------------------------------------- configuration bodies
     async def _configuration(self, scope: Scope, send: Send, *, flagd: bool) -> bool:
         route = self._routes.get(("GET", FLAGD if flagd else FLAGS))
-        headers = Headers(scope=scope)
+        headers = _headers(scope)
         found = self._cached(scope, _bearer(headers), _SERVER)
         if route is None or found is None:
             return False
@@ -123,8 +122,8 @@ class SdkFastPath:
         answer = config_bodies.answer(
             snapshot,
             flagd=flagd,
-            if_none_match=headers.get("if-none-match"),
-            accept_encoding=headers.get("accept-encoding"),
+            if_none_match=headers.get(b"if-none-match"),
+            accept_encoding=headers.get(b"accept-encoding"),
             built_only=True,
         )
         if answer is None:
@@ -140,26 +139,27 @@ class SdkFastPath:
         """Answer an evaluation (None), or give back a `receive` that replays what was read of
         the body for the route to read again."""
         route = self._routes.get(("POST", BULK if flag is None else SINGLE))
-        headers = Headers(scope=scope)
-        found = self._cached(scope, _bearer(headers) or headers.get("x-api-key"), OFREP_KEYS)
+        headers = _headers(scope)
+        secret = _bearer(headers) or headers.get(b"x-api-key")
+        if not secret:
+            return receive  # the route refuses it
+        found = self._cached(scope, secret, OFREP_KEYS)
         if route is None or found is None or not found[2].built("engine"):
             return receive
         dlv, caller, snapshot = found
         body, more, interrupted = await _read(receive)
-        replay = _replay(body, more, interrupted, receive)
         if more or interrupted is not None or len(body) > ofrep.MAX_BODY:
-            return replay  # the route refuses it
+            return _replay(body, more, interrupted, receive)  # the route refuses it
         try:
             context = ofrep.read_context(body)
         except ofrep.RequestError:
-            return replay  # the route answers the 400
+            return _replay(body, more, interrupted, receive)  # the route answers the 400
         client_only = caller.kind is TokenKind.CLIENT
         self._matched(scope, route, caller, {} if flag is None else {"flag": flag})
         if flag is not None:
             status, payload = ofrep.evaluate_flag(snapshot, flag, context, client_only=client_only)
             await _send(send, status, payload, {}, json=True)
             return None
-        secret = _bearer(headers) or headers.get("x-api-key") or ""
         grant = dlv.keys.grant(secret, caller, STREAM_GRANT)
         evaluate = partial(
             ofrep.evaluate_flags,
@@ -172,17 +172,31 @@ class SdkFastPath:
             bulk = evaluate()
         else:
             bulk = await run_in_threadpool(evaluate)
-        if ofrep.not_modified(headers.get("if-none-match"), bulk.etag):
+        if ofrep.not_modified(headers.get(b"if-none-match"), bulk.etag):
             await _send(send, 304, b"", {"ETag": bulk.etag}, json=False)
         else:
             await _send(send, 200, bulk.body, {"ETag": bulk.etag}, json=True)
         return None
 
 
-def _bearer(headers: Headers) -> str | None:
+_WANTED = frozenset({b"authorization", b"x-api-key", b"if-none-match", b"accept-encoding"})
+
+
+def _headers(scope: Scope) -> dict[bytes, str]:
+    """The request headers the fast path reads, the first of each name (as Starlette's
+    ``Headers.get`` finds them), decoded as it does (latin-1), in one pass over the raw list
+    instead of one scan per lookup."""
+    found: dict[bytes, str] = {}
+    for name, value in scope["headers"]:  # ASGI servers send names lowercased
+        if name in _WANTED and name not in found:
+            found[name] = value.decode("latin-1")
+    return found
+
+
+def _bearer(headers: dict[bytes, str]) -> str | None:
     """The credential of ``Authorization: Bearer <key>``, parsed as FastAPI's ``HTTPBearer``
     (``auto_error=False``) parses it for the routes."""
-    authorization = headers.get("authorization")
+    authorization = headers.get(b"authorization")
     scheme, credentials = get_authorization_scheme_param(authorization)
     if not (authorization and scheme and credentials) or scheme.lower() != "bearer":
         return None

@@ -6,7 +6,8 @@ database is touched: a `fader serve` that cannot listen stops without creating t
 or seeding the demo project (whose password it would print for a server that never ran).
 
 With ``--workers N`` (N > 1) this process does the same first steps, then hands the port to N
-worker processes (:mod:`.serve_workers`).
+worker processes (:mod:`.serve_workers`); if one of them cannot start, all stop and this exits 1
+with the worker's reason (a SIGTERM or Ctrl-C still exits 0).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 import os
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -135,39 +136,40 @@ def serve_command(
         else f"Password login is off: sign in at {url}/login or with `fader login --sso`"
     )
     typer.echo(f"Fader is listening on {url}  (API docs: {url}/docs)\n{log_in}")
-    app: object
-    if settings.workers > 1:
-        from fader_server import logs  # noqa: PLC0415 - as above
-        from fader_server.cli.serve_workers import (  # noqa: PLC0415 - as above
-            WORKER_APP,
-            worker_environment,
-        )
-
-        # Each worker opens its own services; this process only supervises them.
-        services.identity.token_use.close()
-        services.store.close()
-        logs.configure(json=settings.log_json)
-        os.environ.update(worker_environment(settings))
-        app = WORKER_APP
-    else:
-        app = create_app(settings, services)
     # Open SDK streams never end by themselves: give them a few seconds, then close them
     # (SDKs reconnect, to another replica if this one is going away).
-    uvicorn.run(
-        app,
-        factory=settings.workers > 1,
-        workers=settings.workers,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=3,
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": 3,
         # Idle keep-alive connections stay open longer than SDKs keep them (httpx: 5 s), so a
         # summary posted every 5 s never goes out on a connection the server is closing at
         # that moment (uvicorn's default is 5 s too: the request would die with a reset).
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        http=_http_protocol(),
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+    }
+    if settings.workers == 1:
+        app = create_app(settings, services)  # which configures logging: before any warning
+        uvicorn.run(app, http=_http_protocol(), **options)
+        return
+    from fader_server import logs  # noqa: PLC0415 - as above
+    from fader_server.cli.serve_workers import (  # noqa: PLC0415 - as above
+        run_workers,
+        worker_environment,
     )
+
+    # Each worker opens its own services; this process only supervises them.
+    services.identity.token_use.close()
+    services.store.close()
+    logs.configure(json=settings.log_json)
+    os.environ.update(worker_environment(settings))
+    failure = run_workers(settings.workers, {**options, "http": _http_protocol()})
+    if failure is not None:
+        # The supervisor stopped because a worker could not start (a signal is no failure):
+        # a process manager must see the server fail, not a clean exit it would not restart.
+        typer.echo(f"error: {failure}", err=True)
+        raise typer.Exit(EXIT_FAILED)
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -15,8 +15,9 @@ heartbeat interval; with 10,000 streams that was most of the server's CPU (py-sp
 ``bench/delivery/propagation.py``) and changes waited seconds behind it.
 
 Streams served by ``fader serve`` are *sinks* (:mod:`fader_server.delivery.sinks`): the topic
-writes each change's pre-framed event straight to their connections in one loop, and one
-process-wide timer writes their heartbeats. Streams under other ASGI servers wait on futures
+writes each change's pre-framed event straight to their connections, a slice of sinks per
+event-loop turn (:class:`Topic`), and one process-wide timer writes their heartbeats the same
+way. Streams under other ASGI servers wait on futures
 and send through ASGI, one task each.
 
 Missed notifications (a lost LISTEN connection) are repaired by :meth:`ChangeHub.resync`, which
@@ -62,9 +63,44 @@ KEY_CHECK_INTERVAL = 2.0
 end, and a revoked key's when the announcement of its revocation was lost."""
 
 
+class _Pass:
+    """One write to every sink a topic had when it began (an update, or a heartbeat when
+    `update` is None), taken a slice at a time: the sinks of one kind after the other."""
+
+    __slots__ = ("data", "groups", "kind", "position", "update")
+
+    def __init__(
+        self, groups: dict[StreamKind, dict[Sink, None]], update: Update | None, data: bytes
+    ) -> None:
+        self.update = update
+        self.data = data
+        self.groups = [(kind, list(group)) for kind, group in groups.items() if group]
+        self.kind = 0
+        self.position = 0
+
+    def take(self, count: int) -> tuple[StreamKind, list[Sink]] | None:
+        """The next (at most) `count` sinks, all of one kind; None when none is left."""
+        while self.kind < len(self.groups):
+            kind, group = self.groups[self.kind]
+            start = self.position
+            if start < len(group):
+                self.position = start + count
+                return kind, group[start : start + count]
+            self.kind, self.position = self.kind + 1, 0
+        return None
+
+
 class Topic:
     """One environment's latest :class:`Update`, the streams written to directly (sinks), and
-    the streams waiting for a newer update (those served through plain ASGI sends)."""
+    the streams waiting for a newer update (those served through plain ASGI sends).
+
+    Sinks are written in passes (:class:`_Pass`), one slice of sinks per event-loop turn
+    (:attr:`.sinks.Fanout.slice`, sized to hold the loop about two milliseconds), never the
+    10,000 of a large topic in one go: the loop stays free for requests, new streams and other
+    topics between slices. At most one pass runs per topic, which keeps each connection's bytes
+    in order: a newer update replaces the pass under way (sinks it had not reached yet hold the
+    older base, so they get the whole snapshot instead of the patch), and a heartbeat is skipped
+    while a pass runs (the pass writes to every sink soon anyway)."""
 
     def __init__(
         self, ref: EnvironmentRef, loop: asyncio.AbstractEventLoop, fanout: Fanout
@@ -79,6 +115,9 @@ class Topic:
         self._loop = loop
         self._waiters: dict[asyncio.Future[bool], None] = {}
         self._sinks: dict[StreamKind, dict[Sink, None]] = {kind: {} for kind in StreamKind}
+        self._pass: _Pass | None = None
+        self._next: asyncio.Handle | None = None
+        """The next slice's turn, while a pass is under way."""
 
     @property
     def direct(self) -> int:
@@ -107,7 +146,8 @@ class Topic:
         return None if self.gone else self.update
 
     def advance(self, update: Update) -> None:
-        """Make `update` the latest if it is newer: write it to every sink, wake every waiter.
+        """Make `update` the latest if it is newer: start writing it to every sink (the first
+        slice at once, the rest on the following loop turns), wake every waiter.
 
         A patch is only valid from the version it was computed against; if the topic moved
         meanwhile (a stream subscribed with a newer snapshot), the update goes out whole."""
@@ -117,13 +157,7 @@ class Topic:
         if update.base != (None if current is None else current.version):
             update = update.rebased(None if current is None else current.version)
         self.update = update
-        for kind, group in self._sinks.items():
-            if group:
-                at_base, other = update.chunk(kind, True), update.chunk(kind, False)
-                gone = self._fanout.deliver(
-                    list(group), update.base, update.version, at_base, other
-                )
-                self._forget(gone)
+        self._begin(_Pass(self._sinks, update, b""))
         self._wake()
 
     def attach(self, sink: Sink) -> None:
@@ -139,9 +173,43 @@ class Topic:
         self._sinks[sink.kind].pop(sink, None)
 
     def heartbeat(self) -> None:
-        for group in self._sinks.values():
-            if group:
-                self._forget(self._fanout.write(list(group), HEARTBEAT_CHUNK))
+        if self._pass is None:
+            self._begin(_Pass(self._sinks, None, HEARTBEAT_CHUNK))
+
+    @property
+    def writing(self) -> bool:
+        """A pass is under way (some sinks may not have the latest update yet)."""
+        return self._pass is not None
+
+    def _begin(self, started: _Pass) -> None:
+        self._pass = started
+        if self._next is None:  # else the slice already queued takes up the new pass
+            self._step()
+
+    def _step(self) -> None:
+        """Write one slice of the pass under way, and queue the next one."""
+        self._next = None
+        current = self._pass
+        if current is None or self.gone:
+            return
+        taken = current.take(self._fanout.slice)
+        if taken is None:
+            self._pass = None
+            return
+        kind, group = taken
+        update = current.update
+        try:
+            if update is None:
+                gone = self._fanout.write(group, current.data)
+            else:
+                at_base, other = update.chunk(kind, True), update.chunk(kind, False)
+                gone = self._fanout.deliver(group, update.base, update.version, at_base, other)
+        except Exception:  # a bug: drop this pass, so the next change or heartbeat starts anew
+            self._pass = None
+            _log.exception("writing to the streams of %s failed", self.ref)
+            return
+        self._forget(gone)
+        self._next = self._loop.call_soon(self._step)
 
     def _forget(self, gone: list[Sink]) -> None:
         for sink in gone:
@@ -150,6 +218,10 @@ class Topic:
     def close(self) -> None:
         """The environment is gone: every stream ends."""
         self.gone = True
+        self._pass = None
+        if self._next is not None:
+            self._next.cancel()
+            self._next = None
         for group in self._sinks.values():
             sinks.end(group)
             group.clear()

@@ -7,7 +7,10 @@ once; `ttl` only bounds how long a revocation whose announcement was lost goes u
 lost announcement clears the whole cache when the replica finds out (:meth:`SdkKeys.clear`).
 Failures are never cached, so a key works as soon as it is created. Keys are looked up by their
 SHA-256 hash; the cache is keyed by that hash too, so no secret is held in memory longer than
-the request.
+the request. A key in use is read again in the background during the last `RENEW_WITHIN`
+seconds of its entry (:mod:`fader_server.delivery.renewal`), so its requests never all miss at
+once; the renewed entry's `ttl` counts from that read, and a renewal that finds the key revoked
+or expired drops it.
 
 A *grant* is a narrower credential derived from a key, for places where a key must not travel:
 an OFREP event-stream URL, which browsers open with ``EventSource`` (no headers, so the
@@ -27,7 +30,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
+from fader_server.delivery.renewal import Renewer
 from fader_server.delivery.snapshots import EnvironmentRef
 from fader_server.errors import NotAuthenticatedError, NotFoundError, PermissionDeniedError
 from fader_server.services import credentials
@@ -37,6 +42,11 @@ from fader_server.storage.ports.store import Store
 
 DEFAULT_TTL = 5.0
 MAX_CACHED = 10_000
+RENEW_WITHIN = 1.0
+"""Seconds before a cached key's entry lapses from which a hit renews it (at most half the
+`ttl`): far longer than a read takes, short enough that an idle key is not read for nothing."""
+_GRANTS = "grant:"
+"""The prefix of grants' cache keys."""
 _HOW = (
     "send a server SDK key (fdr_srv_...) or a client key (fdr_cli_...) "
     "as 'Authorization: Bearer <key>'"
@@ -73,20 +83,26 @@ class SdkKeys:
         self.ttl = ttl
         self._monotonic = monotonic
         self._on_use = on_use
-        """Told of every key read from the database (at most once per `ttl` per key while it
-        is in use, since hits on the cache are not reported): token lists show its last use."""
-        self._cache: OrderedDict[str, tuple[SdkCaller, float]] = OrderedDict()
+        """Told of every key read from the database (about once per `ttl` per key while it is
+        in use, since hits on the cache are not reported): token lists show its last use."""
+        self._cache: OrderedDict[str, tuple[SdkCaller, float, bool]] = OrderedDict()
+        """Hash (or grant) → (caller, monotonic expiry, whether a renewal was started)."""
+        self._renewer = Renewer("key")
+        self._renew_within = min(RENEW_WITHIN, ttl / 2)
         self._lock = threading.Lock()
         self._epoch = 0
         """Bumped by every :meth:`forget` and :meth:`clear`: a key read from the database
         before one of them must not be cached after it (it may predate the revocation)."""
+        self.clears = 0
+        """How many times :meth:`clear` forgot every key (``/metrics``): once per start of the
+        change feed and after announcements may have been missed, never per commit."""
 
     def forget(self, token_ids: Collection[int]) -> None:
         """Drop these tokens from the cache (they were revoked); from any thread."""
         gone = set(token_ids)
         with self._lock:
             self._epoch += 1
-            for cache_key in [k for k, (c, _) in self._cache.items() if c.token_id in gone]:
+            for cache_key in [k for k, (c, _, _) in self._cache.items() if c.token_id in gone]:
                 del self._cache[cache_key]
 
     def clear(self) -> None:
@@ -94,6 +110,7 @@ class SdkKeys:
         listened)."""
         with self._lock:
             self._epoch += 1
+            self.clears += 1
             self._cache.clear()
 
     def usable(self, token_ids: Sequence[int]) -> set[int]:
@@ -127,19 +144,35 @@ class SdkKeys:
         self, grant: str, purpose: str, accepted: frozenset[TokenKind]
     ) -> SdkCaller:
         """The caller behind a grant made by :meth:`grant` for the same `purpose`."""
-        cache_key = f"{purpose}:{grant}"  # never a hex digest, so never another entry's key
+        cache_key = f"{_GRANTS}{purpose}:{grant}"  # never a hex digest: never another's key
         caller = self._cached(cache_key) or self._load_grant(cache_key, grant, purpose)
         return _check_kind(caller, accepted)
 
     def _cached(self, digest: str) -> SdkCaller | None:
+        now = self._monotonic()
         with self._lock:
             entry = self._cache.get(digest)
             if entry is None:
                 return None
-            if entry[1] <= self._monotonic():
+            caller, expires, renewing = entry
+            if expires <= now:
                 del self._cache[digest]
                 return None
-            return entry[0]
+            if renewing or expires - now > self._renew_within or digest.startswith(_GRANTS):
+                return caller
+            self._cache[digest] = (caller, expires, True)  # one renewal per entry
+        self._renewer.submit(partial(self._renew, digest))
+        return caller
+
+    def _renew(self, digest: str) -> None:
+        """(On the renewer's thread.) Read the key again: a fresh entry if it still works, none
+        if it does not (a revocation whose announcement was lost, an expiry, a deleted project).
+        Grants are not renewed: they are used by streams when they open, not polled."""
+        try:
+            self._load(digest)
+        except (NotAuthenticatedError, PermissionDeniedError, NotFoundError):
+            with self._lock:
+                self._cache.pop(digest, None)
 
     def _load(self, digest: str) -> SdkCaller:
         now = self.clock()
@@ -183,7 +216,9 @@ class SdkKeys:
         with self._lock:
             if epoch != self._epoch:
                 return  # a revocation was announced while this key was being read
-            self._cache[cache_key] = (caller, self._monotonic() + lifetime)
+            # An entry cut short by the key's expiry is not renewed: the key stops working then.
+            renewable = lifetime >= self.ttl
+            self._cache[cache_key] = (caller, self._monotonic() + lifetime, not renewable)
             while len(self._cache) > MAX_CACHED:
                 self._cache.popitem(last=False)
 

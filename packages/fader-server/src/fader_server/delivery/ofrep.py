@@ -21,12 +21,25 @@ Where Fader's words and OFREP's differ:
 * the request: the schema requires ``context`` and its ``targetingKey``; Fader accepts both
   missing (OpenFeature SDKs send an empty context for flags that need none). A flag whose split
   needs the targeting key then fails alone with ``TARGETING_KEY_MISSING``.
+
+Cost: a bulk request evaluates every visible flag for one context, and nearly all of what it
+used to spend beyond the evaluations went into rebuilding and re-encoding the same few results
+over and over. A compiled flag returns one of a handful of prebuilt :class:`Resolution` objects
+(its variants, its off value, its "targeting key missing"), so each flag keeps the encoded OFREP
+form of the resolutions it has returned, by identity (:class:`_Encoded`), and each snapshot keeps
+which flags each kind of key sees (:class:`_Plan`). A bulk body is then the flags' fragments
+joined between a prefix and a suffix: the same bytes ``json.dumps`` gives for the whole payload
+(the dict's keys in the same order, the same separators), which ``tests/test_ofrep_encoding.py``
+checks against the plain encoding. Nothing is cached per context: every request evaluates every
+flag.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -135,6 +148,76 @@ def not_found(flag_key: str) -> dict[str, Any]:
     }
 
 
+FRAGMENTS_PER_FLAG = 16
+"""Encoded resolutions one flag keeps. A compiled flag returns a few prebuilt resolutions, which
+stay; one that builds a new resolution per evaluation (an evaluation failure with its message)
+would only ever miss, so when the table is full it is emptied and the frequent ones come back."""
+
+_Entry = tuple[Resolution, bytes, bool]
+"""A resolution (held, so its ``id`` cannot be reused while the entry exists), its encoded OFREP
+result, and whether that is a failure."""
+
+
+class _Encoded:
+    """One flag's encoded results, by the identity of the resolution they encode.
+
+    Identity rather than equality: resolutions are frozen, but their values may be dicts (object
+    flags), so they are not hashable, and comparing values would cost what encoding costs. Shared
+    by threads: a lost insert only means encoding that resolution again."""
+
+    __slots__ = ("key", "known")
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.known: dict[int, _Entry] = {}
+
+    def entry(self, resolution: Resolution) -> _Entry:
+        found = self.known.get(id(resolution))
+        if found is not None and found[0] is resolution:
+            return found
+        body = result(self.key, resolution)
+        made = (resolution, encode(body), "errorCode" in body)
+        if len(self.known) >= FRAGMENTS_PER_FLAG:
+            self.known.clear()
+        self.known[id(resolution)] = made
+        return made
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What a snapshot's OFREP evaluations need besides its engine, worked out once per
+    snapshot: the flags each kind of key sees, in the engine's order, and the fixed end of a
+    bulk body."""
+
+    encoded: dict[str, _Encoded]
+    server: tuple[tuple[str, _Encoded], ...]
+    client: tuple[tuple[str, _Encoded], ...]
+    metadata: bytes
+    """``],"metadata":{...}``: what follows the flags in a bulk body."""
+
+
+_plans: weakref.WeakKeyDictionary[Snapshot, _Plan] = weakref.WeakKeyDictionary()
+_plans_lock = threading.Lock()
+
+
+def _plan(snapshot: Snapshot) -> _Plan:
+    """The snapshot's plan: built on first use, forgotten with the snapshot."""
+    plan = _plans.get(snapshot)
+    if plan is not None:
+        return plan
+    engine = snapshot.engine
+    encoded = {key: _Encoded(key) for key in engine}
+    metadata = {"project": snapshot.ref.project_key, "environment": snapshot.ref.environment}
+    built = _Plan(
+        encoded,
+        tuple(encoded.items()),
+        tuple((k, e) for k, e in encoded.items() if visible(engine, k, client_only=True)),
+        b'],"metadata":' + encode(metadata),
+    )
+    with _plans_lock:
+        return _plans.setdefault(snapshot, built)
+
+
 def evaluate_flag(
     snapshot: Snapshot, flag_key: str, context: Mapping[str, Any], *, client_only: bool
 ) -> tuple[int, bytes]:
@@ -142,8 +225,8 @@ def evaluate_flag(
     engine = snapshot.engine
     if not visible(engine, flag_key, client_only):
         return 404, encode(not_found(flag_key))
-    body = result(flag_key, engine.evaluate(flag_key, context))
-    return (400 if "errorCode" in body else 200), encode(body)
+    _, body, failed = _plan(snapshot).encoded[flag_key].entry(engine.evaluate(flag_key, context))
+    return (400 if failed else 200), body
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,25 +246,34 @@ def evaluate_flags(
 ) -> Bulk:
     """``POST /ofrep/v1/evaluate/flags``: every visible flag, and where to hear of changes.
 
+    The body is what ``encode`` gives for ``{"flags": [...], "metadata": {...},
+    "eventStreams": [...]}``, assembled from the flags' encoded results (see the module's
+    docstring).
+
     The ETag is a hash of the body, not the configuration's version: the body depends on the
     context too (a client that changes its context but keeps its ETag must not get a 304 for
     another context's values), and on the clock (``before``/``after`` rules). Equal bodies have
     equal ETags on every replica, so a change elsewhere in the environment that does not alter
     this context's values still answers 304.
     """
-    engine = snapshot.engine
-    flags = [
-        result(key, engine.evaluate(key, context))
-        for key in engine
-        if visible(engine, key, client_only)
-    ]
-    payload: dict[str, Any] = {
-        "flags": flags,
-        "metadata": {"project": snapshot.ref.project_key, "environment": snapshot.ref.environment},
-    }
+    plan = _plan(snapshot)
+    evaluate = snapshot.engine.evaluate
+    parts: list[bytes] = []
+    append = parts.append
+    for key, encoded in plan.client if client_only else plan.server:
+        resolution = evaluate(key, context)
+        found = encoded.known.get(id(resolution))
+        if found is None or found[0] is not resolution:
+            found = encoded.entry(resolution)
+        append(found[1])
+    streams = b""
     if event_stream_uri is not None:
-        payload["eventStreams"] = [{"type": "sse", "endpoint": {"requestUri": event_stream_uri}}]
-    body = encode(payload)
+        streams = (
+            b',"eventStreams":[{"type":"sse","endpoint":{"requestUri":'
+            + encode(event_stream_uri)
+            + b"}}]"
+        )
+    body = b"".join((b'{"flags":[', b",".join(parts), plan.metadata, streams, b"}"))
     return Bulk(body, '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"')
 
 

@@ -73,10 +73,12 @@ class Delivery:
         def revoked(token_ids: Sequence[int]) -> None:
             keys.forget(token_ids)
             hub.revoke(token_ids)
+            services.identity.forget_principals()  # admin and user tokens, revoked elsewhere
 
         def resync() -> None:
             snapshots.invalidate_all()
             keys.clear()
+            services.identity.forget_principals()
             hub.resync()
 
         services.store.subscribe(changed)

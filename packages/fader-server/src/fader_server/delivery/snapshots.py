@@ -10,7 +10,10 @@ seconds after it was last confirmed current. Every change this process commits, 
 another replica announces (LISTEN/NOTIFY), invalidates that confirmation at once through
 :meth:`SnapshotService.invalidate`, so reads see a change within milliseconds; the time bound only
 matters if a notification is lost (a dropped LISTEN connection), and then caps the staleness.
-This takes the database off the hot path of polling and OFREP evaluation.
+This takes the database off the hot path of polling and OFREP evaluation. A snapshot in use is
+confirmed again in the background once half of `fresh_for` has passed (:meth:`SnapshotService.
+fresh`, :mod:`fader_server.delivery.renewal`), so its requests do not all go to the database
+together when the confirmation lapses.
 
 Configuration bodies (the snapshot object and the flagd document) are serialised once per
 snapshot, that is once per environment revision, and so are their gzip forms
@@ -33,13 +36,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 from fader_engine.evaluate import Engine
 from fader_engine.flagd.export import to_flagd
 from fader_engine.formats import load
 from fader_engine.parse import parse_document
+from fader_server.delivery.renewal import Renewer
 from fader_server.services import documents
 from fader_server.storage.ports import JSON, PROJECT_SCOPE, EnvironmentChange, ResourceType
 from fader_server.storage.ports.delivery import SnapshotReads
@@ -138,6 +142,10 @@ class SnapshotService:
         self._monotonic = monotonic
         self._cache: OrderedDict[EnvironmentRef, Snapshot] = OrderedDict()
         self._confirmed: dict[EnvironmentRef, float] = {}
+        self._renewing: dict[EnvironmentRef, float] = {}
+        """The confirmation (its time) a renewal was started for: one renewal per confirmation,
+        and none again after one failed (the confirmation then lapses)."""
+        self._renewer = Renewer("snapshot")
         self._epoch = 0
         """Bumped by every invalidation: a read that began before one must not confirm what it
         read as current (it may predate the change)."""
@@ -168,6 +176,18 @@ class SnapshotService:
             cached = self._fresh(ref, checked_at, at_least)
             if cached is not None:
                 return cached
+        return self._read(ref, checked_at, epoch)
+
+    def _renew(self, ref: EnvironmentRef) -> None:
+        """(On the renewer's thread.) Confirm the cached snapshot again, or replace it."""
+        checked_at = self._monotonic()
+        with self._lock:
+            epoch = self._epoch
+        self._read(ref, checked_at, epoch)
+
+    def _read(self, ref: EnvironmentRef, checked_at: float, epoch: int) -> Snapshot | None:
+        """The revision check and, when it moved, the new snapshot: confirmed as of
+        `checked_at` unless an invalidation came after `epoch`."""
         with self.store.read() as tx:
             revision = tx.revision(ref.project_id, ref.environment)
             with self._lock:
@@ -194,15 +214,28 @@ class SnapshotService:
                 while len(self._cache) > CACHE_SIZE:
                     evicted, _ = self._cache.popitem(last=False)
                     self._confirmed.pop(evicted, None)
+                    self._renewing.pop(evicted, None)
         return snapshot
 
     def fresh(self, ref: EnvironmentRef) -> Snapshot | None:
         """The cached snapshot if it may be served unchecked now (what :meth:`current` would
         return without reading the database), else None. Never blocks on the database, so the
-        event loop may call it."""
+        event loop may call it; past half of `fresh_for` it starts a renewal in the background
+        (once per confirmation)."""
         checked_at = self._monotonic()
         with self._lock:
-            return self._fresh(ref, checked_at, 0)
+            cached = self._fresh(ref, checked_at, 0)
+            confirmed = self._confirmed.get(ref)
+            if (
+                cached is None
+                or confirmed is None
+                or checked_at - confirmed < self.fresh_for / 2
+                or self._renewing.get(ref) == confirmed
+            ):
+                return cached
+            self._renewing[ref] = confirmed
+        self._renewer.submit(partial(self._renew, ref))
+        return cached
 
     def _fresh(self, ref: EnvironmentRef, checked_at: float, at_least: int) -> Snapshot | None:
         """(Under the lock.)"""

@@ -79,9 +79,11 @@ class Services:
         flags = FlagService(store, clock)
         segments = SegmentService(store, clock)
         rollouts = RolloutService(store, clock, flags, outbound)
+        identity = IdentityService(store, clock, local_login=local_login)
+        store.subscribe_accounts(identity.forget_principals)
         return cls(
             store=store,
-            identity=IdentityService(store, clock, local_login=local_login),
+            identity=identity,
             projects=ProjectService(store, clock),
             flags=flags,
             segments=segments,

@@ -160,6 +160,7 @@ def reset_password(
             raise NotFoundError(f"user '{username}' does not exist")
         tx.set_password(user.id, password_hash)
         revoked = tx.revoke_personal_tokens(user.id, now)
+        tx.announce_revoked(revoked)  # replicas that hear it drop their cached lookups now
         tx.clear_login_counts(user.username)
         tx.append_audit(
             NewAuditEntry(

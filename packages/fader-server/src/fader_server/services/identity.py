@@ -41,6 +41,7 @@ from fader_server.services.access import (
 )
 from fader_server.services.bootstrap import FirstRun, OperatorTx, PasswordReset
 from fader_server.services.login_throttle import LoginThrottle, Refusal, Scope
+from fader_server.services.principal_cache import PrincipalCache
 from fader_server.services.token_use import TokenUse
 from fader_server.storage.ports import (
     PROJECT_SCOPE,
@@ -110,6 +111,9 @@ class IdentityService:
         single sign-on only (docs/sso.md says why there is no password break-glass)."""
         self.login_throttle = login_throttle or LoginThrottle(store, clock)
         self.token_use = TokenUse(store, clock)
+        self.principals = PrincipalCache()
+        """Recent token lookups (:mod:`.principal_cache`); :meth:`forget_principals` drops
+        them when accounts change."""
 
     # ------------------------------------------------ the operator's accounts
     def bootstrap(self, admin_password: str | None, admin_token: str | None) -> FirstRun | None:
@@ -123,11 +127,36 @@ class IdentityService:
         return bootstrap.reset_password(self.store, self.clock, username, new_password, actor=actor)
 
     # --------------------------------------------------------- authentication
+    def forget_principals(self) -> None:
+        """A token was revoked, or a password or membership changed: look every token up
+        again (the store calls this after such commits, and on revocations announced by
+        other processes)."""
+        self.principals.clear()
+
+    def remembered(self, bearer: str | None) -> Principal | None:
+        """The caller, if this token's lookup is cached (no I/O: the API asks this on the
+        event loop and goes to a worker thread for :meth:`authenticate` only on a miss)."""
+        if not bearer:
+            return None
+        cached = self.principals.get(credentials.hash_token(bearer))
+        if cached is None:
+            return None
+        token, principal = cached
+        if token.expires_at is not None and token.expires_at <= self.clock():
+            raise NotAuthenticatedError("the API token has expired; create a new one")
+        self.token_use.used(token)
+        return principal
+
     def authenticate(self, bearer: str | None) -> Principal:
         if not bearer:
             raise NotAuthenticatedError(_UNAUTHENTICATED)
+        remembered = self.remembered(bearer)
+        if remembered is not None:
+            return remembered
+        digest = credentials.hash_token(bearer)
+        generation = self.principals.generation
         with self.store.read() as tx:
-            token = tx.find_token(credentials.hash_token(bearer))
+            token = tx.find_token(digest)
             if token is None:
                 raise NotAuthenticatedError("the API token is not valid; " + _UNAUTHENTICATED)
             if token.revoked_at is not None:
@@ -151,6 +180,7 @@ class IdentityService:
                 if user is None:
                     raise NotAuthenticatedError("the user of this token no longer exists")
                 principal = self._principal(tx, user, token.id)
+        self.principals.put(digest, token, principal, generation)
         self.token_use.used(token)
         return principal
 

@@ -22,6 +22,8 @@ from fader_server.storage.ports import (
 
 
 class AccountQueries(TransactionState):
+    accounts_changed = False
+
     # ----------------------------------------------------- users and members
     def count_users(self) -> int:
         return len(self.tables.users)
@@ -43,6 +45,7 @@ class AccountQueries(TransactionState):
         return user
 
     def set_password(self, user_id: int, password_hash: str) -> None:
+        self.accounts_changed = True
         tables = self.write()
         found = tables.users.get(user_id)
         if found is not None:
@@ -52,12 +55,14 @@ class AccountQueries(TransactionState):
         return {p: role for (p, u), role in self.tables.members.items() if u == user_id}
 
     def set_member(self, project_id: int, user_id: int, role: str) -> None:
+        self.accounts_changed = True
         tables = self.write()
         if project_id not in tables.projects or user_id not in tables.users:
             raise self.conflict()
         tables.members[(project_id, user_id)] = role
 
     def remove_member(self, project_id: int, user_id: int) -> bool:
+        self.accounts_changed = True
         return self.write().members.pop((project_id, user_id), None) is not None
 
     def list_members(self, project_id: int) -> list[tuple[User, str]]:
@@ -100,12 +105,14 @@ class AccountQueries(TransactionState):
         return sorted(found, key=lambda t: t.id)
 
     def revoke_token(self, token_id: int, at: datetime) -> None:
+        self.accounts_changed = True
         tables = self.write()
         found = tables.tokens.get(token_id)
         if found is not None and found.revoked_at is None:
             tables.tokens[token_id] = replace(found, revoked_at=at)
 
     def revoke_personal_tokens(self, user_id: int, at: datetime) -> list[int]:
+        self.accounts_changed = True
         tables = self.write()
         revoked = sorted(
             t.id

@@ -34,6 +34,7 @@ from fader_server.storage.memory.tables import Tables
 from fader_server.storage.memory.usage_reads import UsageReadQueries
 from fader_server.storage.memory.usage_rows import UsageRowQueries
 from fader_server.storage.ports import ChangeListener, RevocationListener
+from fader_server.storage.ports.commit_listeners import CommitListeners
 from fader_server.storage.ports.store import Transaction
 
 BUSY_TIMEOUT = 10.0
@@ -61,8 +62,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._tables = Tables()
         self._writer = threading.Lock()
-        self._listeners: list[ChangeListener] = []
-        self._revocation_listeners: list[RevocationListener] = []
+        self._heard = CommitListeners()
         self._closed = False
 
     @contextmanager
@@ -80,14 +80,7 @@ class MemoryStore:
             self._tables = tx.tables  # the commit: reached only without an exception
         finally:
             self._writer.release()
-        if tx.changes:
-            for listener in self._listeners:
-                listener(tx.changes)
-        if tx.revoked_tokens:
-            for revoked in self._revocation_listeners:
-                revoked(tx.revoked_tokens)
-        for callback in tx.committed:
-            callback()
+        self._heard.tell(tx)
 
     def transaction(self) -> AbstractContextManager[Transaction]:
         return self._begin(writable=True)
@@ -103,10 +96,13 @@ class MemoryStore:
         return True
 
     def subscribe(self, listener: ChangeListener) -> None:
-        self._listeners.append(listener)
+        self._heard.changes.append(listener)
 
     def subscribe_revocations(self, listener: RevocationListener) -> None:
-        self._revocation_listeners.append(listener)
+        self._heard.revocations.append(listener)
+
+    def subscribe_accounts(self, listener: Callable[[], None]) -> None:
+        self._heard.accounts.append(listener)
 
     def listen(
         self,

@@ -69,6 +69,11 @@ class ChangeFeed(Protocol):
         """Call `listener` after every commit that announced revoked tokens, in this process."""
         ...
 
+    def subscribe_accounts(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after every commit, in this process, that changed what a token may
+        do: a token revoked, a password or a project membership changed."""
+        ...
+
     def listen(
         self,
         listener: ChangeListener,

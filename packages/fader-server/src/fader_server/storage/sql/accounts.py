@@ -56,8 +56,15 @@ def _token(row: Any) -> Token:
     )
 
 
+_TOKEN_BY_HASH = sa.select(tokens).where(tokens.c.token_hash == sa.bindparam("token_hash"))
+"""Built once: every authenticated request that misses the token cache runs it."""
+
+
 class AccountQueries(LoginThrottleQueries):
     connection: sa.Connection
+    accounts_changed = False
+    """Set by the writes that change what a token may do, for the store's account listeners
+    (cached token lookups: :mod:`fader_server.services.principal_cache`)."""
 
     # ----------------------------------------------------- users and members
     def count_users(self) -> int:
@@ -105,6 +112,7 @@ class AccountQueries(LoginThrottleQueries):
         return {r.project_id: r.role for r in rows}
 
     def set_member(self, project_id: int, user_id: int, role: str) -> None:
+        self.accounts_changed = True
         where = (memberships.c.project_id == project_id, memberships.c.user_id == user_id)
         updated = self.connection.execute(sa.update(memberships).where(*where).values(role=role))
         if updated.rowcount == 0:
@@ -113,6 +121,7 @@ class AccountQueries(LoginThrottleQueries):
             )
 
     def remove_member(self, project_id: int, user_id: int) -> bool:
+        self.accounts_changed = True
         result = self.connection.execute(
             sa.delete(memberships).where(
                 memberships.c.project_id == project_id, memberships.c.user_id == user_id
@@ -131,9 +140,7 @@ class AccountQueries(LoginThrottleQueries):
 
     # ------------------------------------------------------------------ tokens
     def find_token(self, token_hash: str) -> Token | None:
-        row = self.connection.execute(
-            sa.select(tokens).where(tokens.c.token_hash == token_hash)
-        ).first()
+        row = self.connection.execute(_TOKEN_BY_HASH, {"token_hash": token_hash}).first()
         return None if row is None else _token(row)
 
     def get_token(self, token_id: int) -> Token | None:
@@ -174,6 +181,7 @@ class AccountQueries(LoginThrottleQueries):
         return [_token(r) for r in self.connection.execute(query)]
 
     def revoke_token(self, token_id: int, at: datetime) -> None:
+        self.accounts_changed = True
         self.connection.execute(
             sa.update(tokens)
             .where(tokens.c.id == token_id, tokens.c.revoked_at.is_(None))
@@ -190,11 +198,13 @@ class AccountQueries(LoginThrottleQueries):
             )
 
     def set_password(self, user_id: int, password_hash: str) -> None:
+        self.accounts_changed = True
         self.connection.execute(
             sa.update(users).where(users.c.id == user_id).values(password_hash=password_hash)
         )
 
     def revoke_personal_tokens(self, user_id: int, at: datetime) -> list[int]:
+        self.accounts_changed = True
         c = tokens.c
         rows = self.connection.execute(
             sa.update(tokens)

@@ -4,7 +4,9 @@ A mixin of :class:`~fader_server.storage.sql.repository.SqlTransaction`. Revisio
 with one upsert per environment, in sorted order so two transactions touching the same
 environments always lock them in the same order (no deadlock on PostgreSQL). On PostgreSQL each
 change is also announced with ``pg_notify``, which the database delivers to listening replicas
-only if and when the transaction commits: a rolled-back write never announces anything.
+only if and when the transaction commits: a rolled-back write never announces anything. On
+SQLite the same announcements are rows written in the transaction (:meth:`_announce`), for the
+other workers of ``fader serve --workers N``.
 
 Revoked tokens are announced the same way on a channel of their own (:data:`REVOKED_CHANNEL`),
 so that every replica ends the streams a revoked key holds open at once; a replica of an older
@@ -28,6 +30,7 @@ from fader_server.storage.ports import (
     TokenKind,
 )
 from fader_server.storage.sql.tables import (
+    announcements,
     environment_revisions,
     projects,
     resources,
@@ -37,8 +40,18 @@ from fader_server.storage.sql.tables import (
 CHANGE_CHANNEL = "fader_changes"
 REVOKED_CHANNEL = "fader_revoked_tokens"
 """Payload: one revoked token's id, in decimal."""
+ANNOUNCEMENTS_KEPT = 10_000
+"""SQLite announcements kept (about a megabyte): far more than the other workers' watches, which
+read them every few tens of milliseconds, ever fall behind."""
 _IDS_PER_QUERY = 500
 """Token ids per ``IN (...)`` list, well under SQLite's limit on bound parameters."""
+
+
+_REVISION = sa.select(environment_revisions.c.revision).where(
+    environment_revisions.c.project_id == sa.bindparam("project_id"),
+    environment_revisions.c.environment == sa.bindparam("environment"),
+)
+"""Built once: snapshot freshness checks and every configuration write read it."""
 
 
 def encode_change(change: EnvironmentChange) -> str:
@@ -71,11 +84,25 @@ class DeliveryQueries:
 
     def announce_revoked(self, token_ids: Sequence[int]) -> None:
         self.revoked_tokens = (*self.revoked_tokens, *token_ids)
+        for token_id in token_ids:
+            self._announce(REVOKED_CHANNEL, str(int(token_id)))
+
+    def _announce(self, channel: str, payload: str) -> None:
+        """Tell the other server processes, when (and only if) this transaction commits:
+        PostgreSQL with ``pg_notify``; SQLite with a row of :data:`.tables.announcements`,
+        which the other workers' watches read (:mod:`.sqlite_watch`). Rows older than the
+        newest :data:`ANNOUNCEMENTS_KEPT` are deleted here, one by one as new ones come: a
+        watch that fell further behind finds a gap and resyncs everything instead."""
         if self.connection.dialect.name == "postgresql":
-            for token_id in token_ids:
-                self.connection.execute(
-                    sa.select(sa.func.pg_notify(REVOKED_CHANNEL, str(int(token_id))))
-                )
+            self.connection.execute(sa.select(sa.func.pg_notify(channel, payload)))
+            return
+        added = self.connection.execute(
+            sa.insert(announcements).values(channel=channel, payload=payload)
+        ).inserted_primary_key
+        assert added is not None
+        self.connection.execute(
+            sa.delete(announcements).where(announcements.c.id <= added[0] - ANNOUNCEMENTS_KEPT)
+        )
 
     def usable_keys(self, token_ids: Sequence[int], at: datetime) -> set[int]:
         """Dates are compared here rather than in SQL: SQLite keeps them as text, and a
@@ -132,18 +159,12 @@ class DeliveryQueries:
             revision = self.connection.execute(bump).scalar_one()
             change = EnvironmentChange(project.id, project.key, environment, revision)
             bumped.append(change)
-            if dialect == "postgresql":
-                self.connection.execute(
-                    sa.select(sa.func.pg_notify(CHANGE_CHANNEL, encode_change(change)))
-                )
+            self._announce(CHANGE_CHANNEL, encode_change(change))
         self.changes.extend(bumped)
         return bumped
 
     def revision(self, project_id: int, environment: str) -> int:
         found = self.connection.execute(
-            sa.select(environment_revisions.c.revision).where(
-                environment_revisions.c.project_id == project_id,
-                environment_revisions.c.environment == environment,
-            )
+            _REVISION, {"project_id": project_id, "environment": environment}
         ).scalar_one_or_none()
         return found or 0

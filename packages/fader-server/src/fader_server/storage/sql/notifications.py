@@ -7,7 +7,8 @@ PgBouncer in transaction mode; point ``FADER_LISTEN_URL`` at PostgreSQL directly
 pool sits in front). Failure handling is the point of this module:
 
 - A lost connection (database restart, ``pg_terminate_backend``, network cut) raises out of
-  the wait; the thread reconnects with capped, jittered backoff.
+  the wait; the thread reconnects with capped, jittered backoff (:mod:`.watch_thread`, the
+  loop this shares with the SQLite watch).
 - A half-open connection (peer vanished without a FIN) would wait forever, so every
   `probe_interval` seconds without a notification the thread runs ``SELECT 1``.
 - Notifications sent while no connection was listening are gone for good, so after every
@@ -17,9 +18,7 @@ pool sits in front). Failure handling is the point of this module:
 
 from __future__ import annotations
 
-import logging
 import random
-import threading
 import time
 from collections.abc import Callable
 
@@ -27,8 +26,8 @@ import psycopg
 
 from fader_server.storage.ports import ChangeListener, RevocationListener
 from fader_server.storage.sql.delivery import CHANGE_CHANNEL, REVOKED_CHANNEL, decode_change
+from fader_server.storage.sql.watch_thread import WatchThread
 
-_log = logging.getLogger("fader.listener")
 APPLICATION_NAME = "fader-listener"
 _SLICE = 0.5
 
@@ -50,56 +49,46 @@ class PostgresListener:
         self._on_revoked = on_revoked
         self._probe_interval = probe_interval
         self._max_backoff = max_backoff
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="fader-listener", daemon=True)
+        self._thread = WatchThread(
+            "fader-listener",
+            "change listener",
+            self._session,
+            database_errors=psycopg.Error,
+            backoff=self._backoff,
+        )
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._thread.stop()
 
-    def _run(self) -> None:
-        failures = 0
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(
-                    self._dsn, autocommit=True, application_name=APPLICATION_NAME
-                ) as conn:
-                    conn.execute(f"LISTEN {CHANGE_CHANNEL}")
-                    if self._on_revoked is not None:
-                        conn.execute(f"LISTEN {REVOKED_CHANNEL}")
-                    if failures:
-                        _log.info("listener reconnected after %d failed attempts", failures)
-                    failures = 0
-                    self._on_resync()
-                    self._listen(conn)
-            except psycopg.Error as exc:
-                failures += 1
-                delay = random.uniform(0, min(self._max_backoff, 0.05 * 2**failures))
-                _log.warning(
-                    "change listener lost its database connection (%s); retrying in %.2f s",
-                    type(exc).__name__,
-                    delay,
-                )
-                self._stop.wait(delay)
-            except Exception:  # a bug in a callback must not kill fan-out for good
-                _log.exception("change listener failed; restarting it")
-                self._stop.wait(1.0)
+    def _backoff(self, failures: int) -> float:
+        """Capped and jittered, so replicas cut off together do not reconnect in step."""
+        return random.uniform(0, min(self._max_backoff, 0.05 * 2**failures))
+
+    def _session(self) -> None:
+        with psycopg.connect(self._dsn, autocommit=True, application_name=APPLICATION_NAME) as conn:
+            conn.execute(f"LISTEN {CHANGE_CHANNEL}")
+            if self._on_revoked is not None:
+                conn.execute(f"LISTEN {REVOKED_CHANNEL}")
+            self._thread.connected()
+            self._on_resync()
+            self._listen(conn)
 
     def _listen(self, conn: psycopg.Connection[object]) -> None:
         """Wait in short slices (so :meth:`stop` returns within one), probing the connection
         after `probe_interval` seconds without a notification."""
         quiet_since = time.monotonic()
-        while not self._stop.is_set():
+        stopped = self._thread.stopped
+        while not stopped.is_set():
             for notify in conn.notifies(timeout=min(_SLICE, self._probe_interval)):
                 quiet_since = time.monotonic()
                 if notify.channel == CHANGE_CHANNEL:
                     self._listener([decode_change(notify.payload)])
                 elif notify.channel == REVOKED_CHANNEL and self._on_revoked is not None:
                     self._on_revoked([int(notify.payload)])
-                if self._stop.is_set():
+                if stopped.is_set():
                     return
             if time.monotonic() - quiet_since >= self._probe_interval:
                 conn.execute("SELECT 1")

@@ -1,93 +1,131 @@
-"""Commits made by the other worker processes of one ``fader serve --workers N`` on SQLite.
+"""Changes and key revocations committed by the other worker processes of one
+``fader serve --workers N`` on SQLite: the SQLite counterpart of :mod:`.notifications`.
 
 SQLite has no ``NOTIFY``: a worker's own commits reach its streams through
 :meth:`~.store.SqlStore.subscribe`, but another worker's commits land in the shared file
-without a word. ``PRAGMA data_version`` is SQLite's answer: on one connection its value
-changes whenever *another* connection (of any process) has committed to the database since
-the previous read, and reading it costs no I/O beyond the shared WAL index (a page of shared
-memory). So one daemon thread per worker keeps a dedicated connection, which only reads, and
-reads it every `interval` seconds; when it moved, the thread calls `on_resync`, the callback
-the PostgreSQL listener calls after a reconnect: re-read the revisions of the streamed
-environments, re-confirm cached snapshots, forget cached keys and re-check the keys of open
-streams (so a key revoked through one worker also ends the streams other workers hold).
+without a word. So the transactions that would notify on PostgreSQL write the same
+announcements, in the same vocabulary, as rows of :data:`~.tables.announcements` (channel
+:data:`~.delivery.CHANGE_CHANNEL` with an environment's new revision, or
+:data:`~.delivery.REVOKED_CHANNEL` with a revoked key's id: ``DeliveryQueries._announce`` in
+:mod:`.delivery`), and one daemon thread per worker reads the new rows and hands them to the
+same callbacks the PostgreSQL listener calls: the changed environments are re-read and pushed,
+the revoked keys forgotten and their streams ended. Nothing else is dropped: a commit that
+announces nothing (an SDK summary, an audit entry, a key's last use) costs the other workers one
+empty read and no cache.
 
-What this costs and bounds:
+How the thread knows when to read: ``PRAGMA data_version``, on its own connection, changes
+whenever *another* connection (of any process) has committed to the file since the previous
+read, and costs no I/O beyond the shared WAL index (a page of shared memory). The thread reads
+it every `interval` seconds and, only when it moved, reads the announcements after the last one
+it handed on (by primary key: a range read of usually no row).
 
-- A change made through worker A reaches streams held by worker B within about `interval`
-  (default 50 ms) plus one revision read and one snapshot build.
-- The value also moves for this worker's own commits (they come from other connections of
-  its pool) and for every summary any worker writes, so under load a resync runs about once
-  per `interval`. A resync is idempotent: revisions are compared with what each topic already
-  sent (an unchanged one publishes nothing) and caches are only re-confirmed, never rebuilt
-  unless the revision moved. Its cost is one revision read for the streamed environments, one
-  key read for the open streams and, per environment and key next used, one confirmation.
-- Missed polls lose nothing: the value only says "something changed since you last looked",
-  and the resync reads the current state.
+Why no announcement is skipped or lost:
+
+- SQLite has one writer at a time, so announcement ids commit in increasing order: no
+  transaction can still commit an id below one already read.
+- Ids come from ``AUTOINCREMENT``, never reused, and a rolled-back transaction gives its id
+  back, so the ids of committed announcements follow each other. A first new id that is not
+  the next one means rows were deleted before this thread read them (only the newest
+  :data:`~.delivery.ANNOUNCEMENTS_KEPT` are kept): the thread then calls `on_resync` (re-read
+  every streamed revision, forget every cached key, re-check the keys of open streams), as the
+  PostgreSQL listener does after a reconnect.
+- At every (re)connect the thread notes the newest id, then calls `on_resync`, which covers
+  whatever was committed before; a database error ends the session, and the next one starts
+  the same way (:mod:`.watch_thread`).
+
+A change made through worker A reaches streams held by worker B within about `interval`
+(default 50 ms) plus one revision read and one snapshot build. Each worker also reads its own
+announcements (its pool's connections are not the thread's); they are idempotent, as on
+PostgreSQL, where a replica hears its own notifications too.
 """
 
 from __future__ import annotations
 
-import logging
+import itertools
 import sqlite3
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-_log = logging.getLogger("fader.listener")
+from fader_server.storage.ports import ChangeListener, RevocationListener
+from fader_server.storage.sql.delivery import CHANGE_CHANNEL, REVOKED_CHANNEL, decode_change
+from fader_server.storage.sql.watch_thread import WatchThread
 
 DEFAULT_INTERVAL = 0.05
 """Seconds between two reads of ``data_version`` (``FADER_SQLITE_WATCH_SECONDS``)."""
+RETRY_DELAY = 1.0
+"""Seconds before a failed watch (the file busy past its timeout, or gone) looks again."""
+_NEWEST = "SELECT coalesce(max(id), 0) FROM announcements"
+_AFTER = "SELECT id, channel, payload FROM announcements WHERE id > ? ORDER BY id"
 
 
 class SqliteWatcher:
-    """Calls `on_resync` from its own thread when another connection committed to `path`."""
+    """Hands announcements committed to `path` by other connections to `listener` and
+    `on_revoked`, from its own thread; calls `on_resync` when it may have missed some."""
 
     def __init__(
-        self, path: Path, on_resync: Callable[[], None], *, interval: float = DEFAULT_INTERVAL
+        self,
+        path: Path,
+        listener: ChangeListener,
+        on_resync: Callable[[], None],
+        *,
+        on_revoked: RevocationListener | None = None,
+        interval: float = DEFAULT_INTERVAL,
     ) -> None:
         if interval <= 0:
             raise ValueError(f"the SQLite watch interval must be positive, not {interval}")
         self._path = path
+        self._listener = listener
         self._on_resync = on_resync
+        self._on_revoked = on_revoked
         self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="fader-sqlite-watch", daemon=True)
+        self._thread = WatchThread(
+            "fader-sqlite-watch",
+            "SQLite change watch",
+            self._session,
+            database_errors=sqlite3.Error,
+            backoff=lambda _failures: RETRY_DELAY,
+        )
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._thread.stop()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._watch()
-            except sqlite3.Error as exc:
-                # The file was busy past the timeout, or vanished: look again shortly; the
-                # resync after reconnecting covers whatever was committed meanwhile.
-                _log.warning("SQLite change watch failed (%s); retrying", type(exc).__name__)
-                self._stop.wait(1.0)
-            except Exception:  # a bug in the callback must not stop the watch for good
-                _log.exception("SQLite change watch failed; restarting it")
-                self._stop.wait(1.0)
-
-    def _watch(self) -> None:
+    def _session(self) -> None:
         connection = sqlite3.connect(self._path, check_same_thread=False, timeout=10)
         try:
-            # Autocommit: each PRAGMA read stands alone, so this connection never holds a
-            # read snapshot open (which would keep the WAL from being checkpointed).
+            # Autocommit: each read stands alone, so this connection never holds a read
+            # snapshot open (which would keep the WAL from being checkpointed).
             connection.isolation_level = None
             seen = _data_version(connection)
-            self._on_resync()
-            while not self._stop.wait(self._interval):
+            handed_on = int(connection.execute(_NEWEST).fetchone()[0])
+            self._thread.connected()
+            self._on_resync()  # whatever was committed up to `handed_on`, and before
+            while not self._thread.stopped.wait(self._interval):
                 version = _data_version(connection)
                 if version != seen:
                     seen = version
-                    self._on_resync()
+                    handed_on = self._hand_on(connection.execute(_AFTER, (handed_on,)), handed_on)
         finally:
             connection.close()
+
+    def _hand_on(self, rows: sqlite3.Cursor, handed_on: int) -> int:
+        """Hand the new announcements to the callbacks, runs of one channel together, in the
+        order they committed; the id of the last one (`handed_on` if there was none)."""
+        announced: Sequence[tuple[int, str, str]] = rows.fetchall()
+        if not announced:
+            return handed_on
+        if announced[0][0] != handed_on + 1:
+            self._on_resync()  # the ones in between were deleted before this read them
+            return announced[-1][0]
+        for channel, run in itertools.groupby(announced, key=lambda row: row[1]):
+            payloads = [payload for _, _, payload in run]
+            if channel == CHANGE_CHANNEL:
+                self._listener([decode_change(payload) for payload in payloads])
+            elif channel == REVOKED_CHANNEL and self._on_revoked is not None:
+                self._on_revoked([int(payload) for payload in payloads])
+        return announced[-1][0]
 
 
 def _data_version(connection: sqlite3.Connection) -> int:

@@ -432,3 +432,19 @@ change_requests = sa.Table(
 )
 """Change requests (``services/change_requests``): a proposal, its operations with their base
 versions, its reviews and its schedule, compare-and-swap on `version`."""
+
+# ------------------------------------------------------------------ announcements (SQLite)
+announcements = sa.Table(
+    "announcements",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("channel", sa.String(64), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sqlite_autoincrement=True,
+)
+"""What PostgreSQL sends with ``NOTIFY``, kept as rows on SQLite for the other workers of one
+``fader serve --workers N`` (:mod:`.sqlite_watch`): an environment's new revision
+(`channel` ``fader_changes``) or a revoked key (``fader_revoked_tokens``), with the
+notification's payload, written in the transaction that made it. Only the newest rows are
+kept. Empty on PostgreSQL, whose announcements are notifications; the table is declared on
+both so that the schema is one."""
