@@ -95,6 +95,37 @@ def test_a_resource_identity_is_inserted_once_deleted_or_not(
         assert other.id != first.id
 
 
+def test_several_resources_are_read_at_once_in_the_order_asked(
+    store: Database, project: Project
+) -> None:
+    config = ResourceType.CONFIG
+    with store.transaction() as tx:
+        flag = tx.insert_resource(project.id, FLAG, PROJECT_SCOPE, "many", {"n": 1}, "", NOW)
+        assert flag is not None
+        staging = tx.insert_resource(project.id, config, "staging", "many", {"on": 1}, "", NOW)
+        assert staging is not None
+        env = tx.insert_resource(project.id, ENV, PROJECT_SCOPE, "staging", {}, "", NOW)
+        assert env is not None
+        gone = tx.update_resource(env, env.data, deleted=True, search_text="", at=NOW)
+        assert gone is not None
+    with store.read() as tx:
+        wanted = [
+            (config, "production", "many"),  # never written
+            (config, "staging", "many"),
+            (ENV, PROJECT_SCOPE, "staging"),  # deleted: returned, as get_resource does
+            (FLAG, PROJECT_SCOPE, "many"),
+        ]
+        found = tx.get_resources(project.id, wanted)
+        assert found == [tx.get_resource(project.id, *name) for name in wanted]
+        assert [r and (r.key, r.scope, r.deleted) for r in found] == [
+            None,
+            ("many", "staging", False),
+            ("staging", PROJECT_SCOPE, True),
+            ("many", PROJECT_SCOPE, False),
+        ]
+        assert tx.get_resources(project.id + 1_000_000, wanted) == [None] * 4
+
+
 def test_updates_are_compare_and_swap_on_the_version(store: Database, project: Project) -> None:
     with store.transaction() as tx:
         v1 = tx.insert_resource(project.id, FLAG, PROJECT_SCOPE, "cas", {"n": 1}, "", NOW)

@@ -75,8 +75,7 @@ class FlagService(DefinitionService):
     ) -> FlagConfig:
         with self.store.read() as tx:
             project = load_project(tx, principal, project_key, Role.VIEWER)
-            flag, _ = _flag_and_env(tx, project, key, environment)
-            stored = tx.get_resource(project.id, ResourceType.CONFIG, environment, key)
+            flag, _, stored = _flag_env_config(tx, project, key, environment)
             if stored is None:
                 return FlagConfig(key, environment, documents.default_config(flag.data), 0)
             return FlagConfig(key, environment, stored.data, stored.version)
@@ -124,11 +123,10 @@ class FlagService(DefinitionService):
         change = Change(principal, self.clock, comment)
         with self.store.transaction() as tx:
             project = load_project(tx, principal, project_key, Role.EDITOR)
-            _, env = _flag_and_env(tx, project, key, environment)
+            _, env, stored = _flag_env_config(tx, project, key, environment)
             what = f"changing the configuration of '{key}'"
             _require_env_role(principal, project, env, what)
             change_policy.refuse_direct_in(project, env, what)
-            stored = tx.get_resource(project.id, ResourceType.CONFIG, environment, key)
             versioning.check_version(stored, expected, f"the configuration of '{key}'")
             return self._write_config(tx, project, environment, key, stored, data, change, action)
 
@@ -161,8 +159,7 @@ class FlagService(DefinitionService):
         self, tx: ResourceReads, project: Project, environment: str, key: str
     ) -> FlagConfig:
         """The configuration as `get_config` reads it, inside the caller's transaction."""
-        flag, _ = _flag_and_env(tx, project, key, environment)
-        stored = tx.get_resource(project.id, ResourceType.CONFIG, environment, key)
+        flag, _, stored = _flag_env_config(tx, project, key, environment)
         if stored is None:
             return FlagConfig(key, environment, documents.default_config(flag.data), 0)
         return FlagConfig(key, environment, stored.data, stored.version)
@@ -180,8 +177,7 @@ class FlagService(DefinitionService):
         """Write a configuration inside the caller's transaction, validated, versioned and
         audited like any other. The caller has authorised the change: release plans move a
         flag this way, atomically with the plan's own state."""
-        _flag_and_env(tx, project, key, environment)
-        stored = tx.get_resource(project.id, ResourceType.CONFIG, environment, key)
+        _, _, stored = _flag_env_config(tx, project, key, environment)
         return self._write_config(tx, project, environment, key, stored, data, change, action)
 
     def toggle(
@@ -204,7 +200,7 @@ class FlagService(DefinitionService):
             try:
                 with self.store.transaction() as tx:
                     project = load_project(tx, principal, project_key, Role.EDITOR)
-                    flag, env = _flag_and_env(tx, project, key, environment)
+                    flag, env, stored = _flag_env_config(tx, project, key, environment)
                     # The emergency path: where change requests are required, turning a flag
                     # off stays one action for the roles the policy allows (admins always).
                     maybe_emergency = enabled is not True and change_policy.may_use_emergency(
@@ -213,7 +209,6 @@ class FlagService(DefinitionService):
                     what = f"turning '{key}' on or off"
                     if not maybe_emergency:
                         _require_env_role(principal, project, env, what)
-                    stored = tx.get_resource(project.id, ResourceType.CONFIG, environment, key)
                     if expected is not None:
                         versioning.check_version(stored, expected, f"the configuration of '{key}'")
                     current = documents.default_config(flag.data) if stored is None else stored.data
@@ -254,8 +249,7 @@ class FlagService(DefinitionService):
     ) -> list[Version]:
         with self.store.read() as tx:
             project = load_project(tx, principal, project_key, Role.VIEWER)
-            _flag_and_env(tx, project, key, environment)
-            stored = tx.get_resource(project.id, ResourceType.CONFIG, environment, key)
+            _, _, stored = _flag_env_config(tx, project, key, environment)
             return [] if stored is None else tx.list_versions(stored.id, limit, before)
 
     def revert_config(
@@ -271,11 +265,10 @@ class FlagService(DefinitionService):
         change = Change(principal, self.clock, comment)
         with self.store.transaction() as tx:
             project = load_project(tx, principal, project_key, Role.EDITOR)
-            _, env = _flag_and_env(tx, project, key, environment)
+            _, env, stored = _flag_env_config(tx, project, key, environment)
             what = f"restoring version {version} of the configuration of '{key}'"
             _require_env_role(principal, project, env, what)
             change_policy.refuse_direct_in(project, env, what)
-            stored = tx.get_resource(project.id, ResourceType.CONFIG, environment, key)
             if stored is None:
                 raise NotFoundError(
                     f"the configuration of '{key}' in '{environment}' has no versions"
@@ -297,6 +290,28 @@ class FlagService(DefinitionService):
 
 def _live_flag(tx: ResourceReads, project: Project, key: str) -> Resource:
     return live(tx, project, ResourceType.FLAG, "flag", key)
+
+
+def _flag_env_config(
+    tx: ResourceReads, project: Project, key: str, environment: str
+) -> tuple[Resource, Resource, Resource | None]:
+    """The live flag, the live environment and the flag's stored configuration there (None
+    if never written), in one read; refused as :func:`_flag_and_env` refuses."""
+    env, flag, config = tx.get_resources(
+        project.id,
+        [
+            (ResourceType.ENVIRONMENT, PROJECT_SCOPE, environment),
+            (ResourceType.FLAG, PROJECT_SCOPE, key),
+            (ResourceType.CONFIG, environment, key),
+        ],
+    )
+    if env is None or env.deleted:
+        raise NotFoundError(
+            f"environment '{environment}' does not exist in project '{project.key}'"
+        )
+    if flag is None or flag.deleted:
+        raise NotFoundError(f"flag '{key}' does not exist in project '{project.key}'")
+    return flag, env, config
 
 
 def _flag_and_env(

@@ -81,6 +81,11 @@ class ResourceQueries(TransactionState):
         row = self._row(project_id, type, scope, key)
         return None if row is None else fresh(row.resource)
 
+    def get_resources(
+        self, project_id: int, wanted: Sequence[tuple[ResourceType, str, str]]
+    ) -> list[Resource | None]:
+        return [self.get_resource(project_id, *name) for name in wanted]
+
     def list_resources(
         self,
         project_id: int,

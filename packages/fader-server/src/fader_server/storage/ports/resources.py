@@ -4,6 +4,7 @@ immutable versions: what every versioned write and read goes through
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -15,6 +16,13 @@ class ResourceReads(Protocol):
         self, project_id: int, type: ResourceType, scope: str, key: str
     ) -> Resource | None:
         """The resource, deleted or not (callers decide what a tombstone means)."""
+        ...
+
+    def get_resources(
+        self, project_id: int, wanted: Sequence[tuple[ResourceType, str, str]]
+    ) -> list[Resource | None]:
+        """The resources named ``(type, scope, key)``, in order, each deleted or not (None
+        where there is none): one read where a use case needs several at once."""
         ...
 
     def list_resources(

@@ -99,6 +99,32 @@ _LIVE_RESOURCES = (
 )
 
 
+_NAMED: dict[int, sa.Select[Any]] = {}
+
+
+def _resources_named(count: int) -> sa.Select[Any]:
+    """The resources of one project named by `count` (type, scope, key) triples, bound as
+    ``type0``, ``scope0``, ``key0``...: one statement per count, built on first use."""
+    statement = _NAMED.get(count)
+    if statement is None:
+        c = resources.c
+        statement = sa.select(resources).where(
+            c.project_id == sa.bindparam("project_id"),
+            sa.or_(
+                *(
+                    sa.and_(
+                        c.type == sa.bindparam(f"type{n}"),
+                        c.scope == sa.bindparam(f"scope{n}"),
+                        c.key == sa.bindparam(f"key{n}"),
+                    )
+                    for n in range(count)
+                )
+            ),
+        )
+        _NAMED[count] = statement
+    return statement
+
+
 def _fts5_query(text: str) -> str:
     """Each word becomes a quoted prefix term, so user input can never be FTS5 syntax."""
     words = [w.replace('"', "") for w in text.split()]
@@ -178,6 +204,16 @@ class SqlTransaction(
             _RESOURCE, {"project_id": project_id, "type": type.value, "scope": scope, "key": key}
         ).first()
         return None if row is None else _resource(row)
+
+    def get_resources(
+        self, project_id: int, wanted: Sequence[tuple[ResourceType, str, str]]
+    ) -> list[Resource | None]:
+        values: dict[str, Any] = {"project_id": project_id}
+        for n, (type, scope, key) in enumerate(wanted):
+            values |= {f"type{n}": type.value, f"scope{n}": scope, f"key{n}": key}
+        rows = self.connection.execute(_resources_named(len(wanted)), values)
+        found = {(r.type, r.scope, r.key): _resource(r) for r in rows}
+        return [found.get((type.value, scope, key)) for type, scope, key in wanted]
 
     def list_resources(
         self,
