@@ -46,6 +46,22 @@ class HttpMetrics:
             ["method", "route"],
             registry=self.registry,
         )
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def children(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        """The request counter and duration histogram of one (method, route template, status),
+        looked up once: ``labels()`` takes a lock and builds its key on every call. Bounded
+        as the labels are (the HTTP parser knows a fixed set of methods; routes are
+        templates, ``unmatched`` for the rest)."""
+        key = (method, route, status)
+        found = self._children.get(key)
+        if found is None:
+            found = (
+                self.requests.labels(method, route, str(status)),
+                self.duration.labels(method, route),
+            )
+            self._children[key] = found
+        return found
 
     def watch_streams(self, count: Callable[[], int], direct: Callable[[], int]) -> None:
         """Export the number of connected streams (SDK and OFREP), read at scrape time, and
@@ -101,8 +117,9 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        supplied = headers.get(b"x-request-id", b"").decode("latin-1")[:64]
+        supplied = next(
+            (value for name, value in scope.get("headers") or () if name == b"x-request-id"), b""
+        ).decode("latin-1")[:64]
         request_id = supplied if supplied.isprintable() and supplied else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
@@ -128,8 +145,9 @@ class RequestContext:
             template = getattr(route, "path", "unmatched")
             params = scope.get("path_params") or {}
             method = scope["method"]
-            self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.duration.labels(method, template).observe(elapsed)
+            counted, timed = self.metrics.children(method, template, status)
+            counted.inc()
+            timed.observe(elapsed)
             self.log.info(
                 "request",
                 method=method,
