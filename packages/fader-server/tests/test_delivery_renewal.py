@@ -10,6 +10,7 @@ their effect with a generous deadline.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from ofrep_flags import create_flags, toggle
 from server_api import unique
 
 from fader_server.delivery.keys import SdkKeys
+from fader_server.delivery.renewal import Renewer
 from fader_server.delivery.snapshots import EnvironmentRef, SnapshotService
 from fader_server.settings import Settings
 from fader_server.storage.ports import Token, TokenKind
@@ -188,3 +190,28 @@ def _ref(replica: Replica, project: str) -> EnvironmentRef:
         found = tx.get_project(project)
     assert found is not None
     return EnvironmentRef(found.id, found.key, "production")
+
+
+def test_a_closed_renewer_waits_for_the_renewal_running_and_starts_no_other() -> None:
+    """Delivery closes its renewers before the store closes: a renewal running then finishes
+    first, and none starts afterwards (it would open a connection on a closed store)."""
+    renewer = Renewer("key")
+    started, release = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def slow() -> None:
+        started.set()
+        release.wait(60)
+        ran.append("running")
+
+    renewer.submit(slow)
+    assert started.wait(60)
+    closer = threading.Thread(target=renewer.close)
+    closer.start()
+    release.set()
+    closer.join(60)
+    assert not closer.is_alive()
+    assert ran == ["running"]  # close returned only after the running renewal finished
+    renewer.submit(lambda: ran.append("late"))
+    renewer.close()  # twice is fine
+    assert ran == ["running"]

@@ -105,6 +105,10 @@ class SdkKeys:
             for cache_key in [k for k, (c, _, _) in self._cache.items() if c.token_id in gone]:
                 del self._cache[cache_key]
 
+    def close(self) -> None:
+        """Stop renewing (the server is stopping; the store closes next)."""
+        self._renewer.close()
+
     def clear(self) -> None:
         """Forget every cached key (revocations may have been announced while no one
         listened)."""

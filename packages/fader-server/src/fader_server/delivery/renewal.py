@@ -41,9 +41,12 @@ class Renewer:
         """What is renewed ("key", "snapshot"): the thread's name and the log's word."""
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._closed = False
 
     def submit(self, renew: Callable[[], object]) -> None:
         with self._lock:
+            if self._closed:
+                return
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(
                     1, thread_name_prefix=f"fader-renew-{self._what}"
@@ -52,6 +55,16 @@ class Renewer:
         # RuntimeError: shut down (the interpreter is exiting); the entry lapses.
         with contextlib.suppress(RuntimeError):
             executor.submit(renew).add_done_callback(self._done)
+
+    def close(self) -> None:
+        """Drop the renewals not started and wait for the one running (before the store
+        closes: a renewal after it would open a connection nobody closes). Later submissions
+        are ignored; the entries then lapse."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+            self._closed = True
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
 
     def _done(self, future: Future[object]) -> None:
         exc = future.exception()

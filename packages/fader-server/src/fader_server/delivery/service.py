@@ -99,9 +99,12 @@ class Delivery:
         )
 
     def close(self) -> None:
-        """Write the summaries still queued (after the HTTP server stopped taking requests)."""
+        """Write the summaries still queued and stop renewing cached keys and snapshots
+        (after the HTTP server stopped taking requests, before the store closes)."""
         if self.writer is not None:
             self.writer.close()
+        self.keys.close()
+        self.snapshots.close()
 
     def record_summary(
         self, caller: SdkCaller, summary: Summary, summary_id: str | None = None

@@ -159,6 +159,10 @@ class SnapshotService:
                 ref = EnvironmentRef(change.project_id, change.project_key, change.environment)
                 self._confirmed.pop(ref, None)
 
+    def close(self) -> None:
+        """Stop renewing (the server is stopping; the store closes next)."""
+        self._renewer.close()
+
     def invalidate_all(self) -> None:
         """After notifications may have been lost: confirm everything again on next use."""
         with self._lock:
