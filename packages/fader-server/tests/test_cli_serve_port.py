@@ -1,4 +1,5 @@
-"""`fader serve` on a port that is taken stops before it creates anything.
+"""`fader serve` on a port that is taken, or with a setting that does not parse, stops before
+it creates anything, with one line saying why.
 
 Before, it created the database and the first admin (printing a password for a server that
 never ran), seeded the demo, and only then failed to bind. Now the port is checked first.
@@ -34,4 +35,22 @@ def test_a_taken_port_stops_serve_before_the_database_or_admin_exist(tmp_path: P
     assert f"cannot listen on 127.0.0.1:{port}: port {port} is already in use" in done.stderr
     assert "--port" in done.stderr
     assert "password" not in done.stdout + done.stderr
+    assert not (tmp_path / "d").exists()
+
+
+def test_a_setting_that_does_not_parse_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    env = {**os.environ, "FADER_DATABASE_POOLER": "statement"}
+    env.pop("FADER_DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-c", SERVE, "serve", "--data-dir", str(tmp_path / "d")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: FADER_DATABASE_POOLER must be none, session or transaction, not 'statement'"
+    ]
     assert not (tmp_path / "d").exists()

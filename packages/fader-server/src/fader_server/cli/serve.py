@@ -70,14 +70,18 @@ def serve_command(
     ] = 1,
 ) -> None:
     """Run the Fader server: admin API on /api/v1, docs on /docs."""
-    settings = Settings.load(
-        host=host,
-        port=port,
-        data_dir=data_dir,
-        database_url=database_url,
-        demo=demo_data or None,
-        flagd_sync_port=flagd_sync_port,
-    )
+    try:
+        settings = Settings.load(
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            database_url=database_url,
+            demo=demo_data or None,
+            flagd_sync_port=flagd_sync_port,
+        )
+    except ValueError as exc:  # a FADER_* variable that does not parse: say which, one line
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_FAILED) from exc
     settings = dataclasses.replace(settings, workers=workers)
     if workers > 1 and settings.flagd_sync_port is not None:
         # Workers share the HTTP port through the one socket uvicorn binds; flag sync binds
