@@ -178,6 +178,34 @@ def dedicated_postgres_database(*, empty: bool = False) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@contextmanager
+def postgres_login_role(prefix: str, options: str = "") -> Iterator[str]:
+    """A PostgreSQL login role with a unique name (`options`: more of ``CREATE ROLE``, e.g.
+    ``CONNECTION LIMIT 1``); at the end its sessions are ended and it is dropped."""
+    role = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN {options}')
+    try:
+        yield role
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+                (role,),
+            )
+            conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database for a store-level test, once per backend: a SQLite file of the test's own,
+    or this session's PostgreSQL database (tests there isolate by unique keys)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'fader.db'}"
+    found: str = request.getfixturevalue("postgres_url")
+    return found
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     with dedicated_postgres_database() as url:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from server_api import unique
@@ -31,17 +30,9 @@ def _clock() -> datetime:
     return datetime.now(UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'fader.db'}"
-    postgres_url: str = request.getfixturevalue("postgres_url")
-    return postgres_url
-
-
 @pytest.fixture
-def replicas(url: str) -> Iterator[tuple[Services, Services]]:
-    first, second = SqlStore.open(url), SqlStore.open(url, upgrade=False)
+def replicas(database_url: str) -> Iterator[tuple[Services, Services]]:
+    first, second = SqlStore.open(database_url), SqlStore.open(database_url, upgrade=False)
     try:
         yield Services.over(first, _clock), Services.over(second, _clock)
     finally:
@@ -167,8 +158,8 @@ def test_writes_on_both_replicas_keep_every_version_and_a_valid_document(
     _whole_document_valid(second, project)
 
 
-def test_after_commit_runs_only_when_the_transaction_commits(url: str) -> None:
-    store = SqlStore.open(url)
+def test_after_commit_runs_only_when_the_transaction_commits(database_url: str) -> None:
+    store = SqlStore.open(database_url)
     try:
         ran: list[str] = []
         with store.transaction() as tx:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import secrets
 import time
-import uuid
 from collections.abc import Iterator
 
 import psycopg
@@ -20,6 +19,7 @@ from conftest import (
     PG_ADMIN_URL,
     LogSink,
     dedicated_postgres_database,
+    postgres_login_role,
     running_server,
 )
 from server_api import unique
@@ -30,18 +30,8 @@ from fader_server.settings import Settings
 
 @pytest.fixture
 def listen_role() -> Iterator[str]:
-    role = f"fader_listen_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE ROLE "{role}" LOGIN')
-    try:
+    with postgres_login_role("fader_listen") as role:
         yield role
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
-                (role,),
-            )
-            conn.execute(f'DROP ROLE IF EXISTS "{role}"')
 
 
 def _listeners(role: str) -> list[str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from server_api import unique
@@ -43,22 +42,14 @@ class Ticks:
         return self.seconds
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'fader.db'}"
-    postgres_url: str = request.getfixturevalue("postgres_url")
-    return postgres_url
-
-
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
 
 
 @pytest.fixture
-def replicas(url: str, clock: Clock) -> Iterator[tuple[Services, Services]]:
-    first, second = SqlStore.open(url), SqlStore.open(url, upgrade=False)
+def replicas(database_url: str, clock: Clock) -> Iterator[tuple[Services, Services]]:
+    first, second = SqlStore.open(database_url), SqlStore.open(database_url, upgrade=False)
     services = Services.over(first, clock), Services.over(second, clock)
     try:
         yield services

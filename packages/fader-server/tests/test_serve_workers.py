@@ -22,7 +22,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +30,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from conftest import PG_ADMIN_URL, dedicated_postgres_database
+from conftest import PG_ADMIN_URL, dedicated_postgres_database, postgres_login_role
 from processes import free_port, terminate, wait_ready
 from server_api import create_flag, unique
 from sse import EventReader, open_stream
@@ -327,18 +326,8 @@ def test_a_worker_that_cannot_start_makes_serve_fail_and_says_why(tmp_path: Path
 @pytest.fixture
 def one_connection_role() -> Iterator[str]:
     """A PostgreSQL login role allowed one connection at a time."""
-    role = f"fader_one_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 1')
-    try:
+    with postgres_login_role("fader_one", "CONNECTION LIMIT 1") as role:
         yield role
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
-                (role,),
-            )
-            conn.execute(f'DROP ROLE IF EXISTS "{role}"')
 
 
 def test_a_worker_that_cannot_connect_makes_serve_fail_and_says_why(
