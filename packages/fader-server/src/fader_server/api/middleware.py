@@ -25,6 +25,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fader_server.logs import get_logger
 
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
+_KNOWN_METHODS = frozenset(
+    ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
+)
+"""Methods counted under their own name in the request metrics; any other token a lenient
+HTTP parser lets through is counted as ``_OTHER`` (OpenTelemetry's convention), so a client
+inventing methods cannot grow the metric series or :meth:`HttpMetrics.children` without bound."""
 
 
 class HttpMetrics:
@@ -51,8 +57,8 @@ class HttpMetrics:
     def children(self, method: str, route: str, status: int) -> tuple[Any, Any]:
         """The request counter and duration histogram of one (method, route template, status),
         looked up once: ``labels()`` takes a lock and builds its key on every call. Bounded
-        as the labels are (the HTTP parser knows a fixed set of methods; routes are
-        templates, ``unmatched`` for the rest)."""
+        as the labels are (:data:`_KNOWN_METHODS` or ``_OTHER``; routes are templates,
+        ``unmatched`` for the rest)."""
         key = (method, route, status)
         found = self._children.get(key)
         if found is None:
@@ -145,7 +151,9 @@ class RequestContext:
             template = getattr(route, "path", "unmatched")
             params = scope.get("path_params") or {}
             method = scope["method"]
-            counted, timed = self.metrics.children(method, template, status)
+            counted, timed = self.metrics.children(
+                method if method in _KNOWN_METHODS else "_OTHER", template, status
+            )
             counted.inc()
             timed.observe(elapsed)
             self.log.info(
