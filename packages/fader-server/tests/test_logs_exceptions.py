@@ -79,6 +79,8 @@ def test_an_unexpected_database_error_is_logged_with_its_type_and_traceback_but_
     assert response.json()["category"] == "fatal"
     assert request_id in response.json()["detail"]
     assert "forced failure" not in response.text  # internals stay in the log
+    assert response.headers["x-request-id"] == request_id  # the edge is around the 500 too
+    assert response.headers["x-content-type-options"] == "nosniff"
 
     (line,) = _json_lines(log_sink, f'"request_id": "{request_id}"', '"unhandled_error"')
     assert line["level"] == "error"

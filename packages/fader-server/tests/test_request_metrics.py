@@ -1,6 +1,6 @@
-"""The request metrics' labels stay bounded whatever methods clients send (api/middleware.py):
+"""The request metrics' labels stay bounded whatever methods clients send (api/http_metrics.py):
 a method outside HTTP's standard set is counted as ``_OTHER``, so inventing methods cannot
-grow the series. The middleware runs with a real Prometheus registry; the ASGI server is left
+grow the series. The edge runs with a real Prometheus registry; the ASGI server is left
 out on purpose, since uvicorn's parser would refuse such methods before the app saw them, and
 other ASGI servers (h11's parser) let any token through."""
 
@@ -11,7 +11,8 @@ import asyncio
 from prometheus_client import generate_latest
 from starlette.types import Message, Receive, Scope, Send
 
-from fader_server.api.middleware import HttpMetrics, RequestContext
+from fader_server.api.edge import Edge
+from fader_server.api.http_metrics import HttpMetrics
 
 
 async def _answer(scope: Scope, receive: Receive, send: Send) -> None:
@@ -19,7 +20,7 @@ async def _answer(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-def _request(app: RequestContext, method: str) -> None:
+def _request(app: Edge, method: str) -> None:
     async def receive() -> Message:
         return {"type": "http.request", "body": b"", "more_body": False}
 
@@ -32,7 +33,7 @@ def _request(app: RequestContext, method: str) -> None:
 
 def test_invented_methods_are_counted_as_other() -> None:
     metrics = HttpMetrics()
-    app = RequestContext(_answer, metrics)
+    app = Edge(_answer, metrics=metrics, max_body_bytes=1024)
     for method in ("GET", "BREW", "WHEN", "X" * 200):
         _request(app, method)
     text = generate_latest(metrics.registry).decode()

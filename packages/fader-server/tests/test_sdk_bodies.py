@@ -114,6 +114,11 @@ def fetch(url: str, key: str, path: str, **headers: str) -> Raw:
         return Raw(response.status_code, response.headers, b"".join(response.iter_raw()))
 
 
+def same_headers(headers: httpx.Headers) -> list[tuple[str, str]]:
+    """A response's headers, minus those that differ between any two responses."""
+    return sorted((k, v) for k, v in headers.multi_items() if k not in ("date", "x-request-id"))
+
+
 def varies_by_encoding(raw: Raw) -> bool:
     return "accept-encoding" in raw.headers.get("vary", "").lower()
 
@@ -286,8 +291,9 @@ def test_warm_ofrep_answers_are_the_routes_answers(
                         assert answer.status_code == first.status_code, (path, kwargs)
                         assert answer.content == first.content, (path, kwargs)
                         assert answer.headers.get("etag") == first.headers.get("etag")
-                        assert answer.headers["content-type"] == first.headers["content-type"]
+                        assert same_headers(answer.headers) == same_headers(first.headers)
                         assert answer.headers["access-control-allow-origin"] == "*"
+                        assert answer.headers["x-content-type-options"] == "nosniff"
                 if key == client_key:  # not client_side: not found for a client key
                     hidden = client.post(SINGLE + "page-size", json={"context": NL})
                     assert hidden.status_code == 404
@@ -295,6 +301,64 @@ def test_warm_ofrep_answers_are_the_routes_answers(
                 unchanged = client.post(BULK, json={"context": NL}, headers={"If-None-Match": etag})
                 assert unchanged.status_code == 304
                 assert unchanged.content == b""
+
+
+def test_warm_polls_answer_with_the_routes_headers(
+    deployment: Deployment, project: Project
+) -> None:
+    """The first poll with a new key is the route's answer (the key is not cached yet), the
+    next ones the fast path's: same status, body and headers, with or without gzip."""
+    _, key = new_key(project)
+    for path in CONFIG_PATHS:
+        for encoding in ("identity", "gzip"):
+            answers = [
+                fetch(deployment.urls[0], key, path, **{"Accept-Encoding": encoding})
+                for _ in range(3)
+            ]
+            for answer in answers[1:]:
+                assert answer.status == answers[0].status == 200
+                assert answer.body == answers[0].body
+                assert same_headers(answer.headers) == same_headers(answers[0].headers)
+            assert answers[0].headers["x-request-id"] != answers[1].headers["x-request-id"]
+
+
+def test_a_fast_answer_that_fails_is_a_500_problem_with_the_request_id(
+    deployment: Deployment, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure while the fast path answers is what a failing route answers (FastAPI's error
+    handling is not around the fast path): a 500 problem naming the request id, the id and the
+    CORS headers on the response, and the exception in the log."""
+    _, key = new_key(project)
+    headers = {"Authorization": f"Bearer {key}", "Origin": "https://app.example"}
+    with httpx.Client(base_url=deployment.urls[0], headers=headers, timeout=30) as client:
+        assert client.post(SINGLE + "banner", json={"context": NL}).status_code == 200  # warm
+
+        def fail(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("evaluation exploded")
+
+        monkeypatch.setattr(sdk_fast_path.ofrep, "evaluate_flag", fail)
+        request_id = unique("fast-boom")
+        failed = client.post(
+            SINGLE + "banner", json={"context": NL}, headers={"X-Request-Id": request_id}
+        )
+    assert failed.status_code == 500
+    assert failed.headers["content-type"] == "application/problem+json"
+    assert failed.json()["category"] == "fatal"
+    assert request_id in failed.json()["detail"]
+    assert "exploded" not in failed.text
+    assert failed.headers["x-request-id"] == request_id
+    assert failed.headers["access-control-allow-origin"] == "*"
+    deadline = time.monotonic() + GENEROUS
+    found: dict[str, dict[str, object]] = {}
+    while time.monotonic() < deadline and len(found) < 2:
+        for text in deployment.logs.text().splitlines():
+            line = json.loads(text) if text.startswith("{") else {}
+            if line.get("request_id") == request_id:
+                found[str(line.get("event"))] = line
+        time.sleep(0.05)
+    assert found["unhandled_error"]["exc_type"] == "builtins.RuntimeError"
+    assert found["request"]["status"] == 500
+    assert found["request"]["path"] == SINGLE + "{flag}"  # answered by the fast path
 
 
 def test_fast_answers_keep_their_log_line(deployment: Deployment, project: Project) -> None:

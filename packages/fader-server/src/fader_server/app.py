@@ -28,9 +28,9 @@ from fader_server.api import rollouts as rollout_api
 from fader_server.api import sso as sso_api
 from fader_server.api import usage as usage_api
 from fader_server.api import webhooks as webhook_api
-from fader_server.api.body_limit import cap_request_bodies
-from fader_server.api.middleware import HttpMetrics, RequestContext
-from fader_server.api.request_json import InputGuard
+from fader_server.api.body_limit import answer_in_routes
+from fader_server.api.edge import FaderApp
+from fader_server.api.http_metrics import HttpMetrics
 from fader_server.api.sdk_fast_path import SdkFastPath
 from fader_server.delivery.loop_monitor import LoopMonitor
 from fader_server.delivery.service import Delivery
@@ -154,7 +154,7 @@ def create_app(
         await delivery.hub.aclose()
         loop_monitor.stop()
 
-    app = FastAPI(
+    app = FaderApp(
         title="Fader",
         version="1",
         description=API_DESCRIPTION,
@@ -200,9 +200,10 @@ def create_app(
     app.include_router(sso_api.router)
     web.install(app)
     api_docs.install(app)
-    app.add_middleware(SdkFastPath)  # innermost: behind every check and header of the others
-    app.add_middleware(InputGuard)  # reads JSON bodies through the cap below
-    cap_request_bodies(app, settings.max_body_bytes)
-    app.add_middleware(ofrep.CrossOrigin)
-    app.add_middleware(RequestContext, metrics=app.state.metrics)
+    answer_in_routes(app)
+    app.install_edge(
+        metrics=app.state.metrics,
+        max_body_bytes=settings.max_body_bytes,
+        fast_path=SdkFastPath(delivery),
+    )
     return app

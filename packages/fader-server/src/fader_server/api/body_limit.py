@@ -6,25 +6,25 @@ check runs; a 300 MB body sent to the unauthenticated login endpoint took a serv
 1 GB. Every route is behind the same cap: the JSON API, OFREP, SDK summaries (whose lists are
 bounded by count too) and the console's forms.
 
-Pure ASGI (not ``BaseHTTPMiddleware``), so streaming responses pass untouched:
+Applied by the edge (:mod:`fader_server.api.edge`), pure ASGI, so streaming responses pass
+untouched:
 
 * a ``Content-Length`` over the cap is answered 413 at once: the application is not called
   and nothing is read (uvicorn discards the rest of the body as it arrives, without keeping it);
 * a body without a length (chunked) is counted as the application receives it, and the message
   that crosses the cap raises :class:`BodyTooLargeError` instead of being delivered, so at most
   the cap plus one network read is ever held. FastAPI lets an ``HTTPException`` raised while it
-  reads a body through to the exception handlers (:func:`cap_request_bodies` adds the one for
-  it), the console's page route renders it as a page, and if it escapes anyway this middleware
+  reads a body through to the exception handlers (:func:`answer_in_routes` adds the one for
+  it), the console's page route renders it as a page, and if it escapes anyway the edge
   answers 413 itself as long as the response has not started.
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive
 
 from fader_server.api.problems import problem
 
@@ -52,44 +52,26 @@ def too_large(limit: int) -> JSONResponse:
     )
 
 
-class BodyLimit:
-    """Refuse request bodies over `max_bytes` (see the module docstring)."""
+def declared_too_large(content_length: str | None, limit: int) -> bool:
+    """Whether the request's ``Content-Length`` already says its body is over `limit`."""
+    return content_length is not None and content_length.isdigit() and int(content_length) > limit
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await too_large(self.max_bytes)(scope, receive, send)
-            return
-        received = 0
-        started = False
+def counted(receive: Receive, limit: int) -> Receive:
+    """`receive`, raising :class:`BodyTooLargeError` instead of delivering the message that
+    takes the body past `limit` bytes."""
+    received = 0
 
-        async def receive_counted() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLargeError(self.max_bytes)
-            return message
+    async def receive_counted() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLargeError(limit)
+        return message
 
-        async def send_watched(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive_counted, send_watched)
-        except BodyTooLargeError:
-            if started:
-                raise
-            await too_large(self.max_bytes)(scope, receive, send)
+    return receive_counted
 
 
 async def _handle(request: Request, exc: Exception) -> JSONResponse:
@@ -97,8 +79,7 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     return too_large(exc.limit)
 
 
-def cap_request_bodies(app: FastAPI, max_bytes: int) -> None:
-    """Cap request bodies at `max_bytes`; call it after the routes and before the middleware
-    that should see the 413 (request ids, logs, CORS), since later middleware wraps earlier."""
+def answer_in_routes(app: FastAPI) -> None:
+    """Let FastAPI answer :class:`BodyTooLargeError` raised while a route reads its body (the
+    edge, :mod:`fader_server.api.edge`, counts what is received and answers the rest)."""
     app.add_exception_handler(BodyTooLargeError, _handle)
-    app.add_middleware(BodyLimit, max_bytes=max_bytes)

@@ -8,8 +8,8 @@ Keys travel as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>`` (the spec
 schemes). Server keys see every flag, client keys only ``client_side`` ones. Evaluation errors
 have the protocol's shapes (``errorCode``/``errorDetails``); authentication failures and
 server faults keep Fader's problem details, which the protocol leaves open. The endpoints are
-open to every web origin (CORS), since browser apps are the main users of client keys and the
-keys ride in headers, never in cookies.
+open to every web origin (CORS, :mod:`fader_server.api.cross_origin`), since browser apps are
+the main users of client keys and the keys ride in headers, never in cookies.
 
 The handlers are coroutines that read the body, then do the blocking part (key check on a cache
 miss, the snapshot's revision check, evaluation) in one worker-thread hop. Requests whose key
@@ -24,8 +24,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
-from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fader_server.api.event_stream import EventStream, Opening, opening
 from fader_server.delivery import ofrep
@@ -355,32 +353,3 @@ def _stream_start(
 
 def _notification(snapshot: Snapshot) -> tuple[bytes]:
     return (ofrep.refetch_event(snapshot),)
-
-
-# -------------------------------------------------------------------- CORS
-class CrossOrigin:
-    """CORS for the OFREP paths only (the admin API stays same-origin): browsers may call them
-    from any origin, send the key headers, and read the ETag."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.cors = CORSMiddleware(
-            app,
-            allow_origins=["*"],
-            allow_methods=["GET", "POST"],
-            allow_headers=[
-                "Authorization",
-                "X-API-Key",
-                "Content-Type",
-                "If-None-Match",
-                "Last-Event-ID",
-            ],
-            expose_headers=["ETag", "Retry-After"],
-            max_age=3600,
-        )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(PREFIX + "/"):
-            await self.cors(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)

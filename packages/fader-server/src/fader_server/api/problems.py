@@ -208,7 +208,11 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    request_id = getattr(request.state, "request_id", "unknown")
+    return internal_error(getattr(request.state, "request_id", "unknown"))
+
+
+def internal_error(request_id: str) -> JSONResponse:
+    """Log the exception being handled, with the request id, and answer the generic 500."""
     get_logger().exception("unhandled_error", request_id=request_id)
     return problem(
         500,

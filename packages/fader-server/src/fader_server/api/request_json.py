@@ -1,8 +1,9 @@
 """The admin API applies the strict JSON rules (:mod:`fader_server.strict_json`: no repeated
 keys, no deep nesting, no NUL) to every request, before FastAPI sees it.
 
-:class:`InputGuard` refuses NUL in the path and the query string, reads a JSON body (already
-capped by :mod:`.body_limit`), checks it, and hands the same bytes on, so FastAPI decodes it
+The edge (:mod:`fader_server.api.edge`) refuses NUL in the path and the query string
+(:func:`location_refusal`), reads a JSON body (already capped by :mod:`.body_limit`), checks it
+(:func:`checked_body`), and hands the same bytes on, so FastAPI decodes it
 exactly as before; the price is one more decode of at most ``FADER_MAX_BODY_BYTES``, and in
 exchange the rules hold for every route, whatever router declared it. A repeated key is a 400
 naming the key and where it is; the other problems are a 422 with their paths. OFREP's
@@ -14,22 +15,12 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
-from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope
 
 from fader_server.api.problems import problem
 from fader_server.errors import FieldProblem
 from fader_server.strict_json import NUL, JsonInputError, decode, nul_problem
-
-_OFREP = "/ofrep/"
-
-
-def _is_json(headers: Headers) -> bool:
-    media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
 
 
 def _location_problems(scope: Scope) -> list[FieldProblem]:
@@ -69,42 +60,44 @@ def _refusal(
     )
 
 
-class InputGuard:
-    """Apply the rules of the module docstring to every request (pure ASGI, see there)."""
+def location_refusal(scope: Scope) -> JSONResponse | None:
+    """The 422 for NUL characters in the path or the query string, or None. The query string is
+    parsed only when it can hold one (a NUL arrives percent-encoded, if at all)."""
+    query: bytes = scope.get("query_string", b"")
+    if NUL not in scope["path"] and b"%00" not in query and b"\x00" not in query:
+        return None
+    located = _location_problems(scope)
+    return _refusal(located, [], where="") if located else None
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        located = _location_problems(scope)
-        if located:
-            await _refusal(located, [], where="")(scope, receive, send)
-            return
-        if scope["path"].startswith(_OFREP) or not _is_json(Headers(scope=scope)):
-            await self.app(scope, receive, send)
-            return
-        chunks = []
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                await self.app(scope, _replay(b"", message, receive), send)
-                return
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
-        try:
-            if body.strip():
-                decode(body)
-        except JsonInputError as exc:
-            await _refusal(exc.problems, exc.repeated)(scope, receive, send)
-            return
-        except ValueError:
-            pass  # not JSON at all: FastAPI answers it as it always has
-        await self.app(scope, _replay(body, None, receive), send)
+def is_json(content_type: str | None) -> bool:
+    """Whether a ``Content-Type`` names JSON (``application/json`` or ``application/*+json``)."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+async def checked_body(receive: Receive) -> tuple[JSONResponse | None, Receive]:
+    """Read a JSON body and check it: the refusal to send, or None and a `receive` that gives
+    the same bytes again (or whatever interrupted reading) for FastAPI to decode as always."""
+    chunks = []
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None, _replay(b"", message, receive)
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    body = b"".join(chunks)
+    try:
+        if body.strip():
+            decode(body)
+    except JsonInputError as exc:
+        return _refusal(exc.problems, exc.repeated), receive
+    except ValueError:
+        pass  # not JSON at all: FastAPI answers it as it always has
+    return None, _replay(body, None, receive)
 
 
 def _replay(body: bytes, first: Message | None, receive: Receive) -> Receive:

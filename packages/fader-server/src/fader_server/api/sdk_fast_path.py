@@ -18,8 +18,8 @@ that reads the database, keeps one implementation; the fast path only ever serve
 route would have served at that moment, computed by the same functions
 (:mod:`fader_server.api.config_bodies`, :mod:`fader_server.delivery.ofrep`).
 
-It sits inside the request-id/log/metrics middleware, CORS, the body-size cap and the input
-guard (``app.py``), so answers carry the same headers and log line: it sets the route (for the
+The edge (:mod:`fader_server.api.edge`) calls it after its request id, CORS, body-size cap
+and input checks, so answers carry the same headers and log line: it sets the route (for the
 log's ``path`` and the metrics' ``route`` label), the path parameters and the actor as the
 routes would.
 """
@@ -31,7 +31,7 @@ from typing import Any
 
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from fader_server.api import config_bodies
 from fader_server.api.ofrep import KEYS as OFREP_KEYS
@@ -57,33 +57,42 @@ _JSON = b"application/json"
 
 
 class SdkFastPath:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    """Answers what it can from memory; :mod:`fader_server.api.edge` calls it for every request
+    that passed the edge's checks, before FastAPI."""
+
+    def __init__(self, delivery: Delivery) -> None:
+        self.delivery = delivery
         self._routes: dict[tuple[str, str], Any] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        template = None
-        if scope["type"] == "http" and not scope.get("root_path"):
-            path: str = scope["path"]
-            method: str = scope["method"]
-            if method == "GET" and path in (FLAGS, FLAGD):
-                template = path
-                if await self._configuration(scope, send, flagd=path == FLAGD):
-                    return
-            elif method == "POST" and path.startswith(BULK):
-                flag = path[len(BULK) + 1 :] if path.startswith(BULK + "/") else None
-                if path == BULK or (flag and "/" not in flag):
-                    template = BULK if flag is None else SINGLE
-                    passed_on = await self._ofrep(scope, receive, send, flag)
-                    if passed_on is None:
-                        return
-                    receive = passed_on
-        await self.app(scope, receive, send)
-        if template is not None:
-            self._learn(scope, template)
+    def wanted(self, scope: Scope) -> str | None:
+        """The route template of a request this path may answer, or None for any other."""
+        if scope.get("root_path"):
+            return None
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if method == "GET" and path in (FLAGS, FLAGD):
+            return path
+        if method == "POST" and path.startswith(BULK):
+            if path == BULK:
+                return BULK
+            flag = path[len(BULK) + 1 :] if path.startswith(BULK + "/") else None
+            if flag and "/" not in flag:
+                return SINGLE
+        return None
+
+    async def answer(
+        self, scope: Scope, receive: Receive, send: Send, template: str
+    ) -> Receive | None:
+        """None when answered; else the `receive` the route is to read the request with (one
+        that replays what this path read of the body)."""
+        if template in (FLAGS, FLAGD):
+            answered = await self._configuration(scope, send, flagd=template == FLAGD)
+            return None if answered else receive
+        flag = None if template == BULK else scope["path"][len(BULK) + 1 :]
+        return await self._ofrep(scope, receive, send, flag)
 
     # ------------------------------------------------------------- shared steps
-    def _learn(self, scope: Scope, template: str) -> None:
+    def learn(self, scope: Scope, template: str) -> None:
         """Keep the route object FastAPI matched for `template` (its ``path`` labels the log
         line and the metrics): the fast path answers only once the route has run, which it
         must anyway, since only the route fills the key cache."""
@@ -97,7 +106,7 @@ class SdkFastPath:
         """The caller and its environment's snapshot, if both are in memory and current."""
         if not secret:
             return None
-        dlv: Delivery = scope["app"].state.delivery
+        dlv = self.delivery
         caller = dlv.keys.cached(secret, accepted)
         if caller is None:
             return None

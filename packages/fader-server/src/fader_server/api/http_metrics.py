@@ -1,30 +1,16 @@
-"""One ASGI middleware for request ids, the request log line and HTTP metrics.
-
-Pure ASGI (not ``BaseHTTPMiddleware``) so streaming responses are not buffered. The log line is
-written after the response starts, with the route's path parameters (project, environment,
-flag) and the actor that :mod:`fader_server.api.security` put on ``request.state``.
-
-Every response, of the API and of the console alike, carries ``X-Content-Type-Options:
-nosniff``, so a browser never reinterprets a JSON body or a problem document (which can echo
-input) as HTML or script.
-"""
+"""The HTTP metrics of one app: requests by method, route template and status, their
+durations, and gauges read at scrape time (streams, the SDK key cache). The edge
+(:mod:`fader_server.api.edge`) counts every request here; ``/metrics`` exports the registry."""
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fader_server.logs import get_logger
-
-_NOSNIFF = (b"x-content-type-options", b"nosniff")
 _KNOWN_METHODS = frozenset(
     ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
 )
@@ -57,8 +43,10 @@ class HttpMetrics:
     def children(self, method: str, route: str, status: int) -> tuple[Any, Any]:
         """The request counter and duration histogram of one (method, route template, status),
         looked up once: ``labels()`` takes a lock and builds its key on every call. Bounded
-        as the labels are (:data:`_KNOWN_METHODS` or ``_OTHER``; routes are templates,
-        ``unmatched`` for the rest)."""
+        as the labels are (:data:`_KNOWN_METHODS`, any other method as ``_OTHER``; routes are
+        templates, ``unmatched`` for the rest)."""
+        if method not in _KNOWN_METHODS:
+            method = "_OTHER"
         key = (method, route, status)
         found = self._children.get(key)
         if found is None:
@@ -109,62 +97,3 @@ class _ReadCounter(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield CounterMetricFamily(self._name, self._documentation, value=self._read())
-
-
-class RequestContext:
-    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-        # Bound once, to the configuration of the app's creation: the lazy logger would look
-        # its processors up again on every request line (a third of the line's cost).
-        self.log = get_logger().bind()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        supplied = next(
-            (value for name, value in scope.get("headers") or () if name == b"x-request-id"), b""
-        ).decode("latin-1")[:64]
-        request_id = supplied if supplied.isprintable() and supplied else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message.setdefault("headers", [])
-                sent = [*message["headers"], (b"x-request-id", request_id.encode())]
-                if not any(name.lower() == _NOSNIFF[0] for name, _ in sent):
-                    sent.append(_NOSNIFF)
-                message["headers"] = sent
-            await send(message)
-
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            elapsed = time.perf_counter() - started
-            route: Any = scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            params = scope.get("path_params") or {}
-            method = scope["method"]
-            counted, timed = self.metrics.children(
-                method if method in _KNOWN_METHODS else "_OTHER", template, status
-            )
-            counted.inc()
-            timed.observe(elapsed)
-            self.log.info(
-                "request",
-                method=method,
-                path=template,
-                status=status,
-                duration_ms=round(elapsed * 1000, 2),
-                actor=scope["state"].get("actor"),
-                project=params.get("project"),
-                environment=params.get("environment"),
-                flag=params.get("flag"),
-            )
-            structlog.contextvars.unbind_contextvars("request_id")
