@@ -265,6 +265,28 @@ def test_flag_not_found() -> None:
     )
 
 
+def test_evaluate_each_is_evaluate_for_each_key_in_order() -> None:
+    flags = {
+        "pro": boolean_flag(rules=[rule(clause("plan", "in", "pro"))]),
+        "split": boolean_flag(
+            default={
+                "split": {
+                    "weights": [{"variant": "on", "weight": 50}, {"variant": "off", "weight": 50}]
+                }
+            }
+        ),
+        "static": boolean_flag(),
+    }
+    engine = fader_engine.load(doc(flags))
+    keys = ["split", "nope", "pro", "static", "pro"]
+    for n in range(50):
+        context = {"targetingKey": f"user-{n}", "plan": "pro" if n % 3 else "free"}
+        each = engine.evaluate_each(keys, context)
+        assert each == [engine.evaluate(key, context) for key in keys]
+    assert each[1].error_code is ErrorCode.FLAG_NOT_FOUND
+    assert engine.evaluate_each([], {}) == []
+
+
 @pytest.mark.parametrize(
     ("as_type", "default"),
     [

@@ -10,7 +10,7 @@ pure nor testable.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,6 +149,19 @@ class Engine:
         if function is None:
             return _not_found(flag_key)
         return function(context, self._env)
+
+    def evaluate_each(
+        self, flag_keys: Iterable[str], context: Mapping[str, Any]
+    ) -> list[Resolution]:
+        """:meth:`evaluate` for each of `flag_keys`, in order, for one context: a bulk answer
+        (OFREP's all-flags request) evaluates every flag of an environment per request, and
+        one call saves a method call and two lookups per flag."""
+        functions = self._functions
+        env = self._env
+        return [
+            _not_found(key) if (function := functions.get(key)) is None else function(context, env)
+            for key in flag_keys
+        ]
 
     def resolve(
         self, flag_key: str, context: Mapping[str, Any], default: Any, as_type: ResolvedType

@@ -190,8 +190,9 @@ class _Plan:
     bulk body."""
 
     encoded: dict[str, _Encoded]
-    server: tuple[tuple[str, _Encoded], ...]
-    client: tuple[tuple[str, _Encoded], ...]
+    server: tuple[tuple[str, ...], tuple[_Encoded, ...]]
+    """The flags a server key sees, and their encoders, in the same order."""
+    client: tuple[tuple[str, ...], tuple[_Encoded, ...]]
     metadata: bytes
     """``],"metadata":{...}``: what follows the flags in a bulk body."""
 
@@ -208,10 +209,11 @@ def _plan(snapshot: Snapshot) -> _Plan:
     engine = snapshot.engine
     encoded = {key: _Encoded(key) for key in engine}
     metadata = {"project": snapshot.ref.project_key, "environment": snapshot.ref.environment}
+    client = [key for key in encoded if visible(engine, key, client_only=True)]
     built = _Plan(
         encoded,
-        tuple(encoded.items()),
-        tuple((k, e) for k, e in encoded.items() if visible(engine, k, client_only=True)),
+        (tuple(encoded), tuple(encoded.values())),
+        (tuple(client), tuple(encoded[key] for key in client)),
         b'],"metadata":' + encode(metadata),
     )
     with _plans_lock:
@@ -257,11 +259,12 @@ def evaluate_flags(
     this context's values still answers 304.
     """
     plan = _plan(snapshot)
-    evaluate = snapshot.engine.evaluate
+    keys, encoders = plan.client if client_only else plan.server
     parts: list[bytes] = []
     append = parts.append
-    for key, encoded in plan.client if client_only else plan.server:
-        resolution = evaluate(key, context)
+    for resolution, encoded in zip(
+        snapshot.engine.evaluate_each(keys, context), encoders, strict=True
+    ):
         found = encoded.known.get(id(resolution))
         if found is None or found[0] is not resolution:
             found = encoded.entry(resolution)
