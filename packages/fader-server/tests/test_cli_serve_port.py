@@ -1,5 +1,5 @@
-"""`fader serve` on a port that is taken, or with a setting that does not parse, stops before
-it creates anything, with one line saying why.
+"""`fader serve` on a port that is taken, or with a setting that does not parse (or is out of
+range), stops before it creates anything, with one line saying why.
 
 Before, it created the database and the first admin (printing a password for a server that
 never ran), seeded the demo, and only then failed to bind. Now the port is checked first.
@@ -12,6 +12,8 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 SERVE = "from fader_server.cli.main import main; main()"
 
@@ -38,8 +40,27 @@ def test_a_taken_port_stops_serve_before_the_database_or_admin_exist(tmp_path: P
     assert not (tmp_path / "d").exists()
 
 
-def test_a_setting_that_does_not_parse_is_one_line_not_a_traceback(tmp_path: Path) -> None:
-    env = {**os.environ, "FADER_DATABASE_POOLER": "statement"}
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "FADER_DATABASE_POOLER",
+            "statement",
+            "FADER_DATABASE_POOLER must be none, session or transaction, not 'statement'",
+        ),
+        ("FADER_USAGE_MINUTES_DAYS", "0", "FADER_USAGE_MINUTES_DAYS must be at least 1, not 0"),
+        ("FADER_USAGE_HOURS_DAYS", "-3", "FADER_USAGE_HOURS_DAYS must be at least 1, not -3"),
+        (
+            "FADER_MAX_BODY_BYTES",
+            "1MB",
+            "FADER_MAX_BODY_BYTES must be a whole number, not '1MB'",
+        ),
+    ],
+)
+def test_a_setting_that_does_not_parse_is_one_line_not_a_traceback(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    env = {**os.environ, variable: value}
     env.pop("FADER_DATABASE_URL", None)
     done = subprocess.run(
         [sys.executable, "-c", SERVE, "serve", "--data-dir", str(tmp_path / "d")],
@@ -50,7 +71,5 @@ def test_a_setting_that_does_not_parse_is_one_line_not_a_traceback(tmp_path: Pat
         check=False,
     )
     assert done.returncode == 1, done.stderr
-    assert done.stderr.strip().splitlines() == [
-        "error: FADER_DATABASE_POOLER must be none, session or transaction, not 'statement'"
-    ]
+    assert done.stderr.strip().splitlines() == [f"error: {message}"]
     assert not (tmp_path / "d").exists()

@@ -146,7 +146,7 @@ class Settings:
             rollout_tick_seconds=float(source.get("FADER_ROLLOUT_TICK_SECONDS", "5")),
             escalation_seconds=float(source.get("FADER_ESCALATION_SECONDS", "60")),
             outbound_allow=_split(source.get("FADER_OUTBOUND_ALLOW", "")),
-            max_body_bytes=int(source.get("FADER_MAX_BODY_BYTES", str(1024 * 1024))),
+            max_body_bytes=_positive(source, "FADER_MAX_BODY_BYTES", 1024 * 1024),
             metrics_token=source.get("FADER_METRICS_TOKEN") or None,
             listen_url=source.get("FADER_LISTEN_URL") or None,
             database_pooler=_pooler(source.get("FADER_DATABASE_POOLER") or "none"),
@@ -156,8 +156,8 @@ class Settings:
             scheduled_changes_tick_seconds=float(
                 source.get("FADER_SCHEDULED_CHANGES_TICK_SECONDS", "5")
             ),
-            usage_minutes_days=int(source.get("FADER_USAGE_MINUTES_DAYS", "14")),
-            usage_hours_days=int(source.get("FADER_USAGE_HOURS_DAYS", "400")),
+            usage_minutes_days=_positive(source, "FADER_USAGE_MINUTES_DAYS", 14),
+            usage_hours_days=_positive(source, "FADER_USAGE_HOURS_DAYS", 400),
             flagd_sync_port=_port(flagd_sync_port, source.get("FADER_FLAGD_SYNC_PORT")),
             flagd_sync_host=source.get("FADER_FLAGD_SYNC_HOST") or None,
             public_url=source.get("FADER_PUBLIC_URL") or None,
@@ -174,6 +174,19 @@ class Settings:
 
 
 _SSO_SECRET = "FADER_SSO_SECRET_"  # noqa: S105 - the variables' prefix, not a secret
+
+
+def _positive(source: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number of at least 1 (days kept, bytes read): zero or less would make the server
+    refuse to start, or every request, so it is refused here, naming the variable."""
+    text = source.get(name) or str(default)
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not '{text}'") from None
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, not {value}")
+    return value
 
 
 def _flag(value: str, name: str) -> bool:
