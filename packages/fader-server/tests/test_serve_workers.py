@@ -223,6 +223,16 @@ def test_the_first_run_password_is_printed_once_and_works(workers: Workers) -> N
     assert login.status_code == 201, login.text
 
 
+def test_answers_do_not_name_the_server_software(workers: Workers) -> None:
+    """`fader serve` (one worker or several: the same uvicorn options) sends no ``Server``
+    header, which would only tell a scanner what to probe for."""
+    with httpx.Client(base_url=workers.url, timeout=30) as client:
+        answers = [client.get("/healthz"), client.get("/api/v1/projects")]
+    assert [a.status_code for a in answers] == [200, 401]
+    assert all("server" not in a.headers for a in answers), [a.headers for a in answers]
+    assert all(a.headers["x-content-type-options"] == "nosniff" for a in answers)
+
+
 def test_a_change_reaches_every_stream_on_every_worker_once(workers: Workers) -> None:
     project, _, key = project_with_key(workers)
     with streams_on_every_worker(workers, key) as streams, workers.admin() as admin:

@@ -152,6 +152,9 @@ def serve_command(
         # summary posted every 5 s never goes out on a connection the server is closing at
         # that moment (uvicorn's default is 5 s too: the request would die with a reset).
         "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+        # No `Server: uvicorn` on every response: it tells a scanner what to probe for, and
+        # no client needs it.
+        "server_header": False,
     }
     if settings.workers == 1:
         app = create_app(settings, services)  # which configures logging: before any warning
