@@ -40,7 +40,7 @@ from fastapi import FastAPI
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fader_server.api import body_limit, cross_origin, problems, request_json
+from fader_server.api import body_limit, cross_origin, problems, request_json, sdk_fast_path
 from fader_server.api.http_metrics import HttpMetrics
 from fader_server.api.sdk_fast_path import SdkFastPath
 from fader_server.logs import get_logger
@@ -48,10 +48,19 @@ from fader_server.logs import get_logger
 _REQUEST_ID = b"x-request-id"
 _NOSNIFF_NAME = b"x-content-type-options"
 _NOSNIFF = (_NOSNIFF_NAME, b"nosniff")
-_READ = frozenset(
-    {_REQUEST_ID, b"origin", b"content-length", b"content-type", b"access-control-request-method"}
+_READ = (
+    frozenset(
+        {
+            _REQUEST_ID,
+            b"origin",
+            b"content-length",
+            b"content-type",
+            b"access-control-request-method",
+        }
+    )
+    | sdk_fast_path.HEADERS
 )
-"""The request headers the edge itself reads, found in one pass over the raw list."""
+"""The request headers the edge and the fast path read, found in one pass over the raw list."""
 
 
 def _read_headers(scope: Scope) -> dict[bytes, str]:
@@ -175,7 +184,9 @@ class Edge:
             fast_path = self.fast_path
             template = fast_path.wanted(scope) if fast_path is not None else None
             if fast_path is not None and template is not None:
-                passed_on = await self._fast(fast_path, scope, receive, send, template, response)
+                passed_on = await self._fast(
+                    fast_path, scope, receive, send, template, headers, response
+                )
                 if passed_on is None:
                     return
                 receive = passed_on
@@ -194,13 +205,14 @@ class Edge:
         receive: Receive,
         send: Send,
         template: str,
+        headers: dict[bytes, str],
         response: _Response,
     ) -> Receive | None:
         """The fast path's answer (None) or the `receive` to pass on with. A failure there is
         answered as FastAPI answers one in a route (logged, a 500 problem with the request
         id), since FastAPI's error handling is not around it."""
         try:
-            return await fast_path.answer(scope, receive, send, template)
+            return await fast_path.answer(scope, receive, send, template, headers)
         except body_limit.BodyTooLargeError:
             raise
         except Exception:
