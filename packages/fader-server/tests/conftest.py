@@ -18,9 +18,10 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -302,6 +303,51 @@ def running_server(
     assert settings.admin_password is not None
     with serving(settings, log_sink, services=services) as url:
         yield Server(backend, url, settings.admin_token, settings.admin_password)
+
+
+@dataclass
+class Deployment:
+    """Servers over one database: one on SQLite, two replicas on PostgreSQL (:func:`deployed`)."""
+
+    backend: str
+    admin_token: str
+    urls: list[str]
+    logs: LogSink
+
+    def admin(self, replica: int = 0) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.urls[replica],
+            headers={"Authorization": f"Bearer {self.admin_token}"},
+            timeout=30,
+        )
+
+
+@contextmanager
+def deployed(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    **settings: Any,
+) -> Iterator[Deployment]:
+    """A :class:`Deployment` for a module fixture parametrized by backend (``request.param``:
+    sqlite or postgresql, on the module's own database), with `settings` beyond the admin's."""
+    backend: str = request.param
+    token = "fdr_admin_" + secrets.token_urlsafe(32)
+    database_url = (
+        request.getfixturevalue("module_postgres_url") if backend == "postgresql" else None
+    )
+    configured = Settings(
+        data_dir=tmp_path_factory.mktemp(f"{name}-{backend}"),
+        database_url=database_url,
+        admin_password=ADMIN_PASSWORD,
+        admin_token=token,
+        **settings,
+    )
+    sink = LogSink()
+    with ExitStack() as stack:
+        replicas = 2 if backend == "postgresql" else 1
+        urls = [stack.enter_context(serving(configured, sink)) for _ in range(replicas)]
+        yield Deployment(backend, token, urls, sink)
 
 
 @pytest.fixture

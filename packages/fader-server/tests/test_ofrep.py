@@ -7,63 +7,31 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import ADMIN_PASSWORD, LogSink, serving
+from conftest import Deployment, deployed
 from ofrep_flags import CLIENT_SIDE, FLAGS, NL, create_flags, new_key, toggle
 from ofrep_spec import check, errors
 from server_api import unique
 from sse import Event, EventReader
 
 from fader_engine.formats import load
-from fader_server.settings import Settings
 
 HEARTBEAT = 0.3
 SINGLE = "/ofrep/v1/evaluate/flags/"
 BULK = "/ofrep/v1/evaluate/flags"
 
 
-@dataclass
-class Deployment:
-    backend: str
-    admin_token: str
-    urls: list[str]
-
-    def admin(self, replica: int = 0) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.urls[replica],
-            headers={"Authorization": f"Bearer {self.admin_token}"},
-            timeout=30,
-        )
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def deployment(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
-    backend: str = request.param
-    token = "fdr_admin_" + secrets.token_urlsafe(32)
-    data_dir: Path = tmp_path_factory.mktemp(f"ofrep-{backend}")
-    database_url = (
-        request.getfixturevalue("module_postgres_url") if backend == "postgresql" else None
-    )
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=database_url,
-        admin_password=ADMIN_PASSWORD,
-        admin_token=token,
-        sse_heartbeat_seconds=HEARTBEAT,
-    )
-    sink = LogSink()
-    with ExitStack() as stack:
-        replicas = 2 if backend == "postgresql" else 1
-        urls = [stack.enter_context(serving(settings, sink)) for _ in range(replicas)]
-        yield Deployment(backend, token, urls)
+    with deployed(request, tmp_path_factory, "ofrep", sse_heartbeat_seconds=HEARTBEAT) as made:
+        yield made
 
 
 @dataclass

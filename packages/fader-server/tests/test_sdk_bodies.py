@@ -8,22 +8,18 @@ from __future__ import annotations
 
 import gzip
 import json
-import secrets
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ADMIN_PASSWORD, LogSink, serving
+from conftest import Deployment, deployed
 from ofrep_flags import NL, create_flags, toggle
 from server_api import unique
 
 from fader_server.api import sdk_fast_path
 from fader_server.api.config_bodies import accepts_gzip
-from fader_server.settings import Settings
 
 CONFIG_PATHS = ("/api/v1/sdk/flags", "/api/v1/sdk/flagd")
 SINGLE = "/ofrep/v1/evaluate/flags/"
@@ -34,41 +30,12 @@ GENEROUS = 30.0
 """How long the tests wait for that (a loaded machine is slow; the bound is the server's)."""
 
 
-@dataclass
-class Deployment:
-    admin_token: str
-    urls: list[str]
-    logs: LogSink
-
-    def admin(self, replica: int = 0) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.urls[replica],
-            headers={"Authorization": f"Bearer {self.admin_token}"},
-            timeout=30,
-        )
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def deployment(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
-    backend: str = request.param
-    token = "fdr_admin_" + secrets.token_urlsafe(32)
-    data_dir: Path = tmp_path_factory.mktemp(f"bodies-{backend}")
-    database_url = (
-        request.getfixturevalue("module_postgres_url") if backend == "postgresql" else None
-    )
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=database_url,
-        admin_password=ADMIN_PASSWORD,
-        admin_token=token,
-    )
-    sink = LogSink()
-    with ExitStack() as stack:
-        replicas = 2 if backend == "postgresql" else 1
-        urls = [stack.enter_context(serving(settings, sink)) for _ in range(replicas)]
-        yield Deployment(token, urls, sink)
+    with deployed(request, tmp_path_factory, "bodies") as made:
+        yield made
 
 
 @dataclass
