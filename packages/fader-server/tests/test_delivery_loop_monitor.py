@@ -143,4 +143,5 @@ def test_fader_serve_exports_its_loop_stalls_while_it_fans_out(tmp_path: Path) -
     assert _value(after, "fader_event_loop_lag_max_seconds") > 0.0, (
         "the requests, streams and fan-out since the previous scrape held the loop a little"
     )
+    assert 'python_gc_collections_total{generation="2"}' in after  # runtime/gc_policy.py
     assert not server.errors()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, Histogram
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -39,6 +39,9 @@ class HttpMetrics:
             registry=self.registry,
         )
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        # Collections per generation (python_gc_*): full ones stop the event loop for a time
+        # that grows with the objects alive, streams' included (runtime/gc_policy.py).
+        GCCollector(registry=self.registry)
 
     def children(self, method: str, route: str, status: int) -> tuple[Any, Any]:
         """The request counter and duration histogram of one (method, route template, status),

@@ -109,6 +109,7 @@ def serve_command(
     import uvicorn  # noqa: PLC0415 - the server's imports, only when it runs (module docstring)
 
     from fader_server.app import create_app, open_services  # noqa: PLC0415 - as above
+    from fader_server.runtime import gc_policy  # noqa: PLC0415 - as above
     from fader_server.runtime.oidc import load_config  # noqa: PLC0415 - as above
     from fader_server.services import demo  # noqa: PLC0415 - as above
     from fader_server.services.sso_providers import SsoConfigError  # noqa: PLC0415 - as above
@@ -158,6 +159,7 @@ def serve_command(
     }
     if settings.workers == 1:
         app = create_app(settings, services)  # which configures logging: before any warning
+        gc_policy.apply()
         uvicorn.run(app, http=_http_protocol(), **options)
         return
     from fader_server import logs  # noqa: PLC0415 - as above

@@ -75,11 +75,14 @@ def worker_app() -> FastAPI:
     in a tight loop forever. Its reason goes to the log (with the traceback) and, as one line,
     to the parent (:data:`FAILURE_FILE`), which repeats it as its own error."""
     from fader_server.app import create_app, open_services  # noqa: PLC0415 - server imports
+    from fader_server.runtime import gc_policy  # noqa: PLC0415 - as above
 
     try:
         settings = Settings.load()
         services, _ = open_services(settings)
-        return create_app(settings, services)
+        app = create_app(settings, services)
+        gc_policy.apply()
+        return app
     except Exception as exc:
         logging.getLogger("fader.serve").exception("a worker could not start; stopping")
         _report_failure(exc)
