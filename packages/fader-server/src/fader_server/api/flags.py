@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import TypeAdapter
 
 from fader_server.api import deprecation, pagination, problems
 from fader_server.api.definitions import add_definition_routes, version_out
@@ -26,9 +27,9 @@ from fader_server.api.schemas import (
     ToggleIn,
     VersionOut,
 )
-from fader_server.api.security import Caller, IfMatch, Svc
+from fader_server.api.security import Caller, IfMatch, IfMatchHeader, Svc, services_of
 from fader_server.services.flags import FlagConfig
-from fader_server.services.versioning import etag
+from fader_server.services.versioning import etag, parse_if_match
 from fader_server.storage.ports import Resource
 
 router = APIRouter(
@@ -63,10 +64,21 @@ def _flag_response(flag: Resource, response: Response) -> FlagOut:
     return flag_out(flag)
 
 
-def config_out(config: FlagConfig, response: Response) -> ConfigOut:
-    response.headers["ETag"] = etag(config.version)
+_CONFIG_JSON = TypeAdapter(ConfigOut)
+
+
+def config_response(config: FlagConfig) -> Response:
+    """The configuration as its answer: the JSON body and its ``ETag``.
+
+    The route encodes the :class:`ConfigOut` itself and returns the finished response, the
+    bytes FastAPI would send for the same model (its ``response_model`` serialisation is this
+    adapter's, with ``by_alias`` and nothing excluded). Handing FastAPI a model from a plain
+    ``def`` route instead makes it validate that model again and, because the route is not a
+    coroutine, on a worker thread: a second hop to the thread pool on the busiest reads and
+    writes of the admin API. ``response_model=ConfigOut`` stays on each route for the OpenAPI
+    document."""
     data = config.data
-    return ConfigOut(
+    body = ConfigOut(
         flag=config.flag,
         environment=config.environment,
         enabled=data.get("enabled", True),
@@ -76,6 +88,9 @@ def config_out(config: FlagConfig, response: Response) -> ConfigOut:
         prerequisites=data.get("prerequisites", []),
         version=config.version,
     )
+    response = Response(_CONFIG_JSON.dump_json(body, by_alias=True), media_type="application/json")
+    response.raw_headers.append((b"etag", etag(config.version).encode("latin-1")))
+    return response
 
 
 @router.get("/flags")
@@ -130,31 +145,34 @@ def flag_history(
     )
 
 
-@router.get(_ENV)
+# The two busiest admin routes take the request and the raw If-Match header rather than the
+# `Svc` and `IfMatch` dependencies: FastAPI solves each dependency on every request, and the
+# OpenAPI document is the same either way.
+@router.get(_ENV, response_model=ConfigOut)
 def get_config(
-    project: str, environment: str, flag: str, svc: Svc, caller: Caller, response: Response
-) -> ConfigOut:
-    return config_out(svc.flags.get_config(caller, project, environment, flag), response)
+    project: str, environment: str, flag: str, request: Request, caller: Caller
+) -> Response:
+    config = services_of(request).flags.get_config(caller, project, environment, flag)
+    return config_response(config)
 
 
-@router.put(_ENV)
+@router.put(_ENV, response_model=ConfigOut)
 def put_config(
     project: str,
     environment: str,
     flag: str,
     body: ConfigIn,
-    svc: Svc,
+    request: Request,
     caller: Caller,
-    expected: IfMatch,
-    response: Response,
-) -> ConfigOut:
-    config = svc.flags.put_config(
-        caller, project, environment, flag, body.data(), expected, body.comment
+    if_match: IfMatchHeader = None,
+) -> Response:
+    config = services_of(request).flags.put_config(
+        caller, project, environment, flag, body.data(), parse_if_match(if_match), body.comment
     )
-    return config_out(config, response)
+    return config_response(config)
 
 
-@router.post(_ENV + "/toggle")
+@router.post(_ENV + "/toggle", response_model=ConfigOut)
 def toggle(
     project: str,
     environment: str,
@@ -162,15 +180,14 @@ def toggle(
     svc: Svc,
     caller: Caller,
     expected: IfMatch,
-    response: Response,
     body: ToggleIn | None = None,
-) -> ConfigOut:
+) -> Response:
     """The kill switch: set `enabled` (or flip it when omitted) in one step."""
     body = body or ToggleIn()
     config = svc.flags.toggle(
         caller, project, environment, flag, body.enabled, expected, body.comment
     )
-    return config_out(config, response)
+    return config_response(config)
 
 
 @router.get(_ENV + "/versions", tags=["history"])
@@ -188,7 +205,7 @@ def config_versions(
     return [version_out(v) for v in found]
 
 
-@router.post(_ENV + "/revert", tags=["history"])
+@router.post(_ENV + "/revert", tags=["history"], response_model=ConfigOut)
 def revert_config(
     project: str,
     environment: str,
@@ -197,9 +214,8 @@ def revert_config(
     svc: Svc,
     caller: Caller,
     expected: IfMatch,
-    response: Response,
-) -> ConfigOut:
+) -> Response:
     config = svc.flags.revert_config(
         caller, project, environment, flag, body.version, expected, body.comment
     )
-    return config_out(config, response)
+    return config_response(config)

@@ -26,30 +26,39 @@ _bearer = HTTPBearer(
 )
 
 
-async def services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
+    """The app's services; what :data:`Svc` gives, for a route that takes the request instead
+    of one more dependency to solve."""
     found: Services = request.app.state.services
     return found
 
 
+async def services(request: Request) -> Services:
+    return services_of(request)
+
+
 async def principal(
     request: Request,
-    svc: Annotated[Services, Depends(services)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    """The caller. The services are read from the request rather than depended on: FastAPI
+    solves every sub-dependency on every request, even one it has cached."""
+    identity = services_of(request).identity
     bearer = credentials.credentials if credentials else None
-    caller = svc.identity.remembered(bearer)
+    caller = identity.remembered(bearer)
     if caller is None:  # the lookup reads the database: on a worker thread
-        caller = await run_in_threadpool(svc.identity.authenticate, bearer)
+        caller = await run_in_threadpool(identity.authenticate, bearer)
     request.state.actor = caller.actor
     return caller
 
 
-async def if_match(
-    header: Annotated[
-        str | None,
-        Header(alias="If-Match", description="the ETag you read; required on updates"),
-    ] = None,
-) -> int | None:
+IfMatchHeader = Annotated[
+    str | None, Header(alias="If-Match", description="the ETag you read; required on updates")
+]
+"""The raw ``If-Match`` header, for a route that parses it itself (:func:`parse_if_match`)."""
+
+
+async def if_match(header: IfMatchHeader = None) -> int | None:
     return parse_if_match(header)
 
 

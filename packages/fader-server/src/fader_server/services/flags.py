@@ -19,7 +19,7 @@ from fader_engine.formats import load
 from fader_engine.result import Resolution
 from fader_server.errors import NotFoundError, VersionConflictError
 from fader_server.services import documents, flag_removal, protected_environments, versioning
-from fader_server.services.access import Clock, Principal, Role, load_project
+from fader_server.services.access import Clock, Principal, Role, authorize, load_project
 from fader_server.services.change_requests import policy as change_policy
 from fader_server.services.definitions import DefinitionService, DefinitionTx, live
 from fader_server.services.document_cache import DocumentCache
@@ -74,11 +74,16 @@ class FlagService(DefinitionService):
         self, principal: Principal, project_key: str, environment: str, key: str
     ) -> FlagConfig:
         with self.store.read() as tx:
-            project = load_project(tx, principal, project_key, Role.VIEWER)
-            flag, _, stored = _flag_env_config(tx, project, key, environment)
-            if stored is None:
-                return FlagConfig(key, environment, documents.default_config(flag.data), 0)
-            return FlagConfig(key, environment, stored.data, stored.version)
+            # The project and the three resources in one read; the caller's access is checked
+            # before anything about them is told, as load_project would (a read takes no lock).
+            found, (env, flag, stored) = tx.get_project_resources(
+                project_key, _config_names(key, environment)
+            )
+        project = authorize(principal, found, project_key, Role.VIEWER)
+        flag, _ = _live_flag_in_env(project, key, environment, env, flag)
+        if stored is None:
+            return FlagConfig(key, environment, documents.default_config(flag.data), 0)
+        return FlagConfig(key, environment, stored.data, stored.version)
 
     def check_config(
         self, principal: Principal, project_key: str, environment: str, key: str, data: JSON
@@ -297,21 +302,32 @@ def _flag_env_config(
 ) -> tuple[Resource, Resource, Resource | None]:
     """The live flag, the live environment and the flag's stored configuration there (None
     if never written), in one read; refused as :func:`_flag_and_env` refuses."""
-    env, flag, config = tx.get_resources(
-        project.id,
-        [
-            (ResourceType.ENVIRONMENT, PROJECT_SCOPE, environment),
-            (ResourceType.FLAG, PROJECT_SCOPE, key),
-            (ResourceType.CONFIG, environment, key),
-        ],
-    )
+    env, flag, config = tx.get_resources(project.id, _config_names(key, environment))
+    live_flag, live_env = _live_flag_in_env(project, key, environment, env, flag)
+    return live_flag, live_env, config
+
+
+def _config_names(key: str, environment: str) -> list[tuple[ResourceType, str, str]]:
+    """The environment, the flag and the flag's configuration there, as resources are named."""
+    return [
+        (ResourceType.ENVIRONMENT, PROJECT_SCOPE, environment),
+        (ResourceType.FLAG, PROJECT_SCOPE, key),
+        (ResourceType.CONFIG, environment, key),
+    ]
+
+
+def _live_flag_in_env(
+    project: Project, key: str, environment: str, env: Resource | None, flag: Resource | None
+) -> tuple[Resource, Resource]:
+    """The flag and the environment, when both are live; else the NotFoundError naming the
+    environment first, then the flag."""
     if env is None or env.deleted:
         raise NotFoundError(
             f"environment '{environment}' does not exist in project '{project.key}'"
         )
     if flag is None or flag.deleted:
         raise NotFoundError(f"flag '{key}' does not exist in project '{project.key}'")
-    return flag, env, config
+    return flag, env
 
 
 def _flag_and_env(

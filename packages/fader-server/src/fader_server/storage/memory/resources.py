@@ -86,6 +86,14 @@ class ResourceQueries(TransactionState):
     ) -> list[Resource | None]:
         return [self.get_resource(project_id, *name) for name in wanted]
 
+    def get_project_resources(
+        self, project_key: str, wanted: Sequence[tuple[ResourceType, str, str]]
+    ) -> tuple[Project | None, list[Resource | None]]:
+        project = self.get_project(project_key)
+        if project is None:
+            return None, [None] * len(wanted)
+        return project, self.get_resources(project.id, wanted)
+
     def list_resources(
         self,
         project_id: int,

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from fader_server.storage.ports.records import JSON, Resource, ResourceType, Version
+from fader_server.storage.ports.records import JSON, Project, Resource, ResourceType, Version
 
 
 class ResourceReads(Protocol):
@@ -23,6 +23,15 @@ class ResourceReads(Protocol):
     ) -> list[Resource | None]:
         """The resources named ``(type, scope, key)``, in order, each deleted or not (None
         where there is none): one read where a use case needs several at once."""
+        ...
+
+    def get_project_resources(
+        self, project_key: str, wanted: Sequence[tuple[ResourceType, str, str]]
+    ) -> tuple[Project | None, list[Resource | None]]:
+        """The project named `project_key` (None if there is none) and its resources named
+        as for :meth:`get_resources`, in one read: for a read-only use case, which checks the
+        caller's access to the project before it looks at the resources. (A write cannot use
+        it: it locks the project between reading it and reading what it validates against.)"""
         ...
 
     def list_resources(

@@ -90,6 +90,19 @@ _DELIVERY_COLUMNS = (
     audit_log.c.action,
 )
 
+_SUBSCRIBED_HOOKS = (
+    sa.select(rollout_webhooks.c.id)
+    .join(webhook_events, webhook_events.c.webhook_id == rollout_webhooks.c.id)
+    .where(
+        rollout_webhooks.c.project_id == sa.bindparam("project_id"),
+        rollout_webhooks.c.enabled.is_(True),
+        webhook_events.c.event == sa.bindparam("event"),
+    )
+    .order_by(rollout_webhooks.c.id)
+)
+"""The enabled webhooks of a project subscribed to an event: built once, since every audited
+change reads it."""
+
 
 class OutboxQueries:
     connection: sa.Connection
@@ -234,14 +247,7 @@ class OutboxQueries:
         if event is None or entry.project_id is None:
             return
         hooks = self.connection.execute(
-            sa.select(rollout_webhooks.c.id)
-            .join(webhook_events, webhook_events.c.webhook_id == rollout_webhooks.c.id)
-            .where(
-                rollout_webhooks.c.project_id == entry.project_id,
-                rollout_webhooks.c.enabled.is_(True),
-                webhook_events.c.event == event,
-            )
-            .order_by(rollout_webhooks.c.id)
+            _SUBSCRIBED_HOOKS, {"project_id": entry.project_id, "event": event}
         ).scalars()
         rows = [
             {
