@@ -34,7 +34,10 @@ from server_api import unique
 from fader_server.app import create_app
 from fader_server.services import Services
 from fader_server.settings import Settings
+from fader_server.storage.memory import MemoryStore
+from fader_server.storage.ports.store import Database
 from fader_server.storage.sql import migrate
+from fader_server.storage.sql.store import SqlStore
 
 # The tests start hundreds of Python processes (`fader serve`, CLI calls) that inherit this
 # environment; with PYTHONDONTWRITEBYTECODE (some machines set it) every one of them compiles the
@@ -348,6 +351,23 @@ def deployed(
         replicas = 2 if backend == "postgresql" else 1
         urls = [stack.enter_context(serving(configured, sink)) for _ in range(replicas)]
         yield Deployment(backend, token, urls, sink)
+
+
+@contextmanager
+def opened_store(request: pytest.FixtureRequest, sqlite_dir: Path) -> Iterator[Database]:
+    """The store of a fixture parametrized by ``request.param`` (sqlite, in `sqlite_dir`;
+    postgresql, on the module's own database; memory), closed after the block."""
+    opened: Database
+    if request.param == "sqlite":
+        opened = SqlStore.open(f"sqlite:///{sqlite_dir / 'fader.db'}")
+    elif request.param == "postgresql":
+        opened = SqlStore.open(request.getfixturevalue("module_postgres_url"))
+    else:
+        opened = MemoryStore()
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 @pytest.fixture

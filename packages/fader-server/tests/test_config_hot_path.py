@@ -15,12 +15,11 @@ import httpx
 import psycopg
 import pytest
 import sqlalchemy as sa
-from conftest import Server
+from conftest import Server, opened_store
 from server_api import create_flag, unique
 
 from fader_server.app import create_app
 from fader_server.settings import Settings
-from fader_server.storage.memory import MemoryStore
 from fader_server.storage.ports import PROJECT_SCOPE, EnvironmentChange, Project, ResourceType
 from fader_server.storage.ports.store import Database
 from fader_server.storage.sql.delivery import CHANGE_CHANNEL, encode_change
@@ -159,15 +158,8 @@ def test_a_caller_without_access_learns_nothing_of_the_configuration(
 
 @pytest.fixture(params=["sqlite", "postgresql", "memory"])
 def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    opened: Database
-    if request.param == "sqlite":
-        opened = SqlStore.open(f"sqlite:///{tmp_path / 'fader.db'}")
-    elif request.param == "postgresql":
-        opened = SqlStore.open(request.getfixturevalue("module_postgres_url"))
-    else:
-        opened = MemoryStore()
-    yield opened
-    opened.close()
+    with opened_store(request, tmp_path) as opened:
+        yield opened
 
 
 def test_a_project_and_its_resources_read_together_as_read_apart(any_store: Database) -> None:

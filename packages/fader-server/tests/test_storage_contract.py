@@ -12,14 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
+from conftest import opened_store
 from server_api import unique
 
 from fader_engine.sketches import DistinctSketch
 from fader_server.errors import AlreadyExistsError
-from fader_server.storage.memory import MemoryStore
 from fader_server.storage.ports import (
     PROJECT_SCOPE,
     EnvironmentChange,
@@ -42,7 +41,6 @@ from fader_server.storage.ports.incidents import ItemCursor, NewActionItem, NewI
 from fader_server.storage.ports.outbox import DeliveryAttempt
 from fader_server.storage.ports.store import Database, Transaction
 from fader_server.storage.ports.usage import EVALUATIONS, DebugEvent, Pruned, UsageCount
-from fader_server.storage.sql.store import SqlStore
 
 NOW = datetime(2031, 3, 2, 10, 0, tzinfo=UTC)
 ENV = ResourceType.ENVIRONMENT
@@ -53,16 +51,8 @@ FLAG = ResourceType.FLAG
 def store(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Database]:
-    opened: Database
-    if request.param == "sqlite":
-        path = Path(tmp_path_factory.mktemp("contract")) / "fader.db"
-        opened = SqlStore.open(f"sqlite:///{path}")
-    elif request.param == "postgresql":
-        opened = SqlStore.open(request.getfixturevalue("module_postgres_url"))
-    else:
-        opened = MemoryStore()
-    yield opened
-    opened.close()
+    with opened_store(request, tmp_path_factory.mktemp("contract")) as opened:
+        yield opened
 
 
 @pytest.fixture

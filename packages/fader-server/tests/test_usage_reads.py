@@ -12,15 +12,14 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
+from conftest import opened_store
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from server_api import unique
 
 from fader_engine.sketches import REGISTERS, DistinctSketch
-from fader_server.storage.memory import MemoryStore
 from fader_server.storage.ports import Project
 from fader_server.storage.ports.store import Database
 from fader_server.storage.ports.usage import (
@@ -31,7 +30,6 @@ from fader_server.storage.ports.usage import (
     UsagePoint,
 )
 from fader_server.storage.sketch_union import MAX_RANK, SketchUnion
-from fader_server.storage.sql.store import SqlStore
 
 T0 = datetime(2031, 3, 2, 10, 0, tzinfo=UTC)
 MINUTE, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
@@ -41,15 +39,8 @@ MINUTE, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
 def store(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Database]:
-    opened: Database
-    if request.param == "sqlite":
-        opened = SqlStore.open(f"sqlite:///{Path(tmp_path_factory.mktemp('usage')) / 'f.db'}")
-    elif request.param == "postgresql":
-        opened = SqlStore.open(request.getfixturevalue("module_postgres_url"))
-    else:
-        opened = MemoryStore()
-    yield opened
-    opened.close()
+    with opened_store(request, tmp_path_factory.mktemp("usage")) as opened:
+        yield opened
 
 
 @pytest.fixture
